@@ -1,0 +1,3 @@
+from odqa.cli.main import main
+
+main()

@@ -1,0 +1,46 @@
+"""The `odqa` command: thin typer wrappers over the library."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from odqa import __version__
+from odqa.cli import demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd
+from odqa.errors import OdqaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Korean open-domain question answering: index a corpus, retrieve, evaluate.")
+app.command("index")(index_cmd.index)
+app.command("retrieve")(retrieve_cmd.retrieve)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(evaluate_cmd.app, name="evaluate")
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except OdqaError as e:
+        typer.echo(f"odqa: error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("odqa: interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors arrive here in non-standalone mode
+        import click
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        raise

@@ -1,0 +1,130 @@
+"""Typed configuration: dataclasses with defaults, loaded from YAML, overridden from the CLI.
+
+`configs/default.yaml` documents every field; a test keeps it equal to these defaults.
+Overrides use dotted keys: `bm25.k1=1.5`, `analyzer.name=kiwi`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from odqa.errors import OdqaError
+from odqa.text.analyzers import DEFAULT_POS
+
+
+@dataclass
+class CorpusConfig:
+    format: str = "auto"          # auto | wiki | jsonl | squad | txt
+    chunk_size: int = 0           # characters per passage; 0 keeps documents whole
+    chunk_overlap: int = 0        # characters shared by neighbouring chunks
+    dedup: bool = True            # merge passages with identical text
+
+
+@dataclass
+class AnalyzerConfig:
+    name: str = "mecab"           # mecab | kiwi | whitespace | char-ngram
+    pos: list[str] = field(default_factory=lambda: list(DEFAULT_POS))  # POS tag prefixes kept
+    workers: int = 0              # 0 = min(cores, 4)
+
+
+@dataclass
+class BM25Config:
+    method: str = "atire"         # atire | robertson | lucene | bm25l | bm25+
+    k1: float = 0.3               # chosen on KorQuAD train questions (BENCHMARKS.md); re-tune with --sweep
+    b: float = 0.2
+    delta: float = 0.5            # only for bm25l and bm25+
+
+
+@dataclass
+class IndexConfig:
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    bm25: BM25Config = field(default_factory=BM25Config)
+    include_title: bool = True    # index "title\ntext" rather than text alone
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if typ is bool:
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+        if isinstance(value, bool):
+            return value
+    elif typ in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return typ(value)
+        except (TypeError, ValueError):
+            pass
+    elif typ is str:
+        return str(value)
+    elif getattr(typ, "__origin__", None) is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if isinstance(value, list):
+            return [str(v) for v in value]
+    raise OdqaError(f"config field '{where}': expected {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+def _fill(cls, data: dict, prefix: str = ""):
+    if not isinstance(data, dict):
+        raise OdqaError(f"config section '{prefix.rstrip('.') or 'top'}' must be a mapping")
+    hints = get_type_hints(cls)
+    obj = cls()
+    for key, value in data.items():
+        if key not in hints:
+            known = ", ".join(hints)
+            raise OdqaError(f"unknown config field '{prefix}{key}' (known: {known})")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            setattr(obj, key, _fill(typ, value or {}, f"{prefix}{key}."))
+        else:
+            setattr(obj, key, _coerce(value, typ, prefix + key))
+    return obj
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    data = dataclasses.asdict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise OdqaError(f"override '{item}' must look like section.field=value")
+        key, value = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise OdqaError(f"unknown config field '{key}'")
+            node = node[p]
+        if parts[-1] not in node:
+            raise OdqaError(f"unknown config field '{key}'")
+        node[parts[-1]] = yaml.safe_load(value)
+    return _fill(type(cfg), data)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                cls: type = IndexConfig) -> Any:
+    cfg = cls()
+    if path:
+        path = Path(path)
+        if not path.exists():
+            raise OdqaError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise OdqaError(f"{path}{line}: malformed YAML") from None
+        cfg = _fill(cls, data)
+    return apply_overrides(cfg, overrides or [])
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)

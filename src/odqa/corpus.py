@@ -1,0 +1,286 @@
+"""Corpus readers: Boostcamp/KLUE-MRC wiki JSON, JSONL, SQuAD/KorQuAD JSON, folders of .txt.
+
+Every reader yields `Passage` objects; `load_corpus` then merges exact-duplicate
+texts (keeping every original id as an alias of the kept passage) and optionally
+chunks long documents into overlapping passages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from odqa.errors import OdqaError
+from odqa.types import Passage, Question
+
+FORMATS = ("auto", "wiki", "jsonl", "squad", "txt")
+
+
+@dataclass
+class Corpus:
+    passages: list[Passage]
+    aliases: dict[str, str] = field(default_factory=dict)  # original id -> kept id
+    n_duplicates: int = 0
+    sha256: str = ""
+    source: str = ""
+    fmt: str = ""
+
+    def canonical(self, pid: str) -> str:
+        return self.aliases.get(pid, pid)
+
+
+# ----------------------------------------------------------------- helpers
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def squad_passage_id(context: str) -> str:
+    """Content-derived id of a SQuAD paragraph, so questions from any file find it."""
+    return "sq-" + hashlib.sha1(context.encode("utf-8")).hexdigest()[:12]
+
+
+def _load_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as e:
+        raise OdqaError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise OdqaError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise OdqaError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise OdqaError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            yield lineno, rec
+
+
+def _field(rec: dict, name: str, where: str, kind=str):
+    if name not in rec:
+        raise OdqaError(f"{where}: missing field '{name}'")
+    value = rec[name]
+    if not isinstance(value, kind):
+        raise OdqaError(f"{where}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "txt"
+    if path.suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if path.suffix == ".txt":
+        return "txt"
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        head = fh.read(4096).lstrip()
+    if head.startswith("{") and '"data"' in head[:2000] and ('"paragraphs"' in head or '"version"' in head):
+        return "squad"
+    if head.startswith("{"):
+        first_line = head.split("\n", 1)[0].strip()
+        if first_line.endswith("}") and len(head.split("\n")) > 1:
+            return "jsonl"
+        return "wiki"
+    raise OdqaError(f"{path}: cannot tell the corpus format; pass --format wiki|jsonl|squad|txt")
+
+
+# ----------------------------------------------------------------- readers
+def read_wiki(path: Path) -> Iterator[Passage]:
+    """Boostcamp `wikipedia_documents.json`: {key: {text, title, document_id, ...}}."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise OdqaError(f"{path}: expected an object keyed by document id")
+    for key, rec in data.items():
+        where = f"{path}: record '{key}'"
+        if not isinstance(rec, dict):
+            raise OdqaError(f"{where}: expected an object")
+        text = _field(rec, "text", where)
+        doc_id = str(rec.get("document_id", key))
+        yield Passage(id=doc_id, title=str(rec.get("title", "")), text=text, doc_id=doc_id)
+
+
+def read_jsonl(path: Path) -> Iterator[Passage]:
+    for lineno, rec in iter_jsonl(path):
+        where = f"{path}:{lineno}"
+        pid = rec.get("id", rec.get("document_id"))
+        if pid is None:
+            raise OdqaError(f"{where}: missing field 'id'")
+        text = _field(rec, "text", where)
+        doc_id = str(rec.get("doc_id", rec.get("document_id", pid)))
+        yield Passage(id=str(pid), title=str(rec.get("title", "")), text=text, doc_id=doc_id)
+
+
+def _squad_articles(path: Path) -> list[dict]:
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise OdqaError(f"{path}: not SQuAD/KorQuAD JSON (missing field 'data')")
+    return data["data"]
+
+
+def read_squad(path: Path) -> Iterator[Passage]:
+    for ai, article in enumerate(_squad_articles(path)):
+        title = str(article.get("title", ""))
+        paragraphs = _field(article, "paragraphs", f"{path}: data[{ai}]", list)
+        for pi, para in enumerate(paragraphs):
+            context = _field(para, "context", f"{path}: data[{ai}].paragraphs[{pi}]")
+            doc_id = str(para.get("document_id", title))
+            yield Passage(id=squad_passage_id(context), title=title, text=context, doc_id=doc_id)
+
+
+def read_txt(path: Path) -> Iterator[Passage]:
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise OdqaError(f"{path}: no .txt files found")
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise OdqaError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        rel = str(f.relative_to(path)) if path.is_dir() else f.name
+        yield Passage(id=rel, title=f.stem, text=text, doc_id=rel)
+
+
+READERS = {"wiki": read_wiki, "jsonl": read_jsonl, "squad": read_squad, "txt": read_txt}
+
+
+# ----------------------------------------------------------------- chunking
+def chunk_text(text: str, size: int, overlap: int) -> list[tuple[int, str]]:
+    """Split into windows of at most `size` characters overlapping by about `overlap`,
+    cutting at whitespace where possible. Returns (start offset, piece)."""
+    if size <= 0 or len(text) <= size:
+        return [(0, text)]
+    if not 0 <= overlap < size:
+        raise OdqaError(f"chunk overlap ({overlap}) must be >= 0 and < chunk size ({size})")
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + size // 2, end)
+            end = cut if cut > start else end
+        pieces.append((start, text[start:end]))
+        if end >= len(text):
+            break
+        nxt = max(end - overlap, start + 1)
+        space = text.find(" ", nxt, end)
+        start = space + 1 if space != -1 else nxt
+    return pieces
+
+
+def chunk_passages(passages: Iterable[Passage], size: int, overlap: int) -> Iterator[Passage]:
+    for p in passages:
+        pieces = chunk_text(p.text, size, overlap)
+        if len(pieces) == 1:
+            yield p
+            continue
+        for i, (_, piece) in enumerate(pieces):
+            yield Passage(id=f"{p.id}#{i}", title=p.title, text=piece, doc_id=p.doc_id)
+
+
+# ----------------------------------------------------------------- entry point
+def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_overlap: int = 0,
+                dedup: bool = True) -> Corpus:
+    path = Path(path)
+    if not path.exists():
+        raise OdqaError(f"{path}: corpus not found")
+    if fmt not in FORMATS:
+        raise OdqaError(f"unknown corpus format '{fmt}' (choose from {', '.join(FORMATS)})")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    stream: Iterable[Passage] = READERS[fmt](path)
+    if chunk_size:
+        stream = chunk_passages(stream, chunk_size, chunk_overlap)
+    kept: list[Passage] = []
+    aliases: dict[str, str] = {}
+    by_text: dict[str, str] = {}
+    seen_ids: set[str] = set()
+    n_dup = 0
+    for p in stream:
+        if not p.text.strip():
+            continue
+        key = p.text.strip()
+        if dedup and key in by_text:
+            n_dup += 1
+            if p.id != by_text[key]:
+                aliases[p.id] = by_text[key]
+            continue
+        if p.id in seen_ids:
+            raise OdqaError(f"{path}: duplicate passage id '{p.id}' with different text")
+        seen_ids.add(p.id)
+        by_text[key] = p.id
+        kept.append(p)
+    if not kept:
+        raise OdqaError(f"{path}: corpus has no passages with text")
+    return Corpus(kept, aliases, n_dup, file_sha256(path), str(path.resolve()), fmt)
+
+
+# ----------------------------------------------------------------- questions
+def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
+    answers = qa.get("answers", [])
+    if isinstance(answers, dict):  # HF datasets shape {text: [...], answer_start: [...]}
+        return [str(t) for t in answers.get("text", [])], [int(s) for s in answers.get("answer_start", [])]
+    if not isinstance(answers, list):
+        raise OdqaError(f"{where}: field 'answers' must be a list")
+    texts, starts = [], []
+    for a in answers:
+        if isinstance(a, str):
+            texts.append(a)
+        elif isinstance(a, dict) and "text" in a:
+            texts.append(str(a["text"]))
+            if "answer_start" in a:
+                starts.append(int(a["answer_start"]))
+        else:
+            raise OdqaError(f"{where}: each answer needs a 'text' field")
+    return texts, starts
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """SQuAD/KorQuAD JSON (gold = the question's own paragraph) or JSONL with
+    `question`, optional `id`, `answers`, `gold_ids`."""
+    path = Path(path)
+    if not path.exists():
+        raise OdqaError(f"{path}: questions file not found")
+    out: list[Question] = []
+    if detect_format(path) == "squad":
+        for ai, article in enumerate(_squad_articles(path)):
+            for pi, para in enumerate(_field(article, "paragraphs", f"{path}: data[{ai}]", list)):
+                where = f"{path}: data[{ai}].paragraphs[{pi}]"
+                context = _field(para, "context", where)
+                gold = [squad_passage_id(context)]
+                if "document_id" in para:
+                    gold.append(str(para["document_id"]))
+                for qi, qa in enumerate(_field(para, "qas", where, list)):
+                    qwhere = f"{where}.qas[{qi}]"
+                    texts, starts = _answers_of(qa, qwhere)
+                    out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")),
+                                        question=_field(qa, "question", qwhere), answers=texts,
+                                        gold_ids=gold, context=context, answer_starts=starts))
+    else:
+        for lineno, rec in iter_jsonl(path):
+            where = f"{path}:{lineno}"
+            texts, starts = _answers_of(rec, where)
+            gold = rec.get("gold_ids", [])
+            if not isinstance(gold, list):
+                raise OdqaError(f"{where}: field 'gold_ids' must be a list")
+            out.append(Question(id=str(rec.get("id", lineno)), question=_field(rec, "question", where),
+                                answers=texts, gold_ids=[str(g) for g in gold],
+                                context=str(rec.get("context", "")), answer_starts=starts))
+    if not out:
+        raise OdqaError(f"{path}: no questions found")
+    return out

@@ -1,0 +1,140 @@
+"""Retrieval evaluation: recall@k and MRR by gold passage id, or by answer string
+when a question's gold passage is not in the index; BM25 parameter sweeps."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+from odqa.config import BM25Config
+from odqa.errors import OdqaError
+from odqa.metrics import RECALL_KS, mrr, recall_at_k
+from odqa.types import Hit, Question
+
+_WS = re.compile(r"\s+")
+
+
+def _squash(s: str) -> str:
+    return _WS.sub("", s)
+
+
+@dataclass
+class Judge:
+    """Decides relevance of a hit for a question against one index."""
+    canonical: Callable[[str], str]
+    known_ids: set[str]
+
+    def gold_set(self, q: Question) -> set[str]:
+        return {self.canonical(g) for g in q.gold_ids} & self.known_ids
+
+    def first_relevant(self, q: Question, hits: Sequence[Hit]) -> tuple[int | None, str]:
+        gold = self.gold_set(q)
+        if gold:
+            for h in hits:
+                if h.passage.id in gold:
+                    return h.rank, "id"
+            return None, "id"
+        answers = [_squash(a) for a in q.answers if a.strip()]
+        if answers:
+            for h in hits:
+                text = _squash(h.passage.text)
+                if any(a in text for a in answers):
+                    return h.rank, "answer"
+            return None, "answer"
+        gold_docs = set(q.gold_ids)
+        for h in hits:
+            if h.passage.doc_id in gold_docs:
+                return h.rank, "doc"
+        return None, "none"
+
+
+def evaluate(search: Callable[[list[str], int], list[list[Hit]]], questions: list[Question], judge: Judge,
+             k: int = max(RECALL_KS), batch: int = 64, progress=None) -> dict:
+    """Run the questions through `search` and score them. Returns the report dict
+    (documented in README under `--json`)."""
+    ranks: list[int | None] = []
+    per_question = []
+    modes = {"id": 0, "answer": 0, "doc": 0, "none": 0}
+    t0 = time.perf_counter()
+    for i in range(0, len(questions), batch):
+        chunk = questions[i:i + batch]
+        results = search([q.question for q in chunk], k)
+        for q, hits in zip(chunk, results):
+            rank, mode = judge.first_relevant(q, hits)
+            modes[mode] += 1
+            ranks.append(rank)
+            per_question.append({"id": q.id, "question": q.question, "rank": rank, "judged_by": mode,
+                                 "gold_ids": q.gold_ids, "top": [h.passage.id for h in hits[:5]]})
+        if progress:
+            progress(len(chunk))
+    seconds = time.perf_counter() - t0
+    if modes["none"] == len(questions):
+        raise OdqaError("no question has a gold id in this index or an answer to match: cannot score")
+    report = {"questions": len(questions), **recall_at_k(ranks, [x for x in RECALL_KS if x <= k]),
+              "mrr": mrr(ranks), "judged_by": modes, "seconds": round(seconds, 3),
+              "queries_per_second": round(len(questions) / seconds, 1) if seconds else None}
+    return {"metrics": report, "per_question": per_question}
+
+
+# ------------------------------------------------------------------ sweeps
+_SPLIT = re.compile(r"[,;]\s*(?=[A-Za-z_][\w.]*\s*=)")
+
+
+def parse_sweep(spec: Sequence[str]) -> dict[str, list[float]]:
+    """`["k1=0.9,1.2,b=0.5,0.75"]` or `["k1=0.9,1.2", "b=0.5"]` -> {"k1": [...], "b": [...]}."""
+    grid: dict[str, list[float]] = {}
+    for item in spec:
+        for part in _SPLIT.split(item.strip()):
+            if "=" not in part:
+                raise OdqaError(f"sweep '{part}' must look like name=v1,v2,...")
+            name, values = part.split("=", 1)
+            try:
+                grid[name.strip()] = [float(v) for v in values.split(",") if v.strip()]
+            except ValueError:
+                raise OdqaError(f"sweep '{part}': values must be numbers") from None
+            if not grid[name.strip()]:
+                raise OdqaError(f"sweep '{part}': no values")
+    return grid
+
+
+def grid_points(grid: dict[str, list[float]]) -> list[dict[str, float]]:
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def bm25_variant(base: BM25Config, point: dict[str, float]) -> BM25Config:
+    allowed = {"k1", "b", "delta"}
+    unknown = set(point) - allowed
+    if unknown:
+        raise OdqaError(f"cannot sweep {', '.join(sorted(unknown))} for BM25 (sweepable: k1, b, delta)")
+    return replace(base, **point)
+
+
+def sweep_bm25(passages, analyzer, base: BM25Config, include_title: bool, questions: list[Question],
+               judge: Judge, grid: dict[str, list[float]], metric: str = "recall@1", progress=None) -> dict:
+    """Score every grid point on `questions`; corpus and questions are analysed once."""
+    from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
+
+    doc_terms = analyzer.tokenize([passage_text(p, include_title) for p in passages])
+    q_terms = dict(zip((q.question for q in questions), analyzer.tokenize([q.question for q in questions])))
+    rows = []
+    for point in grid_points(grid):
+        cfg = bm25_variant(base, point)
+        scorer = BM25Scorer(cfg).fit(doc_terms)
+
+        def search(qs, k, scorer=scorer):
+            idx, sc = scorer.top_k([q_terms[q] for q in qs], k)
+            return [[Hit(passages[int(i)], float(s), r + 1, "sparse") for r, (i, s) in enumerate(zip(ri, rs)) if s > 0]
+                    for ri, rs in zip(idx, sc)]
+
+        metrics = evaluate(search, questions, judge)["metrics"]
+        if metric not in metrics:
+            raise OdqaError(f"unknown sweep metric '{metric}' (choose from {', '.join(k for k in metrics if k.startswith(('recall', 'mrr')))})")
+        rows.append({"params": point, **{k: v for k, v in metrics.items() if k.startswith(("recall", "mrr"))}})
+        if progress:
+            progress(1)
+    best = max(rows, key=lambda r: (r[metric], r["mrr"]))
+    return {"metric": metric, "best": best, "rows": rows}

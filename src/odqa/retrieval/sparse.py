@@ -1,0 +1,121 @@
+"""BM25 over Korean morphemes, on bm25s (ATIRE, Robertson, Lucene, BM25L, BM25+).
+
+rank-bm25 is kept as a reference backend for comparisons; it is slow by design.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from odqa.config import BM25Config
+from odqa.errors import OdqaError
+from odqa.retrieval.base import check_queries
+from odqa.text.analyzers import Analyzer
+from odqa.types import Hit, Passage
+
+METHODS = {"atire": "atire", "robertson": "robertson", "lucene": "lucene", "bm25l": "bm25l", "bm25+": "bm25+"}
+BACKENDS = ("bm25s", "rank-bm25")
+
+
+def passage_text(p: Passage, include_title: bool) -> str:
+    return f"{p.title}\n{p.text}" if include_title and p.title else p.text
+
+
+class BM25Scorer:
+    """Term-level BM25 index over pre-tokenised documents."""
+
+    def __init__(self, cfg: BM25Config, backend: str = "bm25s"):
+        if cfg.method not in METHODS:
+            raise OdqaError(f"unknown BM25 method '{cfg.method}' (choose from {', '.join(METHODS)})")
+        if backend not in BACKENDS:
+            raise OdqaError(f"unknown sparse backend '{backend}' (choose from {', '.join(BACKENDS)})")
+        self.cfg, self.backend = cfg, backend
+        self._model = None
+        self.n_docs = 0
+
+    def fit(self, doc_terms: list[list[str]]) -> "BM25Scorer":
+        self.n_docs = len(doc_terms)
+        if self.backend == "bm25s":
+            import bm25s
+            self._model = bm25s.BM25(method=METHODS[self.cfg.method], k1=self.cfg.k1, b=self.cfg.b,
+                                     delta=self.cfg.delta)
+            self._model.index(doc_terms, show_progress=False)
+        else:
+            self._model = _rank_bm25(self.cfg, doc_terms)
+        return self
+
+    def top_k(self, query_terms: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(doc indices, scores), each of shape (n_queries, k'), k' = min(k, n_docs)."""
+        k = min(k, self.n_docs)
+        if self.backend == "bm25s":
+            docs, scores = self._model.retrieve(query_terms, k=k, show_progress=False, n_threads=1)
+            return docs, scores
+        idx = np.zeros((len(query_terms), k), dtype=np.int64)
+        sc = np.zeros((len(query_terms), k), dtype=np.float32)
+        for i, q in enumerate(query_terms):
+            s = self._model.get_scores(q)
+            top = np.argpartition(-s, k - 1)[:k]
+            top = top[np.argsort(-s[top], kind="stable")]
+            idx[i], sc[i] = top, s[top]
+        return idx, sc
+
+    def save(self, folder: Path) -> None:
+        if self.backend != "bm25s":
+            raise OdqaError("the rank-bm25 reference backend is for comparisons and is not saved")
+        self._model.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, cfg: BM25Config) -> "BM25Scorer":
+        import bm25s
+        obj = cls(cfg)
+        obj._model = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        obj.n_docs = int(obj._model.scores["num_docs"])
+        return obj
+
+
+def _rank_bm25(cfg: BM25Config, doc_terms: list[list[str]]):
+    try:
+        import rank_bm25
+    except ImportError:
+        raise OdqaError("the reference backend needs rank-bm25: pip install rank-bm25") from None
+    if cfg.method == "bm25l":
+        return rank_bm25.BM25L(doc_terms, k1=cfg.k1, b=cfg.b, delta=cfg.delta)
+    if cfg.method == "bm25+":
+        return rank_bm25.BM25Plus(doc_terms, k1=cfg.k1, b=cfg.b, delta=cfg.delta)
+    return rank_bm25.BM25Okapi(doc_terms, k1=cfg.k1, b=cfg.b)
+
+
+class SparseRetriever:
+    """Analyzer + BM25 scorer + the passages they index."""
+
+    def __init__(self, passages: list[Passage], analyzer: Analyzer, scorer: BM25Scorer,
+                 include_title: bool = True):
+        self.passages, self.analyzer, self.scorer = passages, analyzer, scorer
+        self.include_title = include_title
+
+    @classmethod
+    def build(cls, passages: list[Passage], analyzer: Analyzer, cfg: BM25Config, include_title: bool = True,
+              backend: str = "bm25s", progress: Callable[[int], None] | None = None,
+              doc_terms: list[list[str]] | None = None) -> "SparseRetriever":
+        if doc_terms is None:
+            doc_terms = analyzer.tokenize([passage_text(p, include_title) for p in passages], progress)
+        return cls(passages, analyzer, BM25Scorer(cfg, backend).fit(doc_terms), include_title)
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        queries = check_queries(queries)
+        terms = self.analyzer.tokenize(queries)
+        idx, scores = self.scorer.top_k(terms, k)
+        out = []
+        for row_i, row_s in zip(idx, scores):
+            out.append([Hit(self.passages[int(i)], float(s), r + 1, "sparse")
+                        for r, (i, s) in enumerate(zip(row_i, row_s)) if s > 0])
+        return out
+
+    def save(self, folder: Path) -> None:
+        self.scorer.save(folder / "bm25")
+        (folder / "bm25" / "odqa.json").write_text(json.dumps({"include_title": self.include_title}))
+

@@ -1,0 +1,170 @@
+"""Index store: `indexes/NAME/` = manifest.json + passages.jsonl + aliases.json + artefacts.
+
+Writes go to a hidden temporary folder that is renamed into place at the end, so an
+interrupted build never leaves half an index and the previous one keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+from odqa import __version__
+from odqa.corpus import Corpus, file_sha256
+from odqa.errors import OdqaError
+from odqa.types import Passage
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def index_root(root: str | Path | None = None) -> Path:
+    return Path(root or os.environ.get("ODQA_INDEX_DIR") or "indexes")
+
+
+def index_dir(name: str, root: str | Path | None = None) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise OdqaError(f"invalid index name '{name}': use letters, digits, '-' or '_'")
+    return index_root(root) / name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover(final: Path) -> None:
+    """Finish or undo a swap that a killed process left half done."""
+    parent = final.parent
+    if not parent.exists():
+        return
+    for tmp in parent.glob(f".{final.name}.tmp-*"):
+        pid = int(tmp.name.rsplit("-", 2)[-2]) if tmp.name.count("-") >= 2 else 0
+        if not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+    olds = sorted(parent.glob(f".{final.name}.old-*"))
+    if olds and not final.exists():
+        olds[-1].rename(final)
+        olds = olds[:-1]
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class AtomicFolder:
+    """`with AtomicFolder(final) as tmp:` write into tmp; on success tmp replaces final."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        _recover(self.final)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
+        if self.final.exists():
+            self.final.rename(old)
+        self.tmp.rename(self.final)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def write_passages(folder: Path, corpus: Corpus) -> None:
+    with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
+        for p in corpus.passages:
+            fh.write(json.dumps({"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id},
+                                ensure_ascii=False) + "\n")
+    write_json(folder / "aliases.json", corpus.aliases)
+
+
+def read_passages(folder: Path) -> Iterator[Passage]:
+    with open(folder / "passages.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            yield Passage(r["id"], r["title"], r["text"], r["doc_id"])
+
+
+def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
+    st = path.stat()
+    return {"path": corpus.source, "sha256": corpus.sha256, "size": st.st_size, "mtime": st.st_mtime,
+            "format": corpus.fmt, "passages": len(corpus.passages),
+            "duplicates_merged": corpus.n_duplicates, **corpus_cfg}
+
+
+def new_manifest(name: str, corpus: dict, analyzer: dict, sparse: dict, build_seconds: float) -> dict:
+    return {"format_version": FORMAT_VERSION, "odqa_version": __version__, "name": name,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": round(build_seconds, 3),
+            "corpus": corpus, "analyzer": analyzer, "sparse": sparse, "dense": None}
+
+
+def read_manifest(name: str, root: str | Path | None = None) -> tuple[Path, dict]:
+    folder = index_dir(name, root)
+    _recover(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise OdqaError(f"index '{name}' not found in {folder.parent}/: build it with "
+                        f"`odqa index CORPUS --name {name}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise OdqaError(f"{path}:{e.lineno}: malformed manifest ({e.msg}); rebuild with --force") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise OdqaError(f"index '{name}' has format version {manifest.get('format_version')}, this odqa reads "
+                        f"{FORMAT_VERSION}: rebuild with `odqa index CORPUS --name {name} --force`")
+    return folder, manifest
+
+
+def _corpus_changed(rec: dict) -> str | None:
+    path = Path(rec.get("path", ""))
+    if not path.exists():
+        return None
+    st = path.stat()
+    if st.st_size == rec.get("size") and st.st_mtime == rec.get("mtime"):
+        return None
+    sha = file_sha256(path)
+    if sha != rec.get("sha256"):
+        return f"corpus {path} changed since the build (sha256 {rec.get('sha256', '')[:12]} -> {sha[:12]})"
+    return None
+
+
+def staleness(manifest: dict, analyzer_version: Callable[[str], str]) -> list[str]:
+    """Human-readable reasons why an index no longer matches its sources or tools."""
+    reasons = []
+    an = manifest.get("analyzer", {})
+    installed = analyzer_version(an.get("name", ""))
+    if installed != an.get("version"):
+        reasons.append(f"analyzer '{an.get('name')}' was {an.get('version')} at build time, now {installed}")
+    changed = _corpus_changed(manifest.get("corpus", {}))
+    if changed:
+        reasons.append(changed)
+    return reasons
+
+
+def same_build(old: dict, new_corpus_sha: str, settings: dict) -> list[str]:
+    """Differences between an existing manifest and what a new build would record ([] = no-op)."""
+    diffs = []
+    if old.get("corpus", {}).get("sha256") != new_corpus_sha:
+        diffs.append("corpus content")
+    for key, value in settings.items():
+        have = old.get(key) if key != "corpus" else {k: old["corpus"].get(k) for k in value}
+        if have != value:
+            diffs.append(key)
+    return diffs

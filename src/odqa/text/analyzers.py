@@ -1,0 +1,192 @@
+"""Korean analyzers that turn texts into index terms.
+
+`kiwi` (kiwipiepy) and `mecab` (python-mecab-ko with its bundled dictionary) keep
+morphemes whose POS tag starts with one of the configured prefixes; `whitespace`
+and `char-ngram` exist for comparison. Every analyzer works on batches and can
+use several workers; `spec()` is what the index manifest records.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import unicodedata
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Sequence
+
+from odqa.errors import OdqaError
+
+# Content morphemes: nouns, numerals, pronouns, verb/adjective stems, adverbs,
+# determiners, roots, foreign words, hanja and numbers.
+DEFAULT_POS = ("NN", "NR", "NP", "VV", "VA", "MAG", "MM", "XR", "SL", "SH", "SN")
+
+_PUNCT = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def _norm(form: str) -> str:
+    return unicodedata.normalize("NFKC", form).lower()
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "missing"
+
+
+def _dists_version(dists: Sequence[str]) -> str:
+    return "+".join(f"{d}-{_version(d)}" for d in dists) or "builtin"
+
+
+class Analyzer:
+    name = "base"
+    dists: tuple[str, ...] = ()
+
+    def __init__(self, pos: Sequence[str] = DEFAULT_POS, workers: int = 0):
+        self.pos = tuple(pos)
+        self.workers = workers or min(os.cpu_count() or 1, 4)
+
+    @property
+    def version(self) -> str:
+        return _dists_version(self.dists)
+
+    def spec(self) -> dict:
+        return {"name": self.name, "version": self.version, "pos": list(self.pos)}
+
+    def tokenize(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> list[list[str]]:
+        raise NotImplementedError
+
+    def __call__(self, text: str) -> list[str]:
+        return self.tokenize([text])[0]
+
+    def keep(self, tag: str) -> bool:
+        return not self.pos or tag.startswith(self.pos)
+
+
+class WhitespaceAnalyzer(Analyzer):
+    name = "whitespace"
+
+    def spec(self) -> dict:
+        return {"name": self.name, "version": self.version, "pos": []}
+
+    def tokenize(self, texts, progress=None):
+        out = [[t for t in _PUNCT.sub(" ", _norm(x)).split() if t] for x in texts]
+        if progress:
+            progress(len(texts))
+        return out
+
+
+class CharNgramAnalyzer(Analyzer):
+    """Character bigrams inside each whitespace word (single-character words kept)."""
+    name = "char-ngram"
+    n = 2
+
+    def spec(self) -> dict:
+        return {"name": self.name, "version": self.version, "pos": [], "n": self.n}
+
+    def tokenize(self, texts, progress=None):
+        out = []
+        for x in texts:
+            toks = []
+            for w in _PUNCT.sub(" ", _norm(x)).split():
+                toks.extend([w] if len(w) <= self.n else [w[i:i + self.n] for i in range(len(w) - self.n + 1)])
+            out.append(toks)
+        if progress:
+            progress(len(texts))
+        return out
+
+
+class KiwiAnalyzer(Analyzer):
+    name = "kiwi"
+    dists = ("kiwipiepy", "kiwipiepy_model")
+
+    def __init__(self, pos=DEFAULT_POS, workers=0):
+        super().__init__(pos, workers)
+        try:
+            from kiwipiepy import Kiwi
+        except ImportError:
+            raise OdqaError("analyzer 'kiwi' needs kiwipiepy: pip install kiwipiepy") from None
+        self._kiwi = Kiwi(num_workers=self.workers, load_typo_dict=False, load_multi_dict=False)
+
+    def tokenize(self, texts, progress=None):
+        out = []
+        step = 256
+        for i in range(0, len(texts), step):
+            batch = texts[i:i + step]
+            for toks in self._kiwi.tokenize(batch):
+                out.append([_norm(t.form) for t in toks if self.keep(t.tag)])
+            if progress:
+                progress(len(batch))
+        return out
+
+
+_MECAB = None
+
+
+def _mecab_terms(args: tuple[list[str], tuple[str, ...]]) -> list[list[str]]:
+    global _MECAB
+    texts, pos = args
+    if _MECAB is None:
+        import mecab
+        _MECAB = mecab.MeCab()
+    out = []
+    for text in texts:
+        terms = []
+        for surface, tag in _MECAB.pos(text):
+            if not pos or tag.split("+", 1)[0].startswith(pos):
+                terms.append(_norm(surface))
+        out.append(terms)
+    return out
+
+
+class MecabAnalyzer(Analyzer):
+    name = "mecab"
+    dists = ("python-mecab-ko", "python-mecab-ko-dic")
+    parallel_min = 2000  # below this many texts a process pool costs more than it saves
+
+    def __init__(self, pos=DEFAULT_POS, workers=0):
+        super().__init__(pos, workers)
+        try:
+            import mecab  # noqa: F401
+        except ImportError:
+            raise OdqaError("analyzer 'mecab' needs python-mecab-ko: pip install python-mecab-ko") from None
+
+    def tokenize(self, texts, progress=None):
+        texts = list(texts)
+        step = 500
+        chunks = [(texts[i:i + step], self.pos) for i in range(0, len(texts), step)]
+        out: list[list[str]] = []
+        if self.workers > 1 and len(texts) >= self.parallel_min:
+            import multiprocessing as mp
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+                for res in pool.map(_mecab_terms, chunks):
+                    out.extend(res)
+                    if progress:
+                        progress(len(res))
+            return out
+        for chunk in chunks:
+            out.extend(_mecab_terms(chunk))
+            if progress:
+                progress(len(chunk[0]))
+        return out
+
+
+ANALYZERS: dict[str, type[Analyzer]] = {
+    "mecab": MecabAnalyzer,
+    "kiwi": KiwiAnalyzer,
+    "whitespace": WhitespaceAnalyzer,
+    "char-ngram": CharNgramAnalyzer,
+}
+
+
+def make_analyzer(name: str, pos: Sequence[str] | None = None, workers: int = 0) -> Analyzer:
+    if name not in ANALYZERS:
+        raise OdqaError(f"unknown analyzer '{name}' (choose from {', '.join(ANALYZERS)})")
+    return ANALYZERS[name](DEFAULT_POS if pos is None else tuple(pos), workers)
+
+
+def installed_version(name: str) -> str:
+    """Version string the named analyzer would record now (without loading it)."""
+    return _dists_version(ANALYZERS[name].dists) if name in ANALYZERS else "unknown"

@@ -1,0 +1,44 @@
+import json
+import os
+
+import pytest
+
+os.environ.setdefault("ODQA_QUIET", "1")
+
+PASSAGES = [
+    {"id": "p1", "title": "한라산", "text": "한라산은 제주도에 있는 산으로 높이는 1,947미터이다. 정상에는 백록담이라는 화구호가 있다."},
+    {"id": "p2", "title": "지리산", "text": "지리산은 경상남도와 전라남도, 전라북도에 걸쳐 있는 산이다. 최고봉은 천왕봉이다."},
+    {"id": "p3", "title": "세종대왕", "text": "세종대왕은 조선의 제4대 임금으로 훈민정음을 창제하였다. 훈민정음은 1446년에 반포되었다."},
+    {"id": "p4", "title": "이순신", "text": "이순신은 조선 중기의 무신으로 임진왜란 때 거북선을 이용해 왜군을 물리쳤다."},
+    {"id": "p5", "title": "김치", "text": "김치는 배추와 무 등의 채소를 소금에 절인 뒤 양념에 버무려 발효시킨 한국의 전통 음식이다."},
+    {"id": "p6", "title": "한라산", "text": "한라산은 제주도에 있는 산으로 높이는 1,947미터이다. 정상에는 백록담이라는 화구호가 있다."},
+]
+QUESTIONS = [
+    {"id": "q1", "question": "백록담이 있는 산은 어디인가?", "answers": ["한라산"], "gold_ids": ["p1"]},
+    {"id": "q2", "question": "훈민정음을 창제한 임금은?", "answers": ["세종대왕"], "gold_ids": ["p3"]},
+    {"id": "q3", "question": "거북선으로 왜군을 물리친 무신은?", "answers": ["이순신"], "gold_ids": ["p4"]},
+    {"id": "q4", "question": "지리산의 최고봉은?", "answers": ["천왕봉"], "gold_ids": ["p2"]},
+    {"id": "q5", "question": "제주도 산 정상의 화구호 이름은?", "answers": ["백록담"], "gold_ids": ["p6"]},
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    return write_jsonl(tmp_path / "corpus.jsonl", PASSAGES)
+
+
+@pytest.fixture
+def questions_file(tmp_path):
+    return write_jsonl(tmp_path / "questions.jsonl", QUESTIONS)
+
+
+@pytest.fixture
+def index_root(tmp_path):
+    root = tmp_path / "indexes"
+    root.mkdir()
+    return root
