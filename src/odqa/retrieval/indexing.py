@@ -11,6 +11,7 @@ from odqa.config import IndexConfig
 from odqa.corpus import load_corpus
 from odqa.errors import OdqaError
 from odqa.progress import bar
+from odqa.atomic import AtomicFolder
 from odqa.retrieval import store
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever
 from odqa.text.analyzers import installed_version, make_analyzer
@@ -51,7 +52,7 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
         if not reasons and not force:
             return BuildResult("up-to-date", final, old)
     status = "rebuilt" if final.exists() else "built"
-    with store.AtomicFolder(final) as tmp:
+    with AtomicFolder(final) as tmp:
         store.write_passages(tmp, corpus)
         with bar(len(corpus.passages), f"analyzing ({analyzer.name})", "passage", quiet) as pb:
             sparse = SparseRetriever.build(corpus.passages, analyzer, cfg.bm25, cfg.include_title,

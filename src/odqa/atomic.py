@@ -1,0 +1,63 @@
+"""Atomic folder writes: build in a hidden temporary sibling, rename into place at the end.
+
+Used by index builds and checkpoints, so an interrupted write never leaves half a
+folder and the previous version keeps serving.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(final: Path) -> None:
+    """Finish or undo a swap that a killed process left half done."""
+    parent = final.parent
+    if not parent.exists():
+        return
+    for tmp in parent.glob(f".{final.name}.tmp-*"):
+        pid = int(tmp.name.rsplit("-", 2)[-2]) if tmp.name.count("-") >= 2 else 0
+        if not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+    olds = sorted(parent.glob(f".{final.name}.old-*"))
+    if olds and not final.exists():
+        olds[-1].rename(final)
+        olds = olds[:-1]
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class AtomicFolder:
+    """`with AtomicFolder(final) as tmp:` write into tmp; on success tmp replaces final."""
+
+    def __init__(self, final: Path):
+        self.final = final
+        self.tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{int(time.time() * 1000)}"
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        recover(self.final)
+        self.tmp.mkdir()
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
+        if self.final.exists():
+            self.final.rename(old)
+        self.tmp.rename(self.final)
+        shutil.rmtree(old, ignore_errors=True)
