@@ -41,11 +41,34 @@ class BM25Config:
 
 
 @dataclass
+class DenseConfig:
+    enabled: bool = False         # also build a dense (bi-encoder + FAISS) index
+    encoder: str = "offline:multilingual-e5-small"   # backbone spec: offline:..., a folder, or a hub name
+    max_length: int = 256         # tokens per passage (queries are truncated with a warning)
+    batch_size: int = 32          # sequences per forward pass (sorted by length)
+    quantize: str = "none"        # none | int8 (dynamic int8 Linear layers, CPU)
+    index: str = "flat"           # flat (exact inner product) | hnsw | ivf
+    hnsw_m: int = 32              # graph degree for hnsw
+    ivf_nlist: int = 0            # lists for ivf; 0 = about 4*sqrt(passages)
+    threads: int = 0              # torch threads; 0 = torch default
+
+
+@dataclass
+class HybridConfig:
+    method: str = "minmax"        # minmax (weighted min-max fusion) | rrf (reciprocal rank fusion)
+    alpha: float = 0.5            # weight of the dense score in minmax fusion (sparse gets 1 - alpha)
+    depth: int = 100              # candidates taken from each retriever before fusing
+    rrf_k: int = 60               # rank offset in RRF
+
+
+@dataclass
 class IndexConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     bm25: BM25Config = field(default_factory=BM25Config)
     include_title: bool = True    # index "title\ntext" rather than text alone
+    dense: DenseConfig = field(default_factory=DenseConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:

@@ -31,3 +31,19 @@ def warn(msg: str) -> None:
 def index_config(config: Optional[Path], overrides: list[str] | None, **flags: Any) -> IndexConfig:
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(config, list(overrides or []) + extra, IndexConfig)
+
+
+ModeOpt = typer.Option("sparse", "--mode", "-m", help="sparse | dense | hybrid")
+AlphaOpt = typer.Option(None, "--alpha", help="Hybrid: weight of the dense score (default from config, 0.5).")
+FusionOpt = typer.Option(None, "--fusion", help="Hybrid: minmax | rrf.")
+EncoderOpt = typer.Option(None, "--encoder", help="Dense encoder spec; must match the one the index was built with.")
+
+
+def hybrid_config(alpha: float | None, fusion: str | None):
+    from odqa.config import HybridConfig
+    cfg = HybridConfig()
+    if alpha is not None:
+        cfg.alpha = alpha
+    if fusion is not None:
+        cfg.method = fusion
+    return cfg

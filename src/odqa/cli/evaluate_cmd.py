@@ -8,11 +8,13 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, warn
+from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
+                             emit_json, hybrid_config, warn)
 from odqa.config import BM25Config
 from odqa.corpus import load_questions
+from odqa.errors import OdqaError
 from odqa.progress import bar
-from odqa.retrieval.evaluate import Judge, evaluate, parse_sweep, sweep_bm25
+from odqa.retrieval.evaluate import Judge, evaluate, parse_sweep, sweep_bm25, sweep_fusion
 from odqa.retrieval.indexing import load_index
 
 app = typer.Typer(no_args_is_help=True, help="Measure retrieval (and, with a reader, answer) quality.")
@@ -31,6 +33,10 @@ def retrieval(
     dump: Optional[Path] = typer.Option(None, "--dump", help="Write one JSON line per question (rank, top ids)."),
     sweep: Optional[List[str]] = typer.Option(None, "--sweep", help="Grid to try, e.g. k1=0.9,1.2,1.5,b=0.3,0.75"),
     metric: str = typer.Option("recall@1", "--metric", help="What --sweep maximises (ties broken by MRR)."),
+    mode: str = ModeOpt,
+    alpha: Optional[float] = AlphaOpt,
+    fusion: Optional[str] = FusionOpt,
+    encoder: Optional[str] = EncoderOpt,
     index_dir: Optional[Path] = IndexDirOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -38,40 +44,53 @@ def retrieval(
     """Recall@1/5/10/20/50/100 and MRR of an index on a question set.
 
     Example: odqa evaluate retrieval --index bench --questions dev.jsonl --sweep k1=0.9,1.2,b=0.5,0.75
+
+    With --mode hybrid, --sweep tries fusion weights instead: --sweep alpha=0.2,0.4,0.6
     """
     idx = load_index(index, index_dir)
     for reason in idx.stale:
         warn(f"index '{index}' is stale: {reason}")
     qs = load_questions(questions)
     judge = Judge(idx.canonical, {p.id for p in idx.passages})
+    retriever = idx.retriever(mode, hybrid_config(alpha, fusion), encoder)
     if sweep:
-        s = idx.manifest["sparse"]
-        base = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
         grid = parse_sweep(sweep)
         n = 1
         for v in grid.values():
             n *= len(v)
         with bar(n, "sweep", "setting", quiet or json_out) as pb:
-            res = sweep_bm25(idx.passages, idx.analyzer(), base, s["include_title"], qs, judge, grid, metric,
-                             pb.update)
+            if mode == "hybrid":
+                res = sweep_fusion(retriever, qs, judge, grid, metric, k, pb.update)
+            elif mode == "sparse":
+                s = idx.manifest["sparse"]
+                base = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
+                res = sweep_bm25(idx.passages, idx.analyzer(), base, s["include_title"], qs, judge, grid, metric,
+                                 pb.update)
+            else:
+                raise OdqaError("--sweep works with --mode sparse (k1, b, delta) or --mode hybrid (alpha, rrf_k)")
         if json_out:
-            emit_json({"index": index, "questions": str(questions), **res})
+            emit_json({"index": index, "questions": str(questions), "mode": mode, **res})
             return
         for row in res["rows"]:
             params = " ".join(f"{k}={v:g}" for k, v in row["params"].items())
             echo(f"{params:<24} " + "  ".join(f"{k}={row[k]:.4f}" for k in ("recall@1", "recall@5", "recall@20", "mrr")))
-        best = " ".join(f"--set bm25.{k}={v:g}" for k, v in res["best"]["params"].items())
-        echo(f"best by {metric}: {best}  (rebuild: odqa index CORPUS --name {index} {best} --force)")
+        params = res["best"]["params"]
+        if mode == "hybrid":
+            use = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in params.items())
+            echo(f"best by {metric}: {use}  (pass it to odqa retrieve/evaluate/ask)")
+        else:
+            use = " ".join(f"--set bm25.{k}={v:g}" for k, v in params.items())
+            echo(f"best by {metric}: {use}  (rebuild: odqa index CORPUS --name {index} {use} --force)")
         return
     with bar(len(qs), "evaluating", "question", quiet or json_out) as pb:
-        res = evaluate(lambda q, kk: idx.sparse.search(q, kk), qs, judge, k=k, progress=pb.update)
+        res = evaluate(retriever.search, qs, judge, k=k, progress=pb.update)
     if dump:
         with open(dump, "w", encoding="utf-8") as fh:
             for row in res["per_question"]:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     m = res["metrics"]
     if json_out:
-        emit_json({"index": index, "questions": str(questions), "mode": "sparse", "metrics": m})
+        emit_json({"index": index, "questions": str(questions), "mode": mode, "metrics": m})
         return
     echo(f"{m['questions']} questions on index '{index}' (judged by {m['judged_by']}), "
          f"{m['queries_per_second']} queries/s")

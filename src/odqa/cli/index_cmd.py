@@ -21,6 +21,10 @@ def index(
     method: Optional[str] = typer.Option(None, "--method", help="BM25 variant: atire|robertson|lucene|bm25l|bm25+"),
     k1: Optional[float] = typer.Option(None, "--k1"),
     b: Optional[float] = typer.Option(None, "--b"),
+    dense: bool = typer.Option(False, "--dense", help="Also build the dense (bi-encoder + FAISS) index."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Dense encoder spec (default offline:multilingual-e5-small)."),
+    dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8"),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
     index_dir: Optional[Path] = IndexDirOpt,
     json_out: bool = JsonOpt,
@@ -28,10 +32,12 @@ def index(
 ) -> None:
     """Build an index from CORPUS.
 
-    Example: odqa index wikipedia_documents.json --name wiki --set bm25.k1=1.2
+    Example: odqa index wikipedia_documents.json --name wiki --dense --set bm25.k1=1.2
     """
     cfg = index_config(config, overrides, **{"corpus.format": fmt, "analyzer.name": analyzer,
-                                              "bm25.method": method, "bm25.k1": k1, "bm25.b": b})
+                                              "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
+                                              "dense.enabled": True if dense else None, "dense.encoder": encoder,
+                                              "dense.index": dense_index, "dense.quantize": quantize})
     res = build_index(corpus, name, cfg, index_dir, force=force, quiet=quiet or json_out)
     m = res.manifest
     if json_out:
@@ -45,5 +51,8 @@ def index(
     echo(f"{res.status} index '{name}' at {res.folder}: {c['passages']} passages "
          f"({c['duplicates_merged']} duplicates merged), analyzer {m['analyzer']['name']}, "
          f"BM25 {m['sparse']['method']} k1={m['sparse']['k1']} b={m['sparse']['b']}, {m['build_seconds']:.1f}s")
+    if m.get("dense"):
+        d = m["dense"]
+        echo(f"  dense: {d['encoder']} dim {d['dim']}, {d['index']} index, {d.get('passages_per_second')} passages/s")
     if res.reasons:
         echo(f"  rebuilt because of: {', '.join(res.reasons)}")

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import IndexDirOpt, JsonOpt, echo, emit_json, warn
+from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json,
+                             hybrid_config, warn)
 from odqa.retrieval.indexing import load_index
 
 
@@ -21,19 +22,23 @@ def retrieve(
     query: str = typer.Argument(..., help="The question, in Korean."),
     index: str = typer.Option(..., "--index", "-i", help="Index name."),
     k: int = typer.Option(10, "-k", min=1, help="How many passages."),
+    mode: str = ModeOpt,
+    alpha: Optional[float] = AlphaOpt,
+    fusion: Optional[str] = FusionOpt,
+    encoder: Optional[str] = EncoderOpt,
     index_dir: Optional[Path] = IndexDirOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Retrieve the top-k passages for a question.
 
-    Example: odqa retrieve "한라산의 높이는?" --index demo -k 5
+    Example: odqa retrieve "한라산의 높이는?" --index demo -k 5 --mode hybrid
     """
     idx = load_index(index, index_dir)
     for reason in idx.stale:
         warn(f"index '{index}' is stale: {reason}")
-    hits = idx.sparse.search([query], k)[0]
+    hits = idx.retriever(mode, hybrid_config(alpha, fusion), encoder).search([query], k)[0]
     if json_out:
-        emit_json({"query": query, "index": index, "mode": "sparse", "hits": [hit_json(h) for h in hits]})
+        emit_json({"query": query, "index": index, "mode": mode, "hits": [hit_json(h) for h in hits]})
         return
     if not hits:
         echo("no passage matches this question")

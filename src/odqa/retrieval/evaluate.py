@@ -138,3 +138,35 @@ def sweep_bm25(passages, analyzer, base: BM25Config, include_title: bool, questi
             progress(1)
     best = max(rows, key=lambda r: (r[metric], r["mrr"]))
     return {"metric": metric, "best": best, "rows": rows}
+
+
+def sweep_fusion(hybrid, questions: list[Question], judge: Judge, grid: dict[str, list[float]],
+                 metric: str = "recall@1", k: int = 100, progress=None) -> dict:
+    """Try fusion weights (`alpha`, and `rrf_k` for RRF) on questions; both retrievers run once."""
+    from odqa.retrieval.hybrid import fuse
+
+    unknown = set(grid) - {"alpha", "rrf_k"}
+    if unknown:
+        raise OdqaError(f"cannot sweep {', '.join(sorted(unknown))} for hybrid (sweepable: alpha, rrf_k)")
+    texts = [q.question for q in questions]
+    sparse, dense = [], []
+    for i in range(0, len(texts), 64):
+        s, d = hybrid.candidates(texts[i:i + 64], k)
+        sparse += s
+        dense += d
+    cands = dict(zip(texts, zip(sparse, dense)))
+    rows = []
+    for point in grid_points(grid):
+        cfg = replace(hybrid.cfg, **{n: (int(v) if n == "rrf_k" else v) for n, v in point.items()})
+
+        def search(qs, kk, cfg=cfg):
+            return [fuse(*cands[q], cfg, kk) for q in qs]
+
+        metrics = evaluate(search, questions, judge, k=k)["metrics"]
+        rows.append({"params": point, **{m: v for m, v in metrics.items() if m.startswith(("recall", "mrr"))}})
+        if progress:
+            progress(1)
+    if metric not in rows[0]:
+        raise OdqaError(f"unknown sweep metric '{metric}'")
+    best = max(rows, key=lambda r: (r[metric], r["mrr"]))
+    return {"metric": metric, "best": best, "rows": rows}

@@ -1,21 +1,25 @@
-"""Build and load local indexes (sparse now; dense artefacts join the same folder)."""
+"""Build and load local indexes: passages + sparse BM25 + optional dense FAISS, one folder."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from odqa.config import IndexConfig
+from odqa.atomic import AtomicFolder
+from odqa.config import BM25Config, DenseConfig, HybridConfig, IndexConfig
 from odqa.corpus import load_corpus
 from odqa.errors import OdqaError
 from odqa.progress import bar
-from odqa.atomic import AtomicFolder
 from odqa.retrieval import store
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever
 from odqa.text.analyzers import installed_version, make_analyzer
 from odqa.types import Passage
+
+MODES = ("sparse", "dense", "hybrid")
+DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "quantize", "index", "hnsw_m", "ivf_nlist")
 
 
 @dataclass
@@ -26,15 +30,44 @@ class BuildResult:
     reasons: list[str] = field(default_factory=list)
 
 
+def _dense_settings(cfg: DenseConfig) -> dict | None:
+    if not cfg.enabled:
+        return None
+    from odqa.modeling.backbone import backbone_info
+    from odqa.retrieval.dense import encoder_fingerprint
+    info = backbone_info(cfg.encoder)
+    return {"encoder": cfg.encoder, "encoder_sha256": encoder_fingerprint(info.path), "max_length": cfg.max_length,
+            "quantize": cfg.quantize, "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist,
+            "e5_prefixes": info.e5_prefixes}
+
+
 def _settings(cfg: IndexConfig, analyzer_spec: dict) -> dict:
     corpus = asdict(cfg.corpus)
     corpus.pop("format")
     return {"corpus": corpus, "analyzer": analyzer_spec,
-            "sparse": {"backend": "bm25s", "include_title": cfg.include_title, **asdict(cfg.bm25)}}
+            "sparse": {"backend": "bm25s", "include_title": cfg.include_title, **asdict(cfg.bm25)},
+            "dense": _dense_settings(cfg.dense)}
+
+
+def _same_dense(old: dict | None, new: dict | None) -> bool:
+    return bool(old and new) and all(old.get(k) == new.get(k) for k in DENSE_KEYS)
+
+
+def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool) -> dict:
+    from odqa.retrieval.dense import DenseEncoder, DenseRetriever, build_faiss
+    from odqa.retrieval.sparse import passage_text
+    enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads)
+    t0 = time.perf_counter()
+    with bar(len(passages), "encoding passages", "passage", quiet) as pb:
+        vectors = enc.encode([passage_text(p, include_title) for p in passages], "passage", pb.update)
+    secs = time.perf_counter() - t0
+    DenseRetriever(passages, enc, build_faiss(vectors, cfg)).save(tmp / "dense")
+    return {"dim": enc.dim, "encode_seconds": round(secs, 2), "passages_per_second": round(len(passages) / secs, 1)}
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
                 quiet: bool = False) -> BuildResult:
+    """Build (or update) index NAME. Parts whose inputs did not change are copied, not rebuilt."""
     corpus_path = Path(corpus_path)
     final = store.index_dir(name, root)
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
@@ -43,23 +76,40 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
                          cfg.corpus.dedup)
     settings = _settings(cfg, analyzer.spec())
     reasons: list[str] = []
+    old = None
     if (final / store.MANIFEST).exists():
         try:
             _, old = store.read_manifest(name, root)
-            reasons = store.same_build(old, corpus.sha256, settings)
+            reasons = store.same_build(old, corpus.sha256, {k: v for k, v in settings.items() if k != "dense"})
+            if not _same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
+                reasons.append("dense")
         except OdqaError as e:
-            reasons = [str(e)]
+            reasons, old = [str(e)], None
         if not reasons and not force:
             return BuildResult("up-to-date", final, old)
+    reuse_sparse = old is not None and not force and "dense" in reasons and len(reasons) == 1
     status = "rebuilt" if final.exists() else "built"
     with AtomicFolder(final) as tmp:
-        store.write_passages(tmp, corpus)
-        with bar(len(corpus.passages), f"analyzing ({analyzer.name})", "passage", quiet) as pb:
-            sparse = SparseRetriever.build(corpus.passages, analyzer, cfg.bm25, cfg.include_title,
-                                           progress=pb.update)
-        sparse.save(tmp)
+        if reuse_sparse:
+            for part in ("passages.jsonl", "aliases.json"):
+                shutil.copy2(final / part, tmp / part)
+            shutil.copytree(final / "bm25", tmp / "bm25")
+        else:
+            store.write_passages(tmp, corpus)
+            with bar(len(corpus.passages), f"analyzing ({analyzer.name})", "passage", quiet) as pb:
+                sparse = SparseRetriever.build(corpus.passages, analyzer, cfg.bm25, cfg.include_title,
+                                               progress=pb.update)
+            sparse.save(tmp)
+        dense = settings["dense"]
+        if dense:
+            if old is not None and not force and _same_dense(old.get("dense"), dense):
+                shutil.copytree(final / "dense", tmp / "dense")
+                dense = old["dense"]
+            else:
+                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet)}
         manifest = store.new_manifest(name, store.corpus_record(corpus, corpus_path, settings["corpus"]),
                                       settings["analyzer"], settings["sparse"], time.perf_counter() - t0)
+        manifest["dense"] = dense
         store.write_json(tmp / store.MANIFEST, manifest)
     return BuildResult(status, final, manifest, reasons)
 
@@ -72,7 +122,7 @@ class LoadedIndex:
     passages: list[Passage]
     aliases: dict[str, str]
     stale: list[str]
-    _sparse: SparseRetriever | None = None
+    _cache: dict = field(default_factory=dict)
 
     def canonical(self, pid: str) -> str:
         return self.aliases.get(pid, pid)
@@ -83,13 +133,41 @@ class LoadedIndex:
 
     @property
     def sparse(self) -> SparseRetriever:
-        if self._sparse is None:
-            from odqa.config import BM25Config
+        if "sparse" not in self._cache:
             s = self.manifest["sparse"]
             cfg = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
             scorer = BM25Scorer.load(self.folder / "bm25", cfg)
-            self._sparse = SparseRetriever(self.passages, self.analyzer(), scorer, s["include_title"])
-        return self._sparse
+            self._cache["sparse"] = SparseRetriever(self.passages, self.analyzer(), scorer, s["include_title"])
+        return self._cache["sparse"]
+
+    def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
+        """The dense retriever; refuses an encoder other than the one the index was built with."""
+        d = self.manifest.get("dense")
+        if not d:
+            raise OdqaError(f"index '{self.name}' has no dense part: add it with "
+                            f"`odqa index CORPUS --name {self.name} --dense`")
+        if encoder and encoder != d["encoder"]:
+            from odqa.modeling.backbone import backbone_info
+            from odqa.retrieval.dense import encoder_fingerprint
+            if encoder_fingerprint(backbone_info(encoder).path) != d["encoder_sha256"]:
+                raise OdqaError(f"index '{self.name}' was built with encoder '{d['encoder']}', not '{encoder}': "
+                                f"use --encoder {d['encoder']} or rebuild the index with --encoder {encoder}")
+        key = ("dense", quantize or d["quantize"])
+        if key not in self._cache:
+            from odqa.retrieval.dense import DenseEncoder, DenseRetriever, load_faiss
+            enc = DenseEncoder(d["encoder"], d["max_length"], quantize=key[1], threads=threads)
+            self._cache[key] = DenseRetriever(self.passages, enc, load_faiss(self.folder / "dense"))
+        return self._cache[key]
+
+    def retriever(self, mode: str = "sparse", hybrid: HybridConfig | None = None, encoder: str | None = None):
+        if mode == "sparse":
+            return self.sparse
+        if mode == "dense":
+            return self.dense(encoder)
+        if mode == "hybrid":
+            from odqa.retrieval.hybrid import HybridRetriever
+            return HybridRetriever(self.sparse, self.dense(encoder), hybrid or HybridConfig())
+        raise OdqaError(f"unknown retrieval mode '{mode}' (choose from {', '.join(MODES)})")
 
 
 def load_index(name: str, root=None) -> LoadedIndex:

@@ -1,0 +1,58 @@
+"""Hybrid retrieval: fuse sparse and dense top-k lists.
+
+`minmax`: each list's scores are min-max normalised over its own top-`depth`; a passage
+missing from one list takes that list's minimum (0 after normalisation); the fused
+score is `alpha * dense + (1 - alpha) * sparse`.
+`rrf`: reciprocal rank fusion, sum of 1 / (rrf_k + rank) over the lists.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from odqa.config import HybridConfig
+from odqa.errors import OdqaError
+from odqa.retrieval.base import Retriever, check_queries
+from odqa.types import Hit
+
+METHODS = ("minmax", "rrf")
+
+
+def _minmax(hits: list[Hit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    lo, hi = min(h.score for h in hits), max(h.score for h in hits)
+    span = hi - lo
+    return {h.passage.id: (h.score - lo) / span if span > 0 else 1.0 for h in hits}
+
+
+def fuse(sparse: list[Hit], dense: list[Hit], cfg: HybridConfig, k: int) -> list[Hit]:
+    passages = {h.passage.id: h.passage for h in sparse + dense}
+    if cfg.method == "minmax":
+        s, d = _minmax(sparse), _minmax(dense)
+        scores = {pid: cfg.alpha * d.get(pid, 0.0) + (1 - cfg.alpha) * s.get(pid, 0.0) for pid in passages}
+    elif cfg.method == "rrf":
+        scores = dict.fromkeys(passages, 0.0)
+        for lst in (sparse, dense):
+            for h in lst:
+                scores[h.passage.id] += 1.0 / (cfg.rrf_k + h.rank)
+    else:
+        raise OdqaError(f"unknown fusion method '{cfg.method}' (choose from {', '.join(METHODS)})")
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    return [Hit(passages[pid], sc, r + 1, "hybrid") for r, (pid, sc) in enumerate(ranked)]
+
+
+class HybridRetriever:
+    def __init__(self, sparse: Retriever, dense: Retriever, cfg: HybridConfig):
+        if not 0.0 <= cfg.alpha <= 1.0:
+            raise OdqaError(f"hybrid alpha must be within [0, 1], got {cfg.alpha}")
+        self.sparse, self.dense, self.cfg = sparse, dense, cfg
+
+    def candidates(self, queries: Sequence[str], k: int) -> tuple[list[list[Hit]], list[list[Hit]]]:
+        queries = check_queries(queries)
+        depth = max(k, self.cfg.depth)
+        return self.sparse.search(queries, depth), self.dense.search(queries, depth)
+
+    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        sp, de = self.candidates(queries, k)
+        return [fuse(s, d, self.cfg, k) for s, d in zip(sp, de)]

@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from odqa.config import HybridConfig, IndexConfig, apply_overrides
+from odqa.corpus import load_questions
+from odqa.errors import OdqaError
+from odqa.retrieval.evaluate import Judge, evaluate, sweep_fusion
+from odqa.retrieval.hybrid import fuse
+from odqa.retrieval.indexing import build_index, load_index
+from odqa.types import Hit, Passage
+from tests.tiny_model import make_tiny_backbone
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
+
+
+def hits(pairs, source):
+    return [Hit(Passage(pid, "", pid), s, r + 1, source) for r, (pid, s) in enumerate(pairs)]
+
+
+def test_minmax_fusion_formula_and_missing_scores():
+    sp = hits([("a", 10.0), ("b", 6.0), ("c", 2.0)], "sparse")
+    de = hits([("c", 0.9), ("d", 0.8), ("a", 0.4)], "dense")
+    out = fuse(sp, de, HybridConfig(alpha=0.5), 10)
+    got = {h.passage.id: h.score for h in out}
+    # sparse norm: a 1, b .5, c 0; dense norm: c 1, d .8, a 0; missing -> 0 (the list minimum)
+    assert got == pytest.approx({"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.4})
+    assert [h.rank for h in out] == [1, 2, 3, 4] and out[0].source == "hybrid"
+    only_dense = fuse(sp, de, HybridConfig(alpha=1.0), 2)
+    assert [h.passage.id for h in only_dense] == ["c", "d"]
+
+
+def test_rrf_fusion():
+    sp = hits([("a", 3.0), ("b", 2.0)], "sparse")
+    de = hits([("b", 0.9), ("c", 0.1)], "dense")
+    got = {h.passage.id: h.score for h in fuse(sp, de, HybridConfig(method="rrf", rrf_k=60), 5)}
+    assert got == pytest.approx({"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 62})
+
+
+def test_encoder_pools_normalises_and_buckets(tiny):
+    from odqa.retrieval.dense import DenseEncoder
+    enc = DenseEncoder(tiny, max_length=32, batch_size=3)
+    texts = ["한라산", "세종대왕은 훈민정음을 창제하였다 " * 3, "김치", "지리산의 최고봉은 천왕봉이다"]
+    batched = enc.encode(texts)
+    assert batched.shape == (4, 32) and np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
+    one_by_one = np.vstack([enc.encode([t]) for t in texts])
+    assert np.allclose(batched, one_by_one, atol=1e-5)  # padding by length buckets does not change vectors
+
+
+def test_long_query_is_truncated_with_warning(tiny, capsys):
+    from odqa.retrieval.dense import DenseEncoder
+    enc = DenseEncoder(tiny, max_length=8)
+    v = enc.encode(["한라산 " * 50], "query")
+    assert v.shape == (1, 32) and "truncated" in capsys.readouterr().err
+
+
+def test_int8_quantisation_stays_close(tiny):
+    from odqa.retrieval.dense import DenseEncoder
+    texts = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전통 음식이다"]
+    fp = DenseEncoder(tiny).encode(texts)
+    q8 = DenseEncoder(tiny, quantize="int8").encode(texts)
+    assert (fp * q8).sum(1).min() > 0.95
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_dense_index_build_retrieve_and_hybrid(kind, tiny, corpus_file, questions_file, index_root):
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", f"dense.index={kind}"])
+    res = build_index(corpus_file, "d", cfg, index_root)
+    d = res.manifest["dense"]
+    assert d["encoder"] == tiny and d["dim"] == 32 and len(d["encoder_sha256"]) == 64 and d["index"] == kind
+    idx = load_index("d", index_root)
+    dense_hits = idx.retriever("dense").search(["세종대왕은 훈민정음을 창제하였다"], 3)[0]
+    assert dense_hits and dense_hits[0].source == "dense"
+    assert dense_hits[0].score >= dense_hits[-1].score
+    exact = idx.retriever("dense").search([idx.passages[2].title + "\n" + idx.passages[2].text], 1)[0]
+    assert exact[0].passage.id == idx.passages[2].id  # a passage's own text finds it
+    hy = idx.retriever("hybrid", HybridConfig(alpha=0.0)).search(["거북선 왜군"], 2)[0]
+    assert hy[0].passage.id == idx.sparse.search(["거북선 왜군"], 1)[0][0].passage.id
+
+
+def test_adding_dense_reuses_sparse_and_refuses_other_encoder(tiny, tmp_path, corpus_file, index_root):
+    build_index(corpus_file, "d", IndexConfig(), index_root)
+    bm25_file = next((index_root / "d" / "bm25").glob("*.npy"))
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}"])
+    res = build_index(corpus_file, "d", cfg, index_root)
+    assert res.status == "rebuilt" and res.reasons == ["dense"]
+    assert build_index(corpus_file, "d", cfg, index_root).status == "up-to-date"
+    other = str(make_tiny_backbone(tmp_path / "other", seed=1))
+    idx = load_index("d", index_root)
+    with pytest.raises(OdqaError, match=f"built with encoder '{tiny}', not '{other}'"):
+        idx.dense(other)
+    assert bm25_file.name in {f.name for f in (index_root / "d" / "bm25").glob("*.npy")}
+    with pytest.raises(OdqaError, match="has no dense part"):
+        build_index(corpus_file, "s", IndexConfig(), index_root)
+        load_index("s", index_root).retriever("dense")
+
+
+def test_fusion_sweep(tiny, corpus_file, questions_file, index_root):
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}"])
+    build_index(corpus_file, "d", cfg, index_root)
+    idx = load_index("d", index_root)
+    qs = load_questions(questions_file)
+    judge = Judge(idx.canonical, {p.id for p in idx.passages})
+    res = sweep_fusion(idx.retriever("hybrid"), qs, judge, {"alpha": [0.0, 0.5, 1.0]})
+    rows = {r["params"]["alpha"]: r for r in res["rows"]}
+    sparse = evaluate(idx.sparse.search, qs, judge)["metrics"]
+    assert rows[0.0]["recall@1"] == sparse["recall@1"]  # alpha 0 is sparse alone
+    assert res["best"]["recall@1"] == max(r["recall@1"] for r in res["rows"])
