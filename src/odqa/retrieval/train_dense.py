@@ -1,0 +1,140 @@
+"""Contrastive fine-tuning of the dense bi-encoder (`odqa train retriever`).
+
+Each batch holds B questions, their B gold passages and one BM25 hard negative per
+question (a top BM25 passage of the training pool that is not gold). The loss is
+cross-entropy over question-passage similarities / temperature against all 2B
+passages of the batch (in-batch negatives + hard negatives). Part of the training
+questions is held out to choose the best checkpoint (recall@1 against the pool).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from odqa.errors import OdqaError
+from odqa.types import Passage, Question
+
+
+@dataclass
+class RetrieverTrainConfig:
+    backbone: str = "offline:multilingual-e5-small"
+    max_length: int = 256          # passage tokens
+    query_max_length: int = 64
+    temperature: float = 0.05
+    hard_negatives: int = 1        # BM25 negatives per question
+    negative_depth: int = 10       # pick negatives among the BM25 top-N non-gold passages
+    holdout: float = 0.1           # share of training questions held out for checkpoint choice
+    freeze_embeddings: bool = True
+
+
+def training_pool(questions: list[Question]) -> list[Passage]:
+    seen: dict[str, Passage] = {}
+    for q in questions:
+        if q.context and q.gold_ids and q.gold_ids[0] not in seen:
+            seen[q.gold_ids[0]] = Passage(q.gold_ids[0], "", q.context)
+    if not seen:
+        raise OdqaError("training questions carry no passage text: use SQuAD/KorQuAD JSON with contexts")
+    return list(seen.values())
+
+
+def mine_negatives(questions: list[Question], pool: list[Passage], depth: int, seed: int) -> list[list[str]]:
+    """For each question, ids of top BM25 passages of the pool that are not its gold passage."""
+    from odqa.config import BM25Config
+    from odqa.retrieval.sparse import SparseRetriever
+    from odqa.text.analyzers import make_analyzer
+    sparse = SparseRetriever.build(pool, make_analyzer("mecab"), BM25Config(), include_title=False)
+    rng = random.Random(seed)
+    out = []
+    for i in range(0, len(questions), 256):
+        chunk = questions[i:i + 256]
+        for q, hits in zip(chunk, sparse.search([q.question for q in chunk], depth + 1)):
+            negs = [h.passage.id for h in hits if h.passage.id not in q.gold_ids][:depth]
+            if not negs:
+                negs = [rng.choice(pool).id]
+            out.append(negs)
+    return out
+
+
+class RetrieverTask:
+    """The training loop's task: batches, loss, evaluation, saving."""
+
+    def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
+                 seed: int = 42, prefixes: tuple[str, str] = ("", "")):
+        self.tok, self.cfg, self.batch_size, self.prefixes = tokenizer, cfg, batch_size, prefixes
+        questions = [q for q in questions if q.context]
+        rng = random.Random(seed)
+        order = list(range(len(questions)))
+        rng.shuffle(order)
+        n_hold = int(len(questions) * cfg.holdout)
+        self.heldout = [questions[i] for i in order[:n_hold]]
+        self.train = [questions[i] for i in order[n_hold:]]
+        self.pool = training_pool(questions)
+        self.by_id = {p.id: p for p in self.pool}
+        self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
+
+    def num_train_batches(self) -> int:
+        return (len(self.train) + self.batch_size - 1) // self.batch_size
+
+    def _enc(self, texts: list[str], max_length: int):
+        return self.tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+
+    def train_batches(self, epoch: int, seed: int):
+        rng = random.Random(seed * 1000 + epoch)
+        order = list(range(len(self.train)))
+        rng.shuffle(order)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            qs = [self.prefixes[0] + self.train[i].question for i in idx]
+            pos = [self.train[i].context for i in idx]
+            negs = [self.by_id[rng.choice(self.negatives[i])].text for i in idx for _ in range(self.cfg.hard_negatives)]
+            yield {"q": self._enc(qs, self.cfg.query_max_length),
+                   "p": self._enc([self.prefixes[1] + t for t in pos + negs], self.cfg.max_length)}
+
+    def _embed(self, model, enc):
+        from odqa.retrieval.dense import mean_pool
+        return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
+
+    def loss(self, model, batch):
+        import torch
+        q = self._embed(model, batch["q"])
+        p = self._embed(model, batch["p"])
+        logits = q @ p.T / self.cfg.temperature
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
+
+    def evaluate(self, model) -> dict[str, float]:
+        """Recall@1/5 of the held-out questions against the whole training pool."""
+        import torch
+        if not self.heldout:
+            return {}
+        was_training = model.training
+        model.eval()
+        vecs = []
+        with torch.inference_mode():
+            texts = [self.prefixes[1] + p.text for p in self.pool]
+            for s in range(0, len(texts), 32):
+                vecs.append(self._embed(model, self._enc(texts[s:s + 32], self.cfg.max_length)).numpy())
+            pv = np.vstack(vecs)
+            qv = np.vstack([self._embed(model, self._enc([self.prefixes[0] + q.question for q in self.heldout[s:s + 64]],
+                                                          self.cfg.query_max_length)).numpy()
+                            for s in range(0, len(self.heldout), 64)])
+        model.train(was_training)
+        ids = [p.id for p in self.pool]
+        top = np.argsort(-(qv @ pv.T), axis=1)[:, :5]
+        gold = [q.gold_ids[0] for q in self.heldout]
+        r1 = np.mean([ids[t[0]] == g for t, g in zip(top, gold)])
+        r5 = np.mean([g in [ids[j] for j in t] for t, g in zip(top, gold)])
+        return {"recall@1": float(r1), "recall@5": float(r5)}
+
+    def save(self, model, folder: Path) -> None:
+        model.config.odqa_e5_prefixes = bool(self.prefixes[0])
+        model.save_pretrained(folder)
+        self.tok.save_pretrained(folder)
+        (folder / "odqa_retriever.json").write_text(json.dumps(
+            {"base_backbone": self.cfg.backbone, "temperature": self.cfg.temperature,
+             "max_length": self.cfg.max_length, "train_questions": len(self.train),
+             "heldout_questions": len(self.heldout)}, indent=2))
