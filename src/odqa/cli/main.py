@@ -7,7 +7,7 @@ import sys
 import typer
 
 from odqa import __version__
-from odqa.cli import demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd
+from odqa.cli import demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.errors import OdqaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -16,6 +16,7 @@ app.command("index")(index_cmd.index)
 app.command("retrieve")(retrieve_cmd.retrieve)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(evaluate_cmd.app, name="evaluate")
+app.add_typer(train_cmd.app, name="train")
 
 
 @app.callback()

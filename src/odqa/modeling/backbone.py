@@ -808,7 +808,15 @@ def load_backbone(
 ) -> tuple[Any, Any]:
     """(tokenizer, model) for ``spec``; ``auto_class`` defaults to ``AutoModel``."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # odqa reports what matters itself (truncation, missing weights)
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover - hub utilities ship with transformers
+        pass
     path = resolve_backbone(spec, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     cls = auto_class or AutoModel

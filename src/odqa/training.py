@@ -1,0 +1,353 @@
+"""One training loop for every task (retriever, reader, relation extraction, MLM).
+
+The loop knows nothing about tasks: a `Task` gives batches, a scalar loss, an
+evaluation dict and a way to save the model. The loop owns AdamW with linear
+warmup/decay, gradient accumulation and clipping, evaluation, early stopping,
+the best checkpoint (`best/`), a resumable checkpoint (`last/`), `history.jsonl`
+and optional W&B logging. Checkpoint folders are written atomically.
+
+Exact resume needs `task.train_batches(epoch, seed)` to be a pure function of
+(epoch, seed): the loop replays and skips the batches already consumed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+
+from odqa.atomic import AtomicFolder
+from odqa.errors import OdqaError
+from odqa.progress import bar
+
+log = logging.getLogger(__name__)
+STATE_FILE = "training_state.pt"
+_warned_wandb = False
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    epochs: float = 1.0
+    max_steps: int = 0                 # optimizer steps; 0 = from epochs
+    batch_size: int = 16               # informational: the task builds batches
+    grad_accum: int = 1
+    warmup_ratio: float = 0.06
+    max_grad_norm: float = 1.0         # 0 = no clipping
+    eval_every: int = 0                # optimizer steps; 0 = end of each epoch
+    early_stopping_patience: int = 0   # evaluations without improvement; 0 = off
+    metric: str = "loss"               # key of the evaluation dict
+    greater_is_better: bool = False
+    seed: int = 42
+    num_threads: int = 0               # 0 = torch default
+    save_every: int = 0                # steps between `last/` checkpoints; 0 = with each evaluation
+    wandb: bool = False
+    wandb_project: str = "odqa"
+    time_budget_minutes: float = 0.0   # 0 = none
+    freeze_prefixes: list[str] = field(default_factory=list)
+
+
+class Task(Protocol):
+    def train_batches(self, epoch: int, seed: int) -> Iterable[Any]: ...
+    def num_train_batches(self) -> int: ...
+    def loss(self, model, batch) -> torch.Tensor: ...
+    def evaluate(self, model) -> dict[str, float]: ...
+    def save(self, model, folder: Path) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    best_metric: float | None
+    best_step: int
+    steps: int
+    epochs_done: float
+    seconds: float
+    history: list[dict]
+    stopped_reason: str   # completed | early_stopping | time_budget | max_steps
+
+
+@dataclass
+class _Progress:
+    """Everything besides tensors that a resumed run needs."""
+    step: int = 0
+    epoch: int = 0
+    pos: int = 0            # batches consumed in the current epoch
+    best: float | None = None
+    best_step: int = 0
+    bad_evals: int = 0
+    last_eval_step: int = -1
+    losses: list[float] = field(default_factory=list)   # micro-batch losses since the last evaluation
+    history: list[dict] = field(default_factory=list)
+
+
+def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """LR multiplier: 0 -> 1 over `warmup_steps`, then linear decay to 0 at `total_steps`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return factor
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters split into decayed and not decayed (biases, norm weights)."""
+    decay, plain = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            no_wd = p.ndim < 2 or name.endswith("bias") or "norm" in name.lower()
+            (plain if no_wd else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
+    """Freeze parameters under each dotted prefix (also below a base-model prefix such as `bert.`)."""
+    frozen = 0
+    for prefix in prefixes:
+        hits = [p for n, p in model.named_parameters() if f".{prefix}." in f".{n}."]
+        if not hits:
+            raise OdqaError(f"freeze_prefixes: no parameter name matches {prefix!r}")
+        for p in hits:
+            p.requires_grad_(False)
+        frozen += len(hits)
+    return frozen
+
+
+def clip_and_step(params: list[torch.Tensor], optimizer, scheduler, max_grad_norm: float) -> float:
+    """Clip gradients (if max_grad_norm > 0), step optimizer and scheduler; return the pre-clip norm."""
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _wandb_run(cfg: TrainConfig, output_dir: Path):
+    global _warned_wandb
+    if not cfg.wandb:
+        return None
+    try:
+        import wandb
+    except ImportError:
+        if not _warned_wandb:
+            log.warning("wandb=True but the wandb package is not installed: logging to history.jsonl only")
+            _warned_wandb = True
+        return None
+    return wandb.init(project=cfg.wandb_project, config=asdict(cfg), dir=str(output_dir))
+
+
+class _Loop:
+    def __init__(self, model, task: Task, cfg: TrainConfig, out: Path, quiet: bool):
+        if cfg.grad_accum < 1:
+            raise OdqaError(f"grad_accum must be >= 1, got {cfg.grad_accum}")
+        self.model, self.task, self.cfg, self.out, self.quiet = model, task, cfg, out, quiet
+        self.nb = task.num_train_batches()
+        if self.nb <= 0:
+            raise OdqaError("the training task has no batches")
+        self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(self.nb / cfg.grad_accum)))
+        freeze(model, cfg.freeze_prefixes)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.schedule = linear_schedule(math.ceil(cfg.warmup_ratio * self.total), self.total)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
+        self.st = _Progress()
+        self.running: float | None = None
+        self.lr = self.norm = 0.0
+        self.last_save = -1
+
+    def resume(self) -> None:
+        path = self.out / "last" / STATE_FILE
+        if not path.exists():
+            raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without --resume)")
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds rng tuples
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        for g, base in zip(self.opt.param_groups, self.sched.base_lrs):   # total may have changed
+            g["lr"] = base * self.schedule(self.sched.last_epoch)
+        self.st = _Progress(**state["progress"])
+        self.last_save = self.st.step
+        _set_rng_state(state["rng"])
+
+    def run(self, resume: bool) -> str:
+        if resume:
+            self.resume()
+        else:
+            _seed(self.cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        _write_history(self.out / "history.jsonl", self.st.history)
+        self.wandb = _wandb_run(self.cfg, self.out)
+        self.start = time.monotonic()
+        self.pbar = bar(self.total, "train", "step", self.quiet)
+        self.pbar.update(self.st.step)
+        self.model.train()
+        try:
+            reason = self._limit_reason(check_time=False)
+            while reason is None:
+                reason = self._epoch()
+            if self.st.last_eval_step != self.st.step:
+                self._evaluate()
+            if self.last_save != self.st.step:
+                self._save_last()
+        finally:
+            self.pbar.close()
+            if self.wandb is not None:
+                self.wandb.finish()
+        return reason
+
+    def _epoch(self) -> str | None:
+        st, accum = self.st, self.cfg.grad_accum
+        batches = itertools.islice(self.task.train_batches(st.epoch, self.cfg.seed), st.pos, None)
+        for batch in batches:
+            group = max(1, min(accum, self.nb - (st.pos // accum) * accum))
+            loss = self.task.loss(self.model, batch)
+            if not torch.isfinite(loss).all():
+                raise OdqaError(f"non-finite training loss ({loss.item()}) at step {st.step + 1} "
+                                f"(epoch {st.epoch}, batch {st.pos})")
+            (loss / group).backward()
+            st.losses.append(loss.item())
+            st.pos += 1
+            if st.pos % accum == 0 or st.pos >= self.nb:
+                reason = self._step(st.losses[-group:])
+                if reason:
+                    return reason
+        if st.pos == 0:
+            raise OdqaError(f"task.train_batches(epoch={st.epoch}) yielded no batches")
+        if st.pos % accum and st.pos < self.nb:   # the task yielded fewer batches than announced
+            if reason := self._step(st.losses[-(st.pos % accum):]):
+                return reason
+        st.epoch, st.pos = st.epoch + 1, 0
+        if not self.cfg.eval_every and st.last_eval_step != st.step:
+            if reason := self._evaluate():
+                return reason
+            self._maybe_save(evaluated=True)
+        return self._limit_reason()
+
+    def _step(self, group_losses: list[float]) -> str | None:
+        st = self.st
+        self.lr = self.sched.get_last_lr()[0]
+        self.norm = clip_and_step(self.params, self.opt, self.sched, self.cfg.max_grad_norm)
+        st.step += 1
+        mean = sum(group_losses) / len(group_losses)
+        self.running = mean if self.running is None else 0.9 * self.running + 0.1 * mean
+        self.pbar.update(1)
+        self.pbar.set_postfix(loss=f"{self.running:.4f}", lr=f"{self.lr:.2e}", refresh=False)
+        if self.wandb is not None:
+            self.wandb.log({"train/loss": mean, "train/lr": self.lr, "train/grad_norm": self.norm}, step=st.step)
+        reason = self._limit_reason()
+        evaluate = reason is not None or bool(self.cfg.eval_every and st.step % self.cfg.eval_every == 0)
+        if evaluate:
+            reason = self._evaluate() or reason
+        self._maybe_save(evaluated=evaluate)
+        return reason
+
+    def _limit_reason(self, check_time: bool = True) -> str | None:
+        if self.st.step >= self.total:
+            return "max_steps" if self.cfg.max_steps else "completed"
+        budget = self.cfg.time_budget_minutes
+        if check_time and budget and time.monotonic() - self.start > budget * 60:
+            return "time_budget"
+        return None
+
+    def _score(self, metrics: dict[str, float], train_loss: float | None) -> tuple[float, bool]:
+        """The value to compare and whether greater is better."""
+        if self.cfg.metric in metrics:
+            return metrics[self.cfg.metric], self.cfg.greater_is_better
+        if (self.cfg.metric == "loss" or not metrics) and train_loss is not None:
+            return train_loss, False
+        raise OdqaError(f"metric {self.cfg.metric!r} is not in the evaluation results ({', '.join(metrics)})")
+
+    def _evaluate(self) -> str | None:
+        """Evaluate, log, keep the best checkpoint; return 'early_stopping' when patience runs out."""
+        st, cfg = self.st, self.cfg
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
+        self.model.train()
+        train_loss = sum(self.st.losses) / len(self.st.losses) if self.st.losses else None
+        self.st.losses = []
+        row = {"step": st.step, "epoch": round(st.epoch + st.pos / self.nb, 4), "train_loss": train_loss,
+               "lr": self.lr, "grad_norm": self.norm, **metrics}
+        st.history.append(row)
+        st.last_eval_step = st.step
+        with open(self.out / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.wandb is not None:
+            self.wandb.log({f"eval/{k}": v for k, v in metrics.items()}, step=st.step)
+        value, greater = self._score(metrics, train_loss)
+        if st.best is None or (value > st.best if greater else value < st.best):
+            st.best, st.best_step, st.bad_evals = value, st.step, 0
+            self._save_best(value)
+        else:
+            st.bad_evals += 1
+            if cfg.early_stopping_patience and st.bad_evals >= cfg.early_stopping_patience:
+                return "early_stopping"
+        return None
+
+    def _save_best(self, value: float) -> None:
+        with AtomicFolder(self.out / "best") as tmp:
+            self.task.save(self.model, tmp)
+            (tmp / "odqa_train_state.json").write_text(json.dumps(
+                {"step": self.st.step, "metric": self.cfg.metric, "value": value, "config": asdict(self.cfg)},
+                indent=2))
+
+    def _maybe_save(self, evaluated: bool) -> None:
+        every = self.cfg.save_every
+        if (every and self.st.step % every == 0) or (not every and evaluated):
+            self._save_last()
+
+    def _save_last(self) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "progress": asdict(self.st), "rng": _rng_state()}
+        with AtomicFolder(self.out / "last") as tmp:
+            self.task.save(self.model, tmp)
+            torch.save(state, tmp / STATE_FILE)
+        self.last_save = self.st.step
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    """Rewrite history.jsonl (empty for a fresh run, the checkpoint's rows on resume)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, output_dir: Path, resume: bool = False,
+          quiet: bool = False) -> TrainResult:
+    """Train `model` on `task`; best model in output_dir/best, resumable state in output_dir/last."""
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    t0 = time.monotonic()
+    loop = _Loop(model, task, cfg, Path(output_dir), quiet)
+    reason = loop.run(resume)
+    st = loop.st
+    return TrainResult(best_metric=st.best, best_step=st.best_step, steps=st.step,
+                       epochs_done=round(st.epoch + st.pos / loop.nb, 4), seconds=time.monotonic() - t0,
+                       history=st.history, stopped_reason=reason)
