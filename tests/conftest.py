@@ -27,6 +27,18 @@ def write_jsonl(path, rows):
     return path
 
 
+def squad_file(path):
+    paras = []
+    for p in PASSAGES[:5]:
+        qas = [{"id": q["id"], "question": q["question"],
+                "answers": [{"text": q["answers"][0], "answer_start": max(p["text"].find(q["answers"][0]), 0)}]}
+               for q in QUESTIONS if p["id"] in q["gold_ids"]]
+        qas += [{"id": f"{p['id']}-t", "question": p["title"] + "에 대해", "answers": [{"text": p["title"], "answer_start": 0}]}]
+        paras.append({"context": p["text"], "qas": qas})
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paras}]}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def corpus_file(tmp_path):
     return write_jsonl(tmp_path / "corpus.jsonl", PASSAGES)

@@ -59,7 +59,8 @@ def test_bad_input_gives_one_line_errors(corpus_file, tmp_path):
     assert p.returncode == 2 and "bm25.k1" in p.stderr
 
 
-@pytest.mark.parametrize("cmd", [["index"], ["retrieve"], ["evaluate", "retrieval"], ["demo"]])
+@pytest.mark.parametrize("cmd", [["index"], ["retrieve"], ["evaluate", "retrieval"], ["demo"], ["ask"], ["evaluate"],
+                                 ["train", "reader"], ["train", "retriever"]])
 def test_help_shows_an_example(cmd, tmp_path):
     assert "Example: odqa" in odqa(*cmd, "--help", cwd=tmp_path).stdout
 
@@ -67,4 +68,9 @@ def test_help_shows_an_example(cmd, tmp_path):
 def test_demo_runs_offline_on_bundled_corpus(tmp_path):
     out = json.loads(odqa("demo", "--json", cwd=tmp_path).stdout)
     assert out["metrics"]["questions"] >= 20 and out["metrics"]["recall@5"] >= 0.9
-    assert out["examples"][0]["hits"]
+    ex = out["examples"][0]
+    assert ex["hits"] and out["sentence_level"]
+    best = ex["answers"][0]
+    passage = next(h for h in ex["hits"] if h["id"] == best["passage_id"])
+    assert passage["text"][best["start"]:best["end"]] == best["text"]
+    assert any(g in a["text"] for e in out["examples"] for a in e["answers"][:1] for g in e["gold"])

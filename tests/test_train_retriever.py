@@ -2,21 +2,9 @@ import json
 
 from odqa.config import IndexConfig, apply_overrides
 from odqa.retrieval.indexing import build_index, load_index
-from tests.conftest import PASSAGES, QUESTIONS
+from tests.conftest import squad_file
 from tests.test_cli import odqa
 from tests.tiny_model import make_tiny_backbone
-
-
-def squad_file(path):
-    paras = []
-    for p in PASSAGES[:5]:
-        qas = [{"id": q["id"], "question": q["question"],
-                "answers": [{"text": q["answers"][0], "answer_start": max(p["text"].find(q["answers"][0]), 0)}]}
-               for q in QUESTIONS if p["id"] in q["gold_ids"]]
-        qas += [{"id": f"{p['id']}-t", "question": p["title"] + "에 대해", "answers": [{"text": p["title"], "answer_start": 0}]}]
-        paras.append({"context": p["text"], "qas": qas})
-    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paras}]}, ensure_ascii=False), encoding="utf-8")
-    return path
 
 
 def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):

@@ -46,11 +46,11 @@ class DenseConfig:
     encoder: str = "offline:multilingual-e5-small"   # backbone spec: offline:..., a folder, or a hub name
     max_length: int = 256         # tokens per passage (queries are truncated with a warning)
     batch_size: int = 32          # sequences per forward pass (sorted by length)
-    quantize: str = "none"        # none | int8 (dynamic int8 Linear layers, CPU)
+    quantize: str = "none"        # none | int8 (torch dynamic int8) | onnx | onnx-int8 (ONNX Runtime; odqa[onnx])
     index: str = "flat"           # flat (exact inner product) | hnsw | ivf
     hnsw_m: int = 32              # graph degree for hnsw
     ivf_nlist: int = 0            # lists for ivf; 0 = about 4*sqrt(passages)
-    threads: int = 0              # torch threads; 0 = torch default
+    threads: int = 0              # torch / onnxruntime intra-op threads; 0 = the runtime's default
 
 
 @dataclass
@@ -62,6 +62,23 @@ class HybridConfig:
 
 
 @dataclass
+class ElasticConfig:
+    """The Elasticsearch backend (`backend: elasticsearch`); connection settings come from flags/env."""
+    decompound_mode: str = "mixed"   # nori compounds: none | discard | mixed (compound and its parts)
+    user_dictionary: str = ""        # local nori user dictionary file, sent inline; "" = none
+    user_dictionary_path: str = ""   # or: a dictionary file already on every node (relative to its config dir)
+    allow_fallback: bool = False     # without the nori plugin, use the cjk bigram analyzer instead of failing
+    shards: int = 1                  # primary shards of the index
+    replicas: int = 1                # replica shards (0 on a single node avoids a yellow cluster)
+    bulk_size: int = 500             # passages per bulk request
+    retries: int = 5                 # retries of a request answered 429/5xx or timed out, with backoff
+    backoff: float = 1.0             # seconds before the first retry; doubles each time (at most 60)
+    timeout: float = 60.0            # seconds to wait for one request
+    num_candidates: int = 100        # kNN candidates per shard (at least k)
+    fusion: str = "auto"             # hybrid rrf: auto (server RRF retriever when supported) | server | client
+
+
+@dataclass
 class IndexConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
@@ -69,6 +86,8 @@ class IndexConfig:
     include_title: bool = True    # index "title\ntext" rather than text alone
     dense: DenseConfig = field(default_factory=DenseConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    backend: str = "local"        # local (in-process BM25 + FAISS, one folder) | elasticsearch
+    elastic: ElasticConfig = field(default_factory=ElasticConfig)
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:

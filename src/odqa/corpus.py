@@ -250,9 +250,43 @@ def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
     return texts, starts
 
 
+def _record_question(rec: dict, where: str, default_id: int) -> Question:
+    """A flat record (JSONL line, datasets row): `question`, optional `id`, `answers`,
+    `gold_ids`, `context`, `document_id`; with a context and no gold ids, the gold is
+    the context itself (as for SQuAD)."""
+    texts, starts = _answers_of(rec, where)
+    gold = rec.get("gold_ids", [])
+    if not isinstance(gold, list):
+        raise OdqaError(f"{where}: field 'gold_ids' must be a list")
+    context = str(rec.get("context") or "")
+    gold = [str(g) for g in gold]
+    if not gold and context:
+        gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])
+    return Question(id=str(rec.get("id", default_id)), question=_field(rec, "question", where), answers=texts,
+                    gold_ids=gold, context=context, answer_starts=starts)
+
+
+def _arrow_rows(path: Path) -> Iterator[dict]:
+    """Rows of a `datasets.save_to_disk` folder (Boostcamp/KLUE-MRC shape); a DatasetDict
+    folder needs its split sub-folder unless it holds one split."""
+    try:
+        from datasets import DatasetDict, load_from_disk
+    except ImportError:
+        raise OdqaError(f"{path}: reading a datasets folder needs the `datasets` package (pip install odqa[ml])") from None
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError:
+        raise OdqaError(f"{path}: not a questions file nor a datasets.save_to_disk folder") from None
+    if isinstance(ds, DatasetDict):
+        if len(ds) != 1:
+            raise OdqaError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")
+        ds = next(iter(ds.values()))
+    yield from ds
+
+
 def load_questions(path: str | Path) -> list[Question]:
-    """SQuAD/KorQuAD JSON (gold = the question's own paragraph) or JSONL with
-    `question`, optional `id`, `answers`, `gold_ids`."""
+    """SQuAD/KorQuAD JSON (gold = the question's own paragraph), JSONL with `question`,
+    optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder."""
     path = Path(path)
     if not path.exists():
         raise OdqaError(f"{path}: questions file not found")
@@ -271,16 +305,10 @@ def load_questions(path: str | Path) -> list[Question]:
                     out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")),
                                         question=_field(qa, "question", qwhere), answers=texts,
                                         gold_ids=gold, context=context, answer_starts=starts))
+    elif path.is_dir():
+        out = [_record_question(rec, f"{path}: row {i}", i) for i, rec in enumerate(_arrow_rows(path))]
     else:
-        for lineno, rec in iter_jsonl(path):
-            where = f"{path}:{lineno}"
-            texts, starts = _answers_of(rec, where)
-            gold = rec.get("gold_ids", [])
-            if not isinstance(gold, list):
-                raise OdqaError(f"{where}: field 'gold_ids' must be a list")
-            out.append(Question(id=str(rec.get("id", lineno)), question=_field(rec, "question", where),
-                                answers=texts, gold_ids=[str(g) for g in gold],
-                                context=str(rec.get("context", "")), answer_starts=starts))
+        out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path)]
     if not out:
         raise OdqaError(f"{path}: no questions found")
     return out

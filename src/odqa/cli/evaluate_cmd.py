@@ -1,4 +1,4 @@
-"""`odqa evaluate retrieval`."""
+"""`odqa evaluate` (answers, end to end) and `odqa evaluate retrieval`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from odqa.cli.ask_cmd import ParticlesOpt
 from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
                              emit_json, hybrid_config, warn)
 from odqa.config import BM25Config
@@ -17,7 +18,43 @@ from odqa.progress import bar
 from odqa.retrieval.evaluate import Judge, evaluate, parse_sweep, sweep_bm25, sweep_fusion
 from odqa.retrieval.indexing import load_index
 
-app = typer.Typer(no_args_is_help=True, help="Measure retrieval (and, with a reader, answer) quality.")
+app = typer.Typer(invoke_without_command=True)
+
+
+@app.callback()
+def answers(
+    ctx: typer.Context,
+    index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
+    reader: Optional[List[Path]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to ensemble by soft voting."),
+    questions: Optional[Path] = typer.Option(None, "--questions", help="Questions with answers (SQuAD/KorQuAD JSON, JSONL)."),
+    closed: bool = typer.Option(False, "--closed", help="Read only each question's gold passage (needs contexts)."),
+    k: int = typer.Option(10, "-k", min=1, help="Passages read per question (open domain)."),
+    mode: str = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto."),
+    alpha: Optional[float] = AlphaOpt,
+    fusion: Optional[str] = FusionOpt,
+    encoder: Optional[str] = EncoderOpt,
+    retrieval_weight: float = typer.Option(0.0, "--retrieval-weight", help="Weight of the retrieval score in span scores."),
+    particles: Optional[Path] = ParticlesOpt,
+    limit: int = typer.Option(0, "--limit", help="Evaluate only the first N questions (0 = all)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for predictions.json, nbest.json, metrics.json."),
+    index_dir: Optional[Path] = IndexDirOpt,
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """EM/F1 of answers (KorQuAD rules), retrieval recall alongside, per-stage timing.
+
+    Example: odqa evaluate --index bench --reader runs/reader/best --questions korquad1_dev.json --out eval/
+
+    Closed domain (gold passage only): odqa evaluate --closed --reader runs/reader/best --questions dev.json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from odqa.cli.qa_eval_cmd import run_answers
+    if questions is None or (not closed and index is None):
+        raise OdqaError("give --questions and --index (or --closed); see `odqa evaluate --help`")
+    run_answers(index=index, readers=list(reader or []), questions=questions, closed=closed, k=k, mode=mode,
+                hybrid=hybrid_config(alpha, fusion), encoder=encoder, retrieval_weight=retrieval_weight,
+                particles=particles, limit=limit, out=out, index_dir=index_dir, json_out=json_out, quiet=quiet)
 
 
 def _print_metrics(m: dict) -> None:
@@ -51,7 +88,7 @@ def retrieval(
     for reason in idx.stale:
         warn(f"index '{index}' is stale: {reason}")
     qs = load_questions(questions)
-    judge = Judge(idx.canonical, {p.id for p in idx.passages})
+    judge = Judge(idx.canonical, idx.passage_ids())
     retriever = idx.retriever(mode, hybrid_config(alpha, fusion), encoder)
     if sweep:
         grid = parse_sweep(sweep)

@@ -8,7 +8,10 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.common import IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
+from odqa.errors import OdqaError
 from odqa.retrieval.indexing import build_index
+
+ES_PANEL = "Elasticsearch (--backend elasticsearch)"
 
 
 def index(
@@ -26,19 +29,44 @@ def index(
     dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8"),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
+    es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
+                                         rich_help_panel=ES_PANEL),
+    es_api_key: Optional[str] = typer.Option(None, "--es-api-key", help="API key (better: $ODQA_ES_API_KEY).",
+                                             rich_help_panel=ES_PANEL),
+    es_user: Optional[str] = typer.Option(None, "--es-user", help="Basic-auth user ($ODQA_ES_USER); the password "
+                                          "comes from $ODQA_ES_PASSWORD.", rich_help_panel=ES_PANEL),
+    es_ca: Optional[Path] = typer.Option(None, "--es-ca", help="CA certificate file ($ODQA_ES_CA).",
+                                         rich_help_panel=ES_PANEL),
+    es_insecure: bool = typer.Option(False, "--es-insecure", help="Do not verify TLS certificates (testing only).",
+                                     rich_help_panel=ES_PANEL),
+    allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Without the nori plugin, use the cjk "
+                                        "analyzer instead of failing.", rich_help_panel=ES_PANEL),
     index_dir: Optional[Path] = IndexDirOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Build an index from CORPUS.
+    """Build an index from CORPUS, locally or on Elasticsearch (--backend elasticsearch).
 
     Example: odqa index wikipedia_documents.json --name wiki --dense --set bm25.k1=1.2
+
+    Elasticsearch: odqa index wiki.json --name wiki --backend elasticsearch --es-url http://localhost:9200
     """
     cfg = index_config(config, overrides, **{"corpus.format": fmt, "analyzer.name": analyzer,
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
                                               "dense.enabled": True if dense else None, "dense.encoder": encoder,
-                                              "dense.index": dense_index, "dense.quantize": quantize})
-    res = build_index(corpus, name, cfg, index_dir, force=force, quiet=quiet or json_out)
+                                              "dense.index": dense_index, "dense.quantize": quantize,
+                                              "backend": backend,
+                                              "elastic.allow_fallback": True if allow_fallback else None})
+    connection = None
+    es_flags = es_url or es_api_key or es_user or es_ca or es_insecure
+    if cfg.backend == "elasticsearch":
+        from odqa.retrieval.es_client import ESConnection
+        connection = ESConnection.resolve(es_url, es_api_key, es_user, ca_certs=str(es_ca) if es_ca else None,
+                                          verify=False if es_insecure else None, timeout=cfg.elastic.timeout)
+    elif es_flags:
+        raise OdqaError("--es-* options need --backend elasticsearch")
+    res = build_index(corpus, name, cfg, index_dir, force=force, quiet=quiet or json_out, connection=connection)
     m = res.manifest
     if json_out:
         emit_json({"status": res.status, "index": name, "path": str(res.folder), "changed": res.reasons,
@@ -48,7 +76,9 @@ def index(
     if res.status == "up-to-date":
         echo(f"index '{name}' is up to date ({c['passages']} passages); use --force to rebuild")
         return
-    echo(f"{res.status} index '{name}' at {res.folder}: {c['passages']} passages "
+    es = m.get("elasticsearch")
+    where = f"on Elasticsearch {es['url']} (alias {name} -> {es['index']})" if es else f"at {res.folder}"
+    echo(f"{res.status} index '{name}' {where}: {c['passages']} passages "
          f"({c['duplicates_merged']} duplicates merged), analyzer {m['analyzer']['name']}, "
          f"BM25 {m['sparse']['method']} k1={m['sparse']['k1']} b={m['sparse']['b']}, {m['build_seconds']:.1f}s")
     if m.get("dense"):

@@ -7,16 +7,22 @@ import sys
 import typer
 
 from odqa import __version__
-from odqa.cli import demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
+from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
+from odqa.cli import re_cmd
+from odqa.cli import ensemble_cmd, pretrain_cmd
 from odqa.errors import OdqaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Korean open-domain question answering: index a corpus, retrieve, evaluate.")
 app.command("index")(index_cmd.index)
 app.command("retrieve")(retrieve_cmd.retrieve)
+app.command("ask")(ask_cmd.ask)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(re_cmd.app, name="re")
+app.command("pretrain")(pretrain_cmd.pretrain)
+app.command("ensemble")(ensemble_cmd.ensemble)
 
 
 @app.callback()

@@ -64,3 +64,123 @@ def retriever(
     echo(f"held-out recall@1 {before.get('recall@1', 0):.3f} -> {res.best_metric:.3f} (step {res.best_step}, "
          f"{res.steps} steps, {report['minutes']} min, {res.stopped_reason})")
     echo(f"encoder saved to {out / 'best'}: odqa index CORPUS --name NAME --dense --encoder {out / 'best'}")
+
+
+@app.command("reader")
+def reader(
+    train: List[Path] = typer.Option(..., "--train", help="SQuAD/KorQuAD/KLUE-MRC JSON, JSONL or a datasets folder (repeatable)."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Questions with contexts to evaluate on (closed domain EM/F1)."),
+    out: Path = typer.Option(..., "--out", help="Output folder; the best checkpoint is OUT/best (use with --reader)."),
+    backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec: hub name, folder, offline:..."),
+    head: str = typer.Option("linear", "--head", help="Span head: linear | cnn | lstm."),
+    epochs: float = typer.Option(1.0, "--epochs"),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Windows per micro-batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
+    lr: float = typer.Option(1e-4, "--lr"),
+    max_length: int = typer.Option(384, "--max-length", help="Window length in tokens."),
+    stride: int = typer.Option(128, "--stride", help="Tokens shared by consecutive windows."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Optimizer steps between dev evaluations (0 = each epoch)."),
+    eval_limit: int = typer.Option(300, "--eval-limit", help="Dev questions decoded per evaluation (0 = all)."),
+    patience: int = typer.Option(0, "--patience", help="Stop after this many evaluations without F1 gain (0 = off)."),
+    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
+    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
+    negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
+                                         help="Share of no-answer windows trained on per epoch."),
+    seed: int = typer.Option(42, "--seed"),
+    wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Fine-tune an extractive reader (backbone + span head).
+
+    Example: odqa train reader --train korquad1_train.json --dev korquad1_dev.json --out runs/reader --head linear
+    """
+    import time
+
+    from odqa.corpus import load_questions
+    from odqa.modeling.checkpoint import build_model
+    from odqa.modeling.heads import HeadConfig
+    from odqa.reader.inference import WindowSettings
+    from odqa.reader.task import ReaderConfig, ReaderTask
+    from odqa.training import TrainConfig, train as run_training
+
+    questions = [q for f in train for q in load_questions(f)]
+    dev_questions = load_questions(dev) if dev else []
+    cfg = ReaderConfig(backbone=backbone, head=HeadConfig(type=head),
+                       window=WindowSettings(max_length=max_length, stride=stride),
+                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers,
+                       negative_ratio=negative_ratio, eval_limit=eval_limit)
+    tokenizer, model = build_model(backbone, "span", cfg.head)
+    task = ReaderTask(tokenizer, questions, dev_questions, cfg, batch_size, seed, [str(f) for f in train])
+    if task.skips.skipped:
+        echo(f"skipped {task.skips.skipped} training record(s): " + "; ".join(task.skips.records[:3]))
+    tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+                       eval_every=eval_every, early_stopping_patience=patience,
+                       metric="f1" if dev_questions else "loss", greater_is_better=bool(dev_questions), seed=seed,
+                       time_budget_minutes=time_budget, wandb=wandb, freeze_prefixes=task.freeze_prefixes())
+    t0 = time.perf_counter()
+    res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
+    last = res.history[-1] if res.history else {}
+    report = {"out": str(out / "best"), "head": head, "train_questions": task.n_train_questions,
+              "train_windows": len(task.win), "skipped_records": task.skips.skipped,
+              "dev_questions": len(task.dev), "best_metric": res.best_metric, "metric": tcfg.metric,
+              "best_step": res.best_step, "steps": res.steps, "last_eval": last, "stopped": res.stopped_reason,
+              "minutes": round((time.perf_counter() - t0) / 60, 1)}
+    if json_out:
+        emit_json(report)
+        return
+    best = f"{res.best_metric:.2f}" if res.best_metric is not None else "-"
+    echo(f"best dev {tcfg.metric} {best} (step {res.best_step} of {res.steps}, {report['minutes']} min, "
+         f"{res.stopped_reason}); {task.n_train_questions} questions, {len(task.win)} windows")
+    echo(f"reader saved to {out / 'best'}: odqa ask \"질문\" --index NAME --reader {out / 'best'}")
+
+
+@app.command("particles")
+def particles(
+    reader: Path = typer.Option(..., "--reader", "-r", help="Reader checkpoint whose predictions the rules correct."),
+    train: List[Path] = typer.Option(..., "--train", help="Training questions with contexts (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Rules file (default: READER/particles.json)."),
+    analyzer: str = typer.Option("mecab", "--analyzer", help="Morpheme analyzer for tagging: mecab | kiwi."),
+    limit: int = typer.Option(0, "--limit", help="Use only the first N questions (0 = all)."),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Learn which trailing morphemes (josa, endings) to strip from the reader's answers.
+
+    The reader reads each training question's own passage; a rule (POS tag + form) is
+    kept only if stripping it turns more predictions into the gold answer than it breaks.
+
+    Example: odqa train particles --reader runs/reader/best --train korquad1_train.json
+    """
+    from odqa.cli.ask_cmd import PARTICLES_FILE
+    from odqa.corpus import load_questions
+    from odqa.metrics import exact_match
+    from odqa.qa_eval import closed_hits
+    from odqa.reader.reader import Reader
+    from odqa.text.particles import ParticleRules
+
+    qs = [q for f in train for q in load_questions(f) if q.context and q.answers]
+    if limit:
+        qs = qs[:limit]
+    rd = Reader(reader, n_best=1)
+    answers = rd.read_batch([q.question for q in qs], closed_hits(qs), quiet=quiet or json_out)
+    examples = [(q.context, a[0].start, a[0].end, q.answers) for q, a in zip(qs, answers) if a]
+    rules = ParticleRules.learn(examples, analyzer=analyzer)
+    target = out or Path(reader) / PARTICLES_FILE
+    rules.save(target)
+    before = sum(exact_match(c[s:e], g) for c, s, e, g in examples)
+    after = sum(exact_match(rules.apply_text(c, s, e), g) for c, s, e, g in examples)
+    report = {"out": str(target), "questions": len(qs), "examples": len(examples),
+              "train_em_before": round(100 * before / max(1, len(examples)), 2),
+              "train_em_after": round(100 * after / max(1, len(examples)), 2), "rules": rules.to_dict()["rules"]}
+    if json_out:
+        emit_json(report)
+        return
+    echo(f"{len(rules)} rule(s) learned from {len(examples)} predictions; train EM {report['train_em_before']:.2f} "
+         f"-> {report['train_em_after']:.2f} (learning set)")
+    for r in report["rules"]:
+        echo(f"  {r}")
+    echo(f"saved to {target}: use --particles auto (or --particles {target}) with ask/evaluate")

@@ -81,7 +81,7 @@ _LAYER_PARTS = {
     "oln": "output.LayerNorm",
 }
 _E5_NAME = re.compile(r"(^|[/_.-])e5([/_.-]|$)", re.IGNORECASE)
-_POOLER_TYPES = {"bert", "roberta", "xlm-roberta", "camembert"}
+POOLER_TYPES = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 
 # ------------------------------------------------------------------ layout
@@ -799,6 +799,18 @@ def e5_prefix(kind: str, spec_or_path: str | Path) -> str:
     return E5_QUERY_PREFIX if kind == "query" else E5_PASSAGE_PREFIX
 
 
+def quiet_transformers() -> None:
+    """odqa reports what matters itself (truncation, missing weights): silence HF logs and bars."""
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover - hub utilities ship with transformers
+        pass
+
+
 def load_backbone(
     spec: str,
     cache_dir: str | Path | None = None,
@@ -808,20 +820,13 @@ def load_backbone(
 ) -> tuple[Any, Any]:
     """(tokenizer, model) for ``spec``; ``auto_class`` defaults to ``AutoModel``."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # odqa reports what matters itself (truncation, missing weights)
-    hf_logging.disable_progress_bar()
-    try:
-        from huggingface_hub.utils import disable_progress_bars
-        disable_progress_bars()
-    except ImportError:  # pragma: no cover - hub utilities ship with transformers
-        pass
+    quiet_transformers()
     path = resolve_backbone(spec, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     cls = auto_class or AutoModel
     if cls is AutoModel and "add_pooling_layer" not in model_kwargs:
-        if AutoConfig.from_pretrained(str(path)).model_type in _POOLER_TYPES:
+        if AutoConfig.from_pretrained(str(path)).model_type in POOLER_TYPES:
             model_kwargs["add_pooling_layer"] = False
     model = cls.from_pretrained(str(path), **model_kwargs)
     return tokenizer, model

@@ -19,6 +19,7 @@ from odqa.text.analyzers import installed_version, make_analyzer
 from odqa.types import Passage
 
 MODES = ("sparse", "dense", "hybrid")
+BACKENDS = ("local", "elasticsearch")
 DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "quantize", "index", "hnsw_m", "ivf_nlist")
 
 
@@ -66,8 +67,16 @@ def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                quiet: bool = False) -> BuildResult:
-    """Build (or update) index NAME. Parts whose inputs did not change are copied, not rebuilt."""
+                quiet: bool = False, connection=None) -> BuildResult:
+    """Build (or update) index NAME. Parts whose inputs did not change are copied, not rebuilt.
+
+    With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
+    and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`)."""
+    if cfg.backend not in BACKENDS:
+        raise OdqaError(f"unknown backend '{cfg.backend}' (choose from {', '.join(BACKENDS)})")
+    if cfg.backend == "elasticsearch":
+        from odqa.retrieval.elastic import build_es_index
+        return build_es_index(corpus_path, name, cfg, root, force, quiet, connection)
     corpus_path = Path(corpus_path)
     final = store.index_dir(name, root)
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
@@ -140,8 +149,12 @@ class LoadedIndex:
             self._cache["sparse"] = SparseRetriever(self.passages, self.analyzer(), scorer, s["include_title"])
         return self._cache["sparse"]
 
-    def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
-        """The dense retriever; refuses an encoder other than the one the index was built with."""
+    def passage_ids(self) -> set[str]:
+        """Ids of every passage (cheaper than iterating `passages` on a remote index)."""
+        return {p.id for p in self.passages}
+
+    def query_encoder(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
+        """The index's dense encoder (cached); refuses an encoder other than the one the index was built with."""
         d = self.manifest.get("dense")
         if not d:
             raise OdqaError(f"index '{self.name}' has no dense part: add it with "
@@ -152,10 +165,18 @@ class LoadedIndex:
             if encoder_fingerprint(backbone_info(encoder).path) != d["encoder_sha256"]:
                 raise OdqaError(f"index '{self.name}' was built with encoder '{d['encoder']}', not '{encoder}': "
                                 f"use --encoder {d['encoder']} or rebuild the index with --encoder {encoder}")
-        key = ("dense", quantize or d["quantize"])
+        key = ("encoder", quantize or d["quantize"], threads)
         if key not in self._cache:
-            from odqa.retrieval.dense import DenseEncoder, DenseRetriever, load_faiss
-            enc = DenseEncoder(d["encoder"], d["max_length"], quantize=key[1], threads=threads)
+            from odqa.retrieval.dense import DenseEncoder
+            self._cache[key] = DenseEncoder(d["encoder"], d["max_length"], quantize=key[1], threads=threads)
+        return self._cache[key]
+
+    def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
+        """The dense retriever; refuses an encoder other than the one the index was built with."""
+        enc = self.query_encoder(encoder, quantize, threads)
+        key = ("dense", id(enc))
+        if key not in self._cache:
+            from odqa.retrieval.dense import DenseRetriever, load_faiss
             self._cache[key] = DenseRetriever(self.passages, enc, load_faiss(self.folder / "dense"))
         return self._cache[key]
 
@@ -170,8 +191,12 @@ class LoadedIndex:
         raise OdqaError(f"unknown retrieval mode '{mode}' (choose from {', '.join(MODES)})")
 
 
-def load_index(name: str, root=None) -> LoadedIndex:
+def load_index(name: str, root=None, connection=None) -> LoadedIndex:
+    """Index NAME, local or on Elasticsearch (`connection`, else the pointer's URL with ODQA_ES_* credentials)."""
     folder, manifest = store.read_manifest(name, root)
+    if manifest.get("backend") == "elasticsearch":
+        from odqa.retrieval.elastic import load_es_index
+        return load_es_index(name, folder, manifest, connection)
     passages = list(store.read_passages(folder))
     aliases = json.loads((folder / "aliases.json").read_text(encoding="utf-8"))
     return LoadedIndex(name, folder, manifest, passages, aliases, store.staleness(manifest, installed_version))

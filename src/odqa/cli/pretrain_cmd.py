@@ -1,0 +1,71 @@
+"""`odqa pretrain`: masked-LM domain-adaptive pretraining of a backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json
+
+
+def pretrain(
+    corpus: Path = typer.Option(..., "--corpus", help="Corpus file or folder (JSONL, wiki JSON, SQuAD JSON, .txt)."),
+    out: Path = typer.Option(..., "--out", help="Output backbone folder (HF format + odqa_pretrain.json)."),
+    objective: str = typer.Option("span", "--objective", help="span (SpanBERT span masking) | token (BERT)."),
+    align: str = typer.Option("none", "--align", help="Mask whole units: none | word | morpheme."),
+    backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec to start from."),
+    analyzer: str = typer.Option("mecab", "--analyzer", help="Morpheme analyzer for --align morpheme: mecab | kiwi."),
+    max_length: int = typer.Option(256, "--max-length", help="Tokens per packed chunk (specials included)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Chunks per batch."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
+    lr: float = typer.Option(5e-5, "--lr"),
+    epochs: float = typer.Option(1.0, "--epochs"),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and publish when reached."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Steps between held-out evaluations (0 = each epoch)."),
+    save_every: int = typer.Option(0, "--save-every", help="Steps between resumable checkpoints (0 = at evaluations)."),
+    mask_ratio: float = typer.Option(0.15, "--mask-ratio", help="Share of maskable tokens to predict."),
+    span_p: float = typer.Option(0.2, "--span-p", help="Geometric p of span lengths (0.2: mean 3.8 units; 0.3: 3.0)."),
+    max_span: int = typer.Option(10, "--max-span", help="Longest span in units."),
+    holdout: float = typer.Option(0.02, "--holdout", help="Share of chunks held out for the evaluation loss."),
+    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings",
+                                           help="Keep word embeddings (and the tied output projection) fixed."),
+    corpus_format: str = typer.Option("auto", "--format", help="Corpus format: auto | wiki | jsonl | squad | txt."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and history (default: OUT.run)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/last."),
+    seed: int = typer.Option(42, "--seed"),
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Domain-adaptive masked-LM pretraining; the output folder is a backbone that
+    `odqa train reader|retriever` and `odqa re train` take as --backbone.
+
+    Example: odqa pretrain --corpus bench/corpus.jsonl --out runs/e5-span --objective span --align morpheme --time-budget 60
+    """
+    import logging
+
+    from odqa.pretrain import PretrainConfig, PretrainRun, run_pretrain
+
+    logging.getLogger("odqa.pretrain").setLevel(logging.ERROR)   # the head report is printed below
+    cfg = PretrainConfig(backbone=backbone, objective=objective, align=align, analyzer=analyzer,
+                         max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
+                         holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format)
+    run = PretrainRun(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
+                      eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed)
+    report = run_pretrain(corpus, out, cfg, run, run_dir, resume=resume, quiet=quiet or json_out)
+    if json_out:
+        emit_json(report)
+        return
+    head = report["mlm_head"]
+    if head["head_initialised"]:
+        typer.echo(f"note: {backbone} had no MLM head: initialised fresh ({len(head['missing_head_weights'])} weights), "
+                   f"output projection {'tied to the word embeddings' if head['output_tied_to_embeddings'] else 'untied'}",
+                   err=True)
+    before = report["heldout_loss_before"]
+    echo(f"held-out MLM loss {before:.4f} -> {report['heldout_loss']:.4f}" if before is not None
+         else f"held-out MLM loss {report['heldout_loss']:.4f}")
+    echo(f"{report['steps']} steps ({report['stopped']}, best at step {report['best_step']}), "
+         f"{report['chunks_train']} train chunks, {report['seconds'] / 60:.1f} min")
+    echo(f"backbone saved to {out}: odqa train reader --backbone {out}")

@@ -1,0 +1,123 @@
+"""Backbone + head as one module, saved as an HF backbone folder plus the head.
+
+A checkpoint folder holds the backbone (`config.json`, weights) and tokenizer in HF
+format, `odqa_head.safetensors` and `odqa_head.json` (task kind, head config, label
+list or other task settings, base backbone, tokenizer fingerprint). Loading reads
+everything from the folder: no flags needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from odqa import __version__
+from odqa.errors import OdqaError
+from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
+
+HEAD_JSON = "odqa_head.json"
+HEAD_WEIGHTS = "odqa_head.safetensors"
+
+
+class BackboneWithHead(nn.Module):
+    """`forward(**encoded, **head_kwargs)` runs the backbone and hands token states to the head."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, kind: str, meta: dict[str, Any]):
+        super().__init__()
+        self.backbone, self.head, self.kind, self.meta = backbone, head, kind, meta
+
+    @property
+    def config(self):
+        return self.backbone.config
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, **head_kwargs):
+        kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kw["token_type_ids"] = token_type_ids
+        states = self.backbone(**kw).last_hidden_state
+        return self.head(states, attention_mask, **head_kwargs)
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of the vocabulary: a head trained with another tokenizer must not load silently."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    h = hashlib.sha256()
+    for piece, idx in vocab:
+        h.update(f"{idx}\t{piece}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
+
+
+def make_head(kind: str, hidden: int, cfg: HeadConfig, **kw) -> nn.Module:
+    if kind == "span":
+        return SpanHead(hidden, cfg)
+    if kind == "classification":
+        return ClassificationHead(hidden, kw["num_labels"], cfg, kw.get("pooling", "cls"), kw.get("n_entities", 2))
+    raise OdqaError(f"unknown head kind {kind!r}")
+
+
+def build_model(backbone_spec: str, kind: str, cfg: HeadConfig, **head_kw) -> tuple[Any, BackboneWithHead]:
+    """(tokenizer, model) with a freshly initialised head on the backbone `backbone_spec`."""
+    from odqa.modeling.backbone import load_backbone
+    tokenizer, backbone = load_backbone(backbone_spec)
+    head = make_head(kind, backbone.config.hidden_size, cfg, **head_kw)
+    meta = {"kind": kind, "head": cfg.to_dict(), "head_kwargs": head_kw, "base_backbone": backbone_spec}
+    return tokenizer, BackboneWithHead(backbone, head, kind, meta)
+
+
+def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write the checkpoint into `folder` (the caller makes it atomic, e.g. the training loop)."""
+    from safetensors.torch import save_file
+
+    from odqa.modeling.backbone import quiet_transformers
+    quiet_transformers()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.backbone.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_WEIGHTS))
+    meta = dict(model.meta, extra=extra or {}, tokenizer=tokenizer_fingerprint(tokenizer), odqa_version=__version__)
+    (folder / HEAD_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / HEAD_JSON
+    if not path.exists():
+        raise OdqaError(f"{folder}: not an odqa model checkpoint (no {HEAD_JSON})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise OdqaError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, dict[str, Any]]:
+    """(tokenizer, model in eval mode, meta) from a checkpoint folder; refuses a mismatched one."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from odqa.modeling.backbone import POOLER_TYPES, quiet_transformers
+    quiet_transformers()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise OdqaError(f"{folder}: model folder not found")
+    meta = read_meta(folder)
+    if meta.get("kind") != kind:
+        raise OdqaError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
+        raise OdqaError(f"{folder}: tokenizer does not match the one the head was trained with "
+                        f"({tokenizer_fingerprint(tokenizer)} != {meta['tokenizer']})")
+    kw = {"add_pooling_layer": False} if AutoConfig.from_pretrained(str(folder)).model_type in POOLER_TYPES else {}
+    backbone = AutoModel.from_pretrained(str(folder), **kw)
+    head = make_head(kind, backbone.config.hidden_size, HeadConfig.from_dict(meta["head"]), **meta.get("head_kwargs", {}))
+    state = load_file(str(folder / HEAD_WEIGHTS))
+    missing, unexpected = head.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise OdqaError(f"{folder}: head weights do not match its config (missing {list(missing)[:3]}, "
+                        f"unexpected {list(unexpected)[:3]})")
+    model = BackboneWithHead(backbone, head, kind, {k: v for k, v in meta.items() if k not in ("extra",)})
+    model.eval()
+    return tokenizer, model, meta

@@ -1,0 +1,79 @@
+"""Classification losses, swappable by name: cross-entropy, focal, label smoothing.
+
+Every loss takes `logits` (batch, classes) and integer `target` (batch,) and returns
+the mean over the batch. Log-probabilities are accepted as logits too (log_softmax
+leaves normalised log-probabilities unchanged), so a model that composes its own
+probabilities (e.g. hierarchical classification) can use any of them.
+
+- ``ce``: cross-entropy, optional per-class `weight` (as torch: weighted mean).
+- ``focal``: Lin et al. 2017, ``-(1 - p_t)^gamma * log p_t``, optional per-class
+  `weight` (alpha); gamma = 0 is exactly ``ce``.
+- ``label_smoothing``: cross-entropy against ``(1 - eps) * onehot + eps / classes``
+  (torch's ``label_smoothing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from odqa.errors import OdqaError
+
+LOSSES = ("ce", "focal", "label_smoothing")
+
+
+def _weighted_mean(per_example: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if weight is None:
+        return per_example.mean()
+    w = weight.to(per_example.dtype)[target]
+    return (per_example * w).sum() / w.sum()
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
+    return _weighted_mean(nll, target, weight)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    if gamma < 0:
+        raise OdqaError(f"focal loss gamma must be >= 0, got {gamma}")
+    logp_t = F.log_softmax(logits, dim=-1).gather(1, target.unsqueeze(1)).squeeze(1)
+    p_t = logp_t.exp()
+    per = -((1.0 - p_t).clamp(min=0.0) ** gamma) * logp_t if gamma else -logp_t
+    return _weighted_mean(per, target, weight)
+
+
+def label_smoothing_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
+    if not 0.0 <= smoothing < 1.0:
+        raise OdqaError(f"label smoothing must be in [0, 1), got {smoothing}")
+    logp = F.log_softmax(logits, dim=-1)
+    nll = -logp.gather(1, target.unsqueeze(1)).squeeze(1)
+    uniform = -logp.mean(dim=-1)
+    return ((1.0 - smoothing) * nll + smoothing * uniform).mean()
+
+
+@dataclass
+class LossConfig:
+    name: str = "ce"            # ce | focal | label_smoothing
+    gamma: float = 2.0          # focal
+    smoothing: float = 0.1      # label_smoothing
+
+    def __post_init__(self) -> None:
+        if self.name not in LOSSES:
+            raise OdqaError(f"loss {self.name!r} unknown: choose one of {', '.join(LOSSES)}")
+
+
+def make_loss(cfg: LossConfig, weight: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`loss(logits, target)` for the configured loss (class `weight` for ce and focal only)."""
+    if cfg.name == "ce":
+        return lambda logits, target: cross_entropy(logits, target, weight)
+    if cfg.name == "focal":
+        return lambda logits, target: focal_loss(logits, target, cfg.gamma, weight)
+    if weight is not None:
+        raise OdqaError("class weights are not supported with label_smoothing")
+    return lambda logits, target: label_smoothing_loss(logits, target, cfg.smoothing)

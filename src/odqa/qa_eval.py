@@ -1,0 +1,36 @@
+"""End-to-end QA evaluation: EM/F1 (KorQuAD rules) with retrieval recall alongside."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from odqa.errors import OdqaError
+from odqa.metrics import em_f1, recall_at_k
+from odqa.reader.postprocess import Span
+from odqa.types import Hit, Passage, Question
+
+
+def closed_hits(questions: Sequence[Question]) -> list[list[Hit]]:
+    """Each question's own passage as its only hit (closed-domain reading)."""
+    missing = [q.id for q in questions if not q.context]
+    if missing:
+        raise OdqaError(f"closed-domain reading needs each question's passage: question {missing[0]} has no "
+                        f"context (use SQuAD/KorQuAD JSON or JSONL with a 'context' field)")
+    return [[Hit(Passage(q.gold_ids[0] if q.gold_ids else q.id, "", q.context), 1.0, 1, "gold")] for q in questions]
+
+
+def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
+                  hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None) -> dict:
+    """Report dict (`metrics`, `predictions`, `nbest`): EM/F1 over questions with gold answers;
+    with `hits` and a `judge`, recall@k of the passages the reader saw."""
+    preds = {q.id: (a[0].text if a else "") for q, a in zip(questions, answers)}
+    nbest = {q.id: [s.to_json() for s in a] for q, a in zip(questions, answers)}
+    gold = {q.id: q.answers for q in questions if q.answers}
+    m = em_f1(preds, gold)
+    metrics = {"questions": len(questions), "em": round(m["em"], 2), "f1": round(m["f1"], 2),
+               "scored": m["count"], "no_answer": sum(1 for a in answers if not a)}
+    if hits is not None and judge is not None:
+        ranks = [judge.first_relevant(q, h)[0] for q, h in zip(questions, hits)]
+        ks = sorted({x for x in (1, 5, 10, 20) if x <= (k or 20)} | ({k} if k else set()))
+        metrics["retrieval"] = {key: round(v, 4) for key, v in recall_at_k(ranks, ks).items()}
+    return {"metrics": metrics, "predictions": preds, "nbest": nbest}

@@ -1,0 +1,82 @@
+"""Run a span model over (question, passages) pairs and collect candidate spans.
+
+Windows of all pairs are batched together, sorted by length so batches carry
+little padding; the training task's evaluation and `Reader` share this code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from odqa.progress import bar
+from odqa.reader.features import make_windows
+from odqa.reader.postprocess import Span, window_spans
+from odqa.types import Passage
+
+
+@dataclass
+class WindowSettings:
+    max_length: int = 384
+    stride: int = 128
+    max_query_length: int = 64
+    max_answer_tokens: int = 30
+    n_best: int = 20
+
+
+def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of token id lists into tensors."""
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id or 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, :len(r)] = 1
+    out = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        tt = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(types):
+            tt[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        out["token_type_ids"] = tt
+    return out
+
+
+def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Passage]],
+                  settings: WindowSettings, batch_size: int = 32, retrieval_scores: list[list[float]] | None = None,
+                  quiet: bool = True) -> list[list[Span]]:
+    """Candidate spans per question over every window of every one of its passages (not yet merged)."""
+    pair_q, pair_ctx, pair_owner = [], [], []
+    for qi, (q, ps) in enumerate(zip(questions, passages)):
+        for pj, p in enumerate(ps):
+            pair_q.append(q)
+            pair_ctx.append(p.text)
+            pair_owner.append((qi, pj))
+    out: list[list[Span]] = [[] for _ in questions]
+    if not pair_q:
+        return out
+    win = make_windows(tokenizer, pair_q, pair_ctx, settings.max_length, settings.stride, settings.max_query_length)
+    order = sorted(range(len(win)), key=lambda i: len(win.input_ids[i]))
+    was_training = model.training
+    model.eval()
+    progress = bar(len(order), "reading", "window", quiet=quiet)
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            types = [win.token_type_ids[i] for i in idx] if win.token_type_ids is not None else None
+            batch = collate(tokenizer, [win.input_ids[i] for i in idx], types)
+            start, end = model(**batch)
+            start, end = start.float().numpy(), end.float().numpy()
+            for row, i in enumerate(idx):
+                qi, pj = pair_owner[win.example[i]]
+                p = passages[qi][pj]
+                r = retrieval_scores[qi][pj] if retrieval_scores else 0.0
+                for score, s, e in window_spans(start[row], end[row], win.offsets[i], settings.n_best,
+                                                settings.max_answer_tokens):
+                    out[qi].append(Span(p.text[s:e], p.id, s, e, score, retrieval_score=r))
+            progress.update(len(idx))
+    progress.close()
+    model.train(was_training)
+    return out

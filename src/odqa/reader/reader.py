@@ -1,0 +1,45 @@
+"""A trained extractive reader: `Reader(folder).read(question, hits) -> list[Answer]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from odqa.errors import OdqaError
+from odqa.modeling.checkpoint import load_model
+from odqa.reader.inference import WindowSettings, predict_spans
+from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
+from odqa.types import Answer, Hit
+
+
+class Reader:
+    """Loads a span checkpoint (backbone + head + window settings) written by `odqa train reader`."""
+
+    def __init__(self, folder: str | Path, batch_size: int = 32, n_best: int = 20, retrieval_weight: float = 0.0,
+                 extra_steps: list[Step] | None = None, threads: int = 0):
+        import torch
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.folder = Path(folder)
+        self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
+        settings = self.meta.get("extra", {}).get("reader", {}).get("window")
+        if settings is None:
+            raise OdqaError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
+        self.window = WindowSettings(**settings)
+        self.window.n_best = max(self.window.n_best, n_best)
+        self.batch_size = batch_size
+        self.post: PostProcessor = default_postprocessor(n_best, retrieval_weight, extra_steps)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+        """Post-processed n-best spans per question (empty list: no answer found)."""
+        passages = [[h.passage for h in hs] for hs in hits]
+        scores = [[h.score for h in hs] for hs in hits]
+        raw = predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
+                            scores, quiet=quiet)
+        return [self.post(spans, {p.id: p.text for p in ps}) for spans, ps in zip(raw, passages)]
+
+    def read(self, question: str, hits: list[Hit]) -> list[Answer]:
+        return [s.to_answer() for s in self.read_batch([question], [hits])[0]]

@@ -1,0 +1,127 @@
+"""Reader training as a task of the shared training loop (`odqa train reader`).
+
+Windows of the training questions are batched by similar length (shuffled within
+large chunks, so batches carry little padding and order stays random); the loss is
+the mean of start and end cross-entropy. Evaluation decodes a fixed subset of the
+dev questions against their own passage (closed domain) and reports EM/F1.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from odqa.metrics import em_f1
+from odqa.modeling.checkpoint import save_model
+from odqa.modeling.heads import HeadConfig
+from odqa.reader.features import SkipReport, make_windows, training_examples
+from odqa.reader.inference import WindowSettings, collate, predict_spans
+from odqa.reader.postprocess import default_postprocessor
+from odqa.types import Passage, Question
+
+
+@dataclass
+class ReaderConfig:
+    backbone: str = "offline:multilingual-e5-small"
+    head: HeadConfig = field(default_factory=HeadConfig)
+    window: WindowSettings = field(default_factory=WindowSettings)
+    freeze_embeddings: bool = True
+    freeze_layers: int = 0         # also freeze the embeddings and the first N transformer layers
+    negative_ratio: float = 1.0    # share of no-answer windows trained on each epoch (resampled per epoch)
+    eval_limit: int = 300          # dev questions decoded at each evaluation (0 = all)
+    eval_batch_size: int = 32
+
+
+def length_batches(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 50) -> list[list[int]]:
+    """Random batches of similar length: shuffle, sort within chunks of `chunk` batches, shuffle batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    span = batch_size * chunk
+    for c in range(0, len(order), span):
+        part = sorted(order[c:c + span], key=lambda i: lengths[i])
+        batches += [part[b:b + batch_size] for b in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def closed_domain_inputs(questions: list[Question]) -> tuple[list[str], list[list[Passage]]]:
+    return ([q.question for q in questions],
+            [[Passage(q.gold_ids[0] if q.gold_ids else q.id, "", q.context)] for q in questions])
+
+
+class ReaderTask:
+    def __init__(self, tokenizer, train: list[Question], dev: list[Question], cfg: ReaderConfig, batch_size: int,
+                 seed: int = 42, train_files: list[str] | None = None):
+        self.tok, self.cfg, self.batch_size, self.seed = tokenizer, cfg, batch_size, seed
+        self.skips = SkipReport()
+        qs, ctxs, ans = training_examples(train, self.skips)
+        w = cfg.window
+        self.win = make_windows(tokenizer, qs, ctxs, w.max_length, w.stride, w.max_query_length, ans)
+        self.n_train_questions = len(qs)
+        self.lengths = [len(x) for x in self.win.input_ids]
+        dev = [q for q in dev if q.context and q.answers]
+        rng = random.Random(seed)
+        if cfg.eval_limit and len(dev) > cfg.eval_limit:
+            dev = rng.sample(dev, cfg.eval_limit)
+        self.dev = dev
+        self.train_files = train_files or []
+
+    def _epoch_windows(self, rng: random.Random) -> list[int]:
+        """Every answer window and a `negative_ratio` share of the no-answer windows."""
+        pos = [i for i in range(len(self.win)) if self.win.start[i] > 0]
+        neg = [i for i in range(len(self.win)) if self.win.start[i] == 0]
+        if self.cfg.negative_ratio < 1.0:
+            neg = rng.sample(neg, round(len(neg) * self.cfg.negative_ratio))
+        return sorted(pos + neg)
+
+    def num_train_batches(self) -> int:
+        n = len(self._epoch_windows(random.Random(0)))
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def train_batches(self, epoch: int, seed: int):
+        rng = random.Random(seed * 1000 + epoch)
+        keep = self._epoch_windows(rng)
+        for chosen in length_batches([self.lengths[i] for i in keep], self.batch_size, rng):
+            idx = [keep[j] for j in chosen]
+            types = [self.win.token_type_ids[i] for i in idx] if self.win.token_type_ids is not None else None
+            batch = collate(self.tok, [self.win.input_ids[i] for i in idx], types)
+            batch["start"] = torch.tensor([self.win.start[i] for i in idx])
+            batch["end"] = torch.tensor([self.win.end[i] for i in idx])
+            yield batch
+
+    def loss(self, model, batch):
+        inputs = {k: v for k, v in batch.items() if k not in ("start", "end")}
+        start, end = model(**inputs)
+        ce = torch.nn.functional.cross_entropy
+        return (ce(start, batch["start"]) + ce(end, batch["end"])) / 2
+
+    def evaluate(self, model) -> dict[str, float]:
+        if not self.dev:
+            return {}
+        questions, passages = closed_domain_inputs(self.dev)
+        raw = predict_spans(model, self.tok, questions, passages, self.cfg.window, self.cfg.eval_batch_size)
+        post = default_postprocessor(1)
+        preds = {}
+        for q, spans, ps in zip(self.dev, raw, passages):
+            best = post(spans, {p.id: p.text for p in ps})
+            preds[q.id] = best[0].text if best else ""
+        m = em_f1(preds, {q.id: q.answers for q in self.dev})
+        return {"em": m["em"], "f1": m["f1"]}
+
+    def freeze_prefixes(self) -> list[str]:
+        if self.cfg.freeze_layers:
+            return ["embeddings"] + [f"encoder.layer.{i}" for i in range(self.cfg.freeze_layers)]
+        return ["embeddings.word_embeddings"] if self.cfg.freeze_embeddings else []
+
+    def settings(self) -> dict:
+        return {"window": asdict(self.cfg.window), "train_files": self.train_files,
+                "negative_ratio": self.cfg.negative_ratio, "freeze_layers": self.cfg.freeze_layers,
+                "train_questions": self.n_train_questions, "train_windows": len(self.win),
+                "skipped_records": self.skips.skipped, "backbone": self.cfg.backbone}
+
+    def save(self, model, folder: Path) -> None:
+        save_model(model, self.tok, folder, extra={"reader": self.settings()})

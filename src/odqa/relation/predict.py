@@ -1,0 +1,58 @@
+"""Writing relation predictions: the competition CSV and a JSON variant.
+
+CSV (the Boostcamp KLUE-RE submission shape): columns ``id, pred_label, probs``,
+``probs`` being the 30 probabilities in label-list order written as a list
+(``[0.91, 0.002, ...]``). JSON: ``{"labels": [...], "predictions": [{"id", "pred_label",
+"probs": [...]}, ...]}``. Both are written to a temporary file renamed at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from odqa.errors import OdqaError
+
+FORMATS = ("csv", "json")
+
+
+def output_format(path: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise OdqaError(f"prediction format {fmt!r} unknown: choose one of {', '.join(FORMATS)}")
+        return fmt
+    return "json" if path.suffix.lower() == ".json" else "csv"
+
+
+def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, labels: list[str],
+                      fmt: str | None = None, preds: np.ndarray | None = None, digits: int = 6) -> str:
+    """Write predictions for `ids` (rows of `probs`; labels `preds`, default the argmax); returns the format."""
+    path = Path(path)
+    fmt = output_format(path, fmt)
+    if probs.shape != (len(ids), len(labels)):
+        raise OdqaError(f"internal: {probs.shape} probabilities for {len(ids)} ids and {len(labels)} labels")
+    preds = probs.argmax(axis=1) if preds is None else preds
+    rounded = np.round(probs, digits)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if fmt == "csv":
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["id", "pred_label", "probs"])
+                for rid, p, row in zip(ids, preds, rounded):
+                    w.writerow([rid, labels[p], json.dumps(row.tolist())])
+        else:
+            rows = [{"id": rid, "pred_label": labels[p], "probs": row.tolist()}
+                    for rid, p, row in zip(ids, preds, rounded)]
+            tmp.write_text(json.dumps({"labels": labels, "predictions": rows}, ensure_ascii=False, indent=1),
+                           encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return fmt

@@ -1,0 +1,418 @@
+"""Relation extraction on the shared backbone, heads, losses and training loop.
+
+- Model: `modeling.build_model(..., "classification", pooling=cls|mean|entity_start)`.
+  With ``entity_start`` pooling the head reads the token states at the subject's and
+  object's opening markers (or the first word token when unmarked).
+- Hierarchical mode: the head gives F family logits (no_relation / org / per, from
+  the label prefix before ``:``) followed by one logit per label; the 30-way
+  probabilities are ``P(family) * P(label | family)``, the second a softmax over the
+  labels of that family. Losses take these log-probabilities, so cross-entropy is
+  exactly CE(family) + CE(label | family). The predicted label is the most probable
+  label within the most probable family (`decode`); AUPRC uses the probabilities.
+- Features: the marked sentence is tokenised whole; when it is longer than
+  `max_length`, a token window that keeps both entities (with their markers) is cut,
+  or, when they are too far apart, two half windows starting at each entity.
+- Batches: dynamic padding; examples are shuffled, then sorted by length within
+  chunks of `bucket` batches, so batches hold similar lengths (less padding on CPU).
+- Checkpoints (`save_model`) carry the label list and the RE settings in `extra`;
+  `load_re_model` needs no flags and refuses a checkpoint with another label set.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from odqa.errors import OdqaError
+from odqa.modeling.heads import POOLINGS, HeadConfig
+from odqa.modeling.losses import LossConfig, make_loss
+from odqa.relation.data import NO_RELATION, REExample, undersample_no_relation
+from odqa.relation.markers import check_style, mark, special_tokens
+from odqa.relation.metrics import re_metrics
+
+SETTINGS_VERSION = 1
+
+
+@dataclass
+class RETrainConfig:
+    """Every knob of `odqa re train`; `configs/re.yaml` documents the defaults."""
+    backbone: str = "offline:multilingual-e5-small"
+    markers: str = "typed"             # typed | e1 | none
+    pooling: str = "entity_start"      # entity_start | cls | mean
+    head: str = "linear"               # linear | cnn | lstm (head body)
+    dropout: float = 0.1
+    hierarchical: bool = False
+    max_length: int = 128
+    loss: str = "ce"                   # ce | focal | label_smoothing
+    focal_gamma: float = 2.0
+    label_smoothing: float = 0.1
+    no_relation_keep: float = 1.0      # share of no_relation training examples kept (resampled each epoch)
+    freeze_embeddings: bool = True
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    epochs: float = 3.0
+    max_steps: int = 0
+    batch_size: int = 32
+    grad_accum: int = 1
+    bucket: int = 50                   # batches per length-sorted chunk; 0 = no length sorting
+    eval_every: int = 0                # optimizer steps between dev evaluations; 0 = each epoch
+    eval_batch_size: int = 64
+    dev_limit: int = 0                 # evaluate on a fixed random subset of the dev set; 0 = all
+    patience: int = 0                  # evaluations without micro-F1 gain before stopping; 0 = off
+    time_budget: float = 0.0           # minutes; 0 = none
+    seed: int = 42
+    threads: int = 0                   # torch threads; 0 = torch default
+
+    def __post_init__(self) -> None:
+        check_style(self.markers)
+        if self.pooling not in POOLINGS:
+            raise OdqaError(f"pooling {self.pooling!r} unknown: choose one of {', '.join(POOLINGS)}")
+        LossConfig(self.loss)
+        if self.max_length < 8:
+            raise OdqaError(f"max_length must be at least 8, got {self.max_length}")
+        if not 0.0 <= self.no_relation_keep <= 1.0:
+            raise OdqaError(f"no_relation_keep must be in [0, 1], got {self.no_relation_keep}")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise OdqaError("batch sizes must be at least 1")
+
+
+@dataclass
+class RESettings:
+    """What a checkpoint must remember to featurise and decode like training did."""
+    labels: list[str]
+    markers: str = "typed"
+    pooling: str = "entity_start"
+    hierarchical: bool = False
+    max_length: int = 128
+    version: int = SETTINGS_VERSION
+    train: dict[str, Any] = field(default_factory=dict)   # provenance only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"relation": asdict(self)}
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any], where: str) -> "RESettings":
+        d = (extra or {}).get("relation")
+        if not isinstance(d, dict) or not d.get("labels"):
+            raise OdqaError(f"{where}: not a relation extraction checkpoint (no label list in odqa_head.json)")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def check(self, other: "RESettings", where: str) -> None:
+        """Refuse a checkpoint whose labels or featurisation differ from `other`."""
+        if self.labels != other.labels:
+            raise OdqaError(f"{where}: the checkpoint has another label set ({_label_diff(self.labels, other.labels)})")
+        diff = [k for k in ("markers", "pooling", "hierarchical", "max_length") if getattr(self, k) != getattr(other, k)]
+        if diff:
+            raise OdqaError(f"{where}: the checkpoint was made with other settings: " + ", ".join(
+                f"{k} {getattr(self, k)!r} (asked {getattr(other, k)!r})" for k in diff))
+
+
+def _label_diff(have: list[str], want: list[str]) -> str:
+    only_have, only_want = [x for x in have if x not in want], [x for x in want if x not in have]
+    if not only_have and not only_want:
+        return "same labels in another order"
+    parts = []
+    if only_have:
+        parts.append("only in checkpoint: " + ", ".join(only_have[:3]) + ("..." if len(only_have) > 3 else ""))
+    if only_want:
+        parts.append("only in yours: " + ", ".join(only_want[:3]) + ("..." if len(only_want) > 3 else ""))
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------ hierarchy
+
+
+class Hierarchy:
+    """Families by label prefix (`org:x` -> org, `no_relation` -> no_relation), first-seen order."""
+
+    def __init__(self, labels: list[str]):
+        self.families: list[str] = []
+        fam_of = []
+        for lab in labels:
+            fam = lab.split(":", 1)[0] if ":" in lab else lab
+            if fam not in self.families:
+                self.families.append(fam)
+            fam_of.append(self.families.index(fam))
+        self.fam_of = torch.tensor(fam_of, dtype=torch.long)
+        self.members = torch.zeros(len(self.families), len(labels), dtype=torch.bool)
+        self.members[self.fam_of, torch.arange(len(labels))] = True
+
+    @property
+    def n_families(self) -> int:
+        return len(self.families)
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(batch, F + L) head logits -> (batch, L) log P(family) + log P(label | family)."""
+        nf = self.n_families
+        fam = torch.log_softmax(logits[:, :nf], dim=-1)
+        fine = logits[:, nf:]
+        masked = fine.unsqueeze(1).masked_fill(~self.members, float("-inf"))   # (batch, F, L)
+        lse = torch.logsumexp(masked, dim=-1)                                 # (batch, F)
+        return fam[:, self.fam_of] + fine - lse[:, self.fam_of]
+
+
+def output_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["input_ids"], batch["attention_mask"], positions=batch["positions"])
+
+
+def log_probs(logits: torch.Tensor, hierarchy: Hierarchy | None) -> torch.Tensor:
+    """Label log-probabilities from head logits (flat softmax or hierarchical composition)."""
+    return hierarchy.log_probs(logits) if hierarchy is not None else torch.log_softmax(logits, dim=-1)
+
+
+# ------------------------------------------------------------- features
+
+
+@dataclass
+class Features:
+    ids: list[np.ndarray]
+    positions: np.ndarray        # (n, 2): token index of the subject and object anchors
+    labels: np.ndarray           # (n,): label index, -1 when unknown
+    example_ids: list[str]
+    pad_id: int
+    truncated: int = 0           # examples cut to fit max_length
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        width = max(len(self.ids[i]) for i in idx)
+        ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        for r, i in enumerate(idx):
+            ids[r, :len(self.ids[i])] = self.ids[i]
+            mask[r, :len(self.ids[i])] = 1
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+                "positions": torch.from_numpy(self.positions[idx]), "labels": torch.from_numpy(self.labels[idx])}
+
+
+def _char_token(enc, b: int, char: int, step: int, limit: int) -> int:
+    """Token holding `char`, or the nearest one in direction `step` (whitespace has none)."""
+    c = char
+    while 0 <= c < limit:
+        t = enc.char_to_token(b, c)
+        if t is not None:
+            return t
+        c += step
+    raise OdqaError(f"no token covers character {char}")
+
+
+def _window(n: int, budget: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token ranges [a, b) (at most `budget` tokens) of a body of `n` tokens keeping `spans` (inclusive)."""
+    if n <= budget:
+        return [(0, n)]
+    lo, hi = min(s for s, _ in spans), max(e for _, e in spans) + 1
+    if hi - lo <= budget:
+        start = max(0, min(lo - (budget - (hi - lo)) // 2, n - budget))
+        return [(start, start + budget)]
+    (s1, _), (s2, _) = sorted(spans)
+    half = budget // 2
+    a1, b1 = s1, s1 + half
+    b2 = min(n, s2 + budget - half)
+    a2 = max(b1, b2 - (budget - half))
+    return [(a1, b1), (a2, b2)]
+
+
+def featurize(examples: list[REExample], tokenizer, markers: str, max_length: int,
+              labels: list[str] | None = None, chunk: int = 1024) -> Features:
+    """Token ids and entity anchor positions for each example (labels mapped when `labels` is given)."""
+    index = {lab: i for i, lab in enumerate(labels or [])}
+    ids, pos, labs, truncated = [], [], [], 0
+    for c0 in range(0, len(examples), chunk):
+        part = examples[c0:c0 + chunk]
+        marked = [mark(ex.sentence, ex.subject, ex.object, markers) for ex in part]
+        enc = tokenizer([m.text for m in marked], add_special_tokens=True, truncation=False, verbose=False)
+        for b, (ex, m) in enumerate(zip(part, marked)):
+            full = enc["input_ids"][b]
+            seq = enc.sequence_ids(b)
+            lead = next((i for i, s in enumerate(seq) if s is not None), len(seq))
+            trail = next((i for i, s in enumerate(reversed(seq)) if s is not None), 0)
+            n = len(full) - lead - trail
+            budget = max_length - lead - trail
+            limit = len(m.text)
+            spans, anchors = [], []
+            for sp in (m.subject, m.object):
+                a = _char_token(enc, b, sp.open_start, +1, limit) - lead
+                e = _char_token(enc, b, sp.close_end, -1, limit) - lead
+                spans.append((a, max(a, e)))
+                anchors.append(a)
+            win = _window(n, budget, spans)
+            body = full[lead:lead + n]
+            kept, new_pos, offset = [], [], 0
+            for a, e in win:
+                kept.extend(body[a:e])
+            for anc in anchors:
+                offset = 0
+                for a, e in win:
+                    if a <= anc < e:
+                        new_pos.append(lead + offset + anc - a)
+                        break
+                    offset += e - a
+                else:   # cannot happen with _window's guarantees; keep CLS as a safe fallback
+                    new_pos.append(0)
+            truncated += len(kept) < n
+            ids.append(np.asarray(full[:lead] + kept + full[len(full) - trail:], dtype=np.int64))
+            pos.append(new_pos)
+            labs.append(index[ex.label] if labels is not None and ex.label is not None else -1)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return Features(ids, np.asarray(pos, dtype=np.int64).reshape(-1, 2), np.asarray(labs, dtype=np.int64),
+                    [ex.id for ex in examples], pad, truncated)
+
+
+# ----------------------------------------------------------------- model
+
+
+def n_outputs(settings: RESettings) -> int:
+    return len(settings.labels) + (Hierarchy(settings.labels).n_families if settings.hierarchical else 0)
+
+
+def build_re_model(cfg: RETrainConfig, labels: list[str]):
+    """(tokenizer, model, settings) with a fresh classification head on `cfg.backbone`."""
+    from odqa.modeling.checkpoint import build_model
+    settings = RESettings(labels=list(labels), markers=cfg.markers, pooling=cfg.pooling,
+                          hierarchical=cfg.hierarchical, max_length=cfg.max_length)
+    head = HeadConfig(type=cfg.head, dropout=cfg.dropout)
+    torch.manual_seed(cfg.seed)   # the head's initialisation follows --seed
+    tokenizer, model = build_model(cfg.backbone, "classification", head, num_labels=n_outputs(settings),
+                                   pooling=cfg.pooling, n_entities=2)
+    extra = special_tokens(cfg.markers)
+    if extra:
+        tokenizer.add_special_tokens({"additional_special_tokens": extra})
+        if len(tokenizer) > model.backbone.config.vocab_size:
+            model.backbone.resize_token_embeddings(len(tokenizer))
+    return tokenizer, model, settings
+
+
+def load_re_model(folder: str | Path, labels: list[str] | None = None):
+    """(tokenizer, model, settings) from a checkpoint; refuses one trained with another label set."""
+    from odqa.modeling.checkpoint import load_model
+    tokenizer, model, meta = load_model(folder, "classification")
+    settings = RESettings.from_extra(meta.get("extra", {}), str(folder))
+    if labels is not None and list(labels) != settings.labels:
+        raise OdqaError(f"{folder}: the checkpoint has another label set ({_label_diff(settings.labels, list(labels))})")
+    if meta.get("head_kwargs", {}).get("num_labels") != n_outputs(settings):
+        raise OdqaError(f"{folder}: head has {meta.get('head_kwargs', {}).get('num_labels')} outputs, "
+                        f"its settings need {n_outputs(settings)}")
+    return tokenizer, model, settings
+
+
+@torch.no_grad()
+def predict_probs(model, feats: Features, settings: RESettings, batch_size: int = 64, quiet: bool = True,
+                  desc: str = "predict") -> np.ndarray:
+    """(n, labels) probabilities in the features' order (batches sorted by length)."""
+    from odqa.progress import bar
+    hierarchy = Hierarchy(settings.labels) if settings.hierarchical else None
+    was_training = model.training
+    model.eval()
+    order = np.argsort(feats.lengths(), kind="stable")
+    out = np.zeros((len(feats), len(settings.labels)), dtype=np.float64)
+    pbar = bar(len(feats), desc, "ex", quiet)
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                idx = order[s:s + batch_size].tolist()
+                lp = log_probs(output_logits(model, feats.collate(idx)), hierarchy)
+                out[idx] = lp.double().exp().numpy()
+                pbar.update(len(idx))
+    finally:
+        pbar.close()
+        model.train(was_training)
+    return out
+
+
+def decode(probs: np.ndarray, settings: RESettings) -> np.ndarray:
+    """Predicted label indices: the argmax, or in hierarchical mode the most probable family first,
+    then the most probable label within it (as the issue asks; it favours relations over no_relation
+    when a family's mass is spread over several labels)."""
+    if not settings.hierarchical:
+        return probs.argmax(axis=1)
+    members = Hierarchy(settings.labels).members.numpy()          # (families, labels)
+    family = (probs @ members.T.astype(probs.dtype)).argmax(axis=1)
+    return np.where(members[family], probs, -1.0).argmax(axis=1)
+
+
+def evaluate_probs(probs: np.ndarray, gold: np.ndarray, settings: RESettings) -> dict[str, float]:
+    """KLUE metrics (micro-F1 on the decoded labels, AUPRC on the probabilities) plus dev cross-entropy."""
+    m = re_metrics(gold, probs, decode(probs, settings))
+    m["loss"] = float(-np.mean(np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None))))
+    return m
+
+
+# ------------------------------------------------------------------ task
+
+
+class RETask:
+    """The training loop's task: length-bucketed batches, loss, dev evaluation (micro-F1), saving."""
+
+    def __init__(self, tokenizer, settings: RESettings, cfg: RETrainConfig, train: list[REExample],
+                 dev: list[REExample] | None, quiet: bool = False):
+        self.tok, self.settings, self.cfg, self.quiet = tokenizer, settings, cfg, quiet
+        self.hierarchy = Hierarchy(settings.labels) if settings.hierarchical else None
+        self.loss_fn = make_loss(LossConfig(cfg.loss, cfg.focal_gamma, cfg.label_smoothing))
+        self.train = featurize(train, tokenizer, settings.markers, settings.max_length, settings.labels)
+        self.train_lengths = self.train.lengths()
+        no_rel = settings.labels.index(NO_RELATION) if NO_RELATION in settings.labels else -1
+        self.neg = np.flatnonzero(self.train.labels == no_rel)
+        self.pos = np.flatnonzero(self.train.labels != no_rel)
+        if not 0.0 <= cfg.no_relation_keep <= 1.0:
+            raise OdqaError(f"no_relation_keep must be in [0, 1], got {cfg.no_relation_keep}")
+        self.n_neg = round(cfg.no_relation_keep * len(self.neg))
+        self.dev = None
+        if dev:
+            if cfg.dev_limit and cfg.dev_limit < len(dev):
+                dev = random.Random(cfg.seed).sample(dev, cfg.dev_limit)
+            self.dev = featurize(dev, tokenizer, settings.markers, settings.max_length, settings.labels)
+
+    def num_examples(self) -> int:
+        return len(self.pos) + self.n_neg
+
+    def num_train_batches(self) -> int:
+        return math.ceil(self.num_examples() / self.cfg.batch_size)
+
+    def epoch_indices(self, epoch: int, seed: int) -> list[int]:
+        rng = random.Random(seed * 1000 + epoch)
+        neg = self.neg.tolist()
+        if self.n_neg < len(neg):
+            neg = rng.sample(neg, self.n_neg)
+        idx = self.pos.tolist() + neg
+        rng.shuffle(idx)
+        return idx
+
+    def train_batches(self, epoch: int, seed: int):
+        rng = random.Random(seed * 1000 + epoch + 7919)
+        idx, bs = self.epoch_indices(epoch, seed), self.cfg.batch_size
+        chunk = bs * self.cfg.bucket if self.cfg.bucket else len(idx)
+        batches = []
+        for c in range(0, len(idx), chunk):
+            part = idx[c:c + chunk]
+            if self.cfg.bucket:
+                part = sorted(part, key=lambda i: self.train_lengths[i])
+            batches.extend(part[s:s + bs] for s in range(0, len(part), bs))
+        if self.cfg.bucket:
+            rng.shuffle(batches)
+        for b in batches:
+            yield self.train.collate(b)
+
+    def loss(self, model, batch) -> torch.Tensor:
+        return self.loss_fn(log_probs(output_logits(model, batch), self.hierarchy), batch["labels"])
+
+    def evaluate(self, model) -> dict[str, float]:
+        if self.dev is None:
+            return {}
+        probs = predict_probs(model, self.dev, self.settings, self.cfg.eval_batch_size, self.quiet, "dev")
+        return evaluate_probs(probs, self.dev.labels, self.settings)
+
+    def save(self, model, folder: Path) -> None:
+        from odqa.modeling.checkpoint import save_model
+        save_model(model, self.tok, folder, extra=self.settings.to_dict())

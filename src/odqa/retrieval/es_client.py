@@ -1,0 +1,302 @@
+"""Talking to Elasticsearch: connection settings, one-line errors, retries with backoff.
+
+Connection settings come from flags or the environment (ODQA_ES_URL, ODQA_ES_API_KEY,
+ODQA_ES_USER, ODQA_ES_PASSWORD, ODQA_ES_CA, ODQA_ES_VERIFY). Secrets live only in memory:
+`ESConnection.public()` is all that is ever printed or written. The `elasticsearch`
+package is imported here, lazily, so odqa works without the optional extra.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from odqa.errors import OdqaError
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_BACKOFF = 60.0
+_FALSE = ("0", "false", "no", "off")
+
+
+def es_module():
+    try:
+        import elasticsearch
+    except ImportError:
+        raise OdqaError("the Elasticsearch backend needs the elasticsearch client: "
+                        "pip install 'odqa[elasticsearch]'") from None
+    return elasticsearch
+
+
+def warn(msg: str) -> None:
+    print(f"odqa: warning: {msg}", file=sys.stderr)
+
+
+def _one_line(s: Any, limit: int = 300) -> str:
+    s = re.sub(r"\s+", " ", str(s)).strip()
+    return s if len(s) <= limit else s[:limit - 1] + "…"
+
+
+@dataclass
+class ESConnection:
+    url: str
+    api_key: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout: float = 60.0
+    node_class: Any = field(default=None, repr=False)  # a transport node class; tests pass a fake one
+
+    @classmethod
+    def resolve(cls, url: str | None = None, api_key: str | None = None, user: str | None = None,
+                password: str | None = None, ca_certs: str | None = None, verify: bool | None = None,
+                env: Mapping[str, str] | None = None, **kw) -> "ESConnection":
+        """Flags first, then the environment. Credentials inside the URL are moved out of it."""
+        env = os.environ if env is None else env
+        url = url or env.get("ODQA_ES_URL")
+        if not url:
+            raise OdqaError("no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL")
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OdqaError(f"invalid Elasticsearch URL '{_redact(url)}': expected http(s)://HOST:PORT")
+        if parts.username:
+            user = user or parts.username
+            password = password or parts.password
+        netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+        netloc += f":{parts.port}" if parts.port else ""
+        clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        api_key = api_key or env.get("ODQA_ES_API_KEY") or None
+        user = user or env.get("ODQA_ES_USER") or None
+        password = password or env.get("ODQA_ES_PASSWORD") or None
+        if user and not password:
+            raise OdqaError("Elasticsearch user given without a password: set ODQA_ES_PASSWORD")
+        ca_certs = ca_certs or env.get("ODQA_ES_CA") or None
+        if ca_certs and not Path(ca_certs).is_file():
+            raise OdqaError(f"{ca_certs}: CA file not found (--es-ca / ODQA_ES_CA)")
+        if verify is None:
+            verify = env.get("ODQA_ES_VERIFY", "1").strip().lower() not in _FALSE
+        return cls(clean, api_key, user, password, ca_certs, verify, **kw)
+
+    def public(self) -> dict:
+        """What may be printed or written to a manifest: no credentials."""
+        return {"url": self.url, "verify_certs": self.verify_certs, "ca_certs": self.ca_certs}
+
+    def auth_kind(self) -> str:
+        return "api key" if self.api_key else "basic auth" if self.user else "no credentials"
+
+    def client(self):
+        es = es_module()
+        kw: dict = {"request_timeout": self.timeout, "max_retries": 0, "retry_on_timeout": False,
+                    "verify_certs": self.verify_certs}
+        if self.api_key:
+            kw["api_key"] = self.api_key
+        elif self.user:
+            kw["basic_auth"] = (self.user, self.password or "")
+        if self.ca_certs:
+            kw["ca_certs"] = self.ca_certs
+        if not self.verify_certs:
+            kw["ssl_show_warn"] = False
+            if self.url.startswith("https"):
+                warn(f"TLS certificate verification is off for {self.url}")
+        if self.node_class is not None:
+            kw["node_class"] = self.node_class
+        return es.Elasticsearch(self.url, **kw)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _body_reason(body, fallback: Any = "") -> str:
+    """The most useful part of an Elasticsearch error body, on one line."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        cause = (err.get("root_cause") or [err])[0]
+        return _one_line(f"{cause.get('type', err.get('type'))}: {cause.get('reason', err.get('reason'))}")
+    if isinstance(body, dict) and body.get("error"):
+        return _one_line(body["error"])
+    return _one_line(fallback)
+
+
+def _reason(e) -> str:
+    return _body_reason(getattr(e, "body", None), getattr(e, "message", None) or e)
+
+
+def _connection_reason(e) -> str:
+    text = _one_line(getattr(e, "message", "") or e)
+    for needle, short in (("refused", "connection refused"), ("Name or service not known", "unknown host"),
+                          ("nodename nor servname", "unknown host"), ("Temporary failure in name", "unknown host"),
+                          ("timed out", "timed out"), ("No route to host", "no route to host")):
+        if needle in text:
+            return short
+    return text
+
+
+class ESClient:
+    """An Elasticsearch client that speaks odqa's errors and retries what is worth retrying."""
+
+    def __init__(self, conn: ESConnection, retries: int = 5, backoff: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.conn, self.url = conn, conn.url
+        self.retries, self.backoff, self.sleep = retries, backoff, sleep
+        self.es = conn.client()
+        self._version: str | None = None
+
+    # ----------------------------------------------------------- errors
+    @contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Turn client exceptions into one-line OdqaErrors naming the URL and what failed."""
+        es = es_module()
+        try:
+            yield
+        except es.AuthenticationException:
+            raise OdqaError(f"Elasticsearch at {self.url} rejected the credentials (HTTP 401, authentication "
+                            f"failed, {self.conn.auth_kind()}): set ODQA_ES_API_KEY or "
+                            f"ODQA_ES_USER/ODQA_ES_PASSWORD") from None
+        except es.AuthorizationException as e:
+            raise OdqaError(f"Elasticsearch at {self.url}: authenticated, but not allowed to {what} "
+                            f"(HTTP 403, {_reason(e)})") from None
+        except es.ApiError as e:
+            text = _reason(e)
+            if e.meta.status == 400 and ("media_type_header_exception" in text or "compatible-with" in text):
+                from elasticsearch import __versionstr__ as client_version
+                raise OdqaError(f"the elasticsearch client {client_version} is newer than the server at "
+                                f"{self.url}: install the client of the server's major version, e.g. "
+                                f"pip install 'elasticsearch>=8.12,<9' for an 8.x server") from None
+            raise OdqaError(f"Elasticsearch at {self.url} failed to {what}: HTTP {e.meta.status} {text}") from None
+        except es.SSLError as e:
+            raise OdqaError(f"TLS error talking to Elasticsearch at {self.url} ({_connection_reason(e)}): "
+                            f"give the cluster's CA file with --es-ca or ODQA_ES_CA") from None
+        except es.ConnectionTimeout:
+            raise OdqaError(f"Elasticsearch at {self.url} did not answer within {self.conn.timeout:g}s "
+                            f"while trying to {what}") from None
+        except es.ConnectionError as e:
+            raise OdqaError(f"cannot reach Elasticsearch at {self.url} ({_connection_reason(e)}): "
+                            f"check --es-url / ODQA_ES_URL and that the cluster is running") from None
+
+    def call(self, what: str, fn: Callable, *args, **kwargs):
+        with self.errors(what):
+            return fn(*args, **kwargs)
+
+    def retrying(self, what: str, fn: Callable[[], Any]):
+        """Run fn, retrying 429/5xx answers, timeouts and dropped connections with exponential backoff.
+
+        Raises `Retried(reason)` when the retries are used up (the caller decides what to say)."""
+        es = es_module()
+        for attempt in range(self.retries + 1):
+            try:
+                with self.errors(what):
+                    try:
+                        return fn()
+                    except es.ApiError as e:
+                        if e.meta.status not in RETRY_STATUS:
+                            raise
+                        reason = f"HTTP {e.meta.status} {_reason(e)}"
+                    except (es.ConnectionTimeout, es.ConnectionError) as e:
+                        if isinstance(e, es.SSLError):
+                            raise
+                        reason = _connection_reason(e) if isinstance(e, es.ConnectionError) else "timed out"
+            except Retryable as r:
+                reason = r.reason
+            if attempt == self.retries:
+                raise Retried(reason)
+            self.sleep(self.delay(attempt))
+        raise AssertionError("unreachable")
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff * (2 ** attempt), MAX_BACKOFF)
+
+    # ----------------------------------------------------------- cluster
+    def version(self) -> str:
+        if self._version is None:
+            info = self.call("answer a ping", self.es.info)
+            self._version = str(info["version"]["number"])
+            if int(self._version.split(".")[0]) < 8:
+                raise OdqaError(f"Elasticsearch at {self.url} is version {self._version}: odqa needs 8.0 or newer "
+                                f"(dense_vector kNN search)")
+        return self._version
+
+    def has_nori(self) -> bool:
+        """Whether the analysis-nori plugin is installed (asks `_analyze` for a nori tokenizer)."""
+        es = es_module()
+        with self.errors("check for the nori plugin"):
+            try:
+                self.es.indices.analyze(tokenizer={"type": "nori_tokenizer"}, text="한국어 형태소")
+            except es.BadRequestError as e:
+                if "nori" in _reason(e):
+                    return False
+                raise
+            except es.AuthorizationException:
+                return True  # may not call _analyze: creating the index will say if nori is missing
+        return True
+
+    def alias_targets(self, alias: str) -> list[str]:
+        """Concrete indexes behind `alias` ([] when there is no such alias)."""
+        es = es_module()
+        with self.errors(f"read alias '{alias}'"):
+            try:
+                return sorted(self.es.indices.get_alias(name=alias).body)
+            except es.NotFoundError:
+                return []
+
+    def msearch(self, index: str, bodies: list[dict]) -> list[dict]:
+        """One `_msearch` round trip; each response's error (if any) becomes an OdqaError."""
+        searches: list[dict] = []
+        for b in bodies:
+            searches += [{}, b]
+        try:
+            resp = self.retrying(f"search index '{index}'", lambda: self.es.msearch(index=index, searches=searches))
+        except Retried as e:
+            raise OdqaError(f"Elasticsearch at {self.url} kept failing searches of '{index}' after {self.retries} "
+                            f"retries (last: {e.reason})") from None
+        out = []
+        for r in resp["responses"]:
+            if "error" in r:
+                raise SearchFailed(self.url, index, r.get("status", 0), _body_reason(r))
+            out.append(r)
+        return out
+
+    def scan(self, index: str, query: dict, source, size: int = 1000) -> Iterator[dict]:
+        """Every matching document, in `id` order (search_after paging)."""
+        after = None
+        while True:
+            body = {"query": query, "size": size, "sort": [{"id": "asc"}], "_source": source,
+                    "track_total_hits": False}
+            if after is not None:
+                body["search_after"] = after
+            hits = self.msearch(index, [body])[0]["hits"]["hits"]
+            yield from hits
+            if len(hits) < size:
+                return
+            after = hits[-1]["sort"]
+
+
+class Retryable(Exception):
+    """Raised inside `ESClient.retrying` to retry a partly failed request (e.g. bulk items rejected with 429)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Retried(Exception):
+    """Retries used up; `reason` is the last failure."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SearchFailed(OdqaError):
+    """One search of an `_msearch` failed."""
+
+    def __init__(self, url: str, index: str, status: int, reason: str):
+        super().__init__(f"Elasticsearch at {url} failed to search index '{index}': HTTP {status} {reason}")
+        self.status, self.reason = status, reason

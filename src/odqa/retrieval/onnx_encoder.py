@@ -1,0 +1,196 @@
+"""ONNX Runtime backend of the dense encoder (`dense.quantize: onnx | onnx-int8`).
+
+The encoder (BertModel -> last_hidden_state, dynamic batch and sequence axes) is
+exported once with torch's TorchScript exporter and cached under
+``<odqa cache>/onnx/<encoder sha256[:16]>-opset<N>-<fp32|int8>-r<recipe>/`` (written
+with `odqa.atomic.AtomicFolder`, so a killed export never leaves half a model). A
+``odqa_onnx.json`` sidecar records the full encoder sha256, opset, recipe and the
+model file's own sha256; a cache entry that does not match (missing, truncated,
+corrupt, other recipe) is exported again.
+
+int8 is ONNX Runtime dynamic quantisation of the weight MatMuls: signed int8
+weights, per output channel, reduce_range (7-bit weights, which avoids the u8*s8
+pair-sum saturation of AVX2 kernels without VNNI). Activation x activation MatMuls
+(attention scores) and the embedding table stay fp32.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from odqa.atomic import AtomicFolder
+from odqa.errors import OdqaError
+
+OPSET = 17
+RECIPE = 1          # bump when the export or quantisation recipe changes: old cache entries are not reused
+MODEL_FILE = "model.onnx"
+SIDECAR = "odqa_onnx.json"
+KINDS = {"onnx": "fp32", "onnx-int8": "int8"}
+INSTALL_HINT = "dense quantize 'onnx'/'onnx-int8' needs onnxruntime and onnx: pip install 'odqa[onnx]'"
+
+log = logging.getLogger(__name__)
+
+
+def require_onnxruntime():
+    """Import onnxruntime (and check onnx is there for export/quantisation) or fail with one line."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        raise OdqaError(INSTALL_HINT) from None
+    return onnxruntime
+
+
+def cache_folder(encoder_sha256: str, kind: str, cache_dir: str | Path | None = None) -> Path:
+    from odqa.modeling.backbone import default_cache_dir
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return root / "onnx" / f"{_key(encoder_sha256)[:16]}-opset{OPSET}-{kind}-r{RECIPE}"
+
+
+def _key(encoder_sha256: str) -> str:
+    """A hex key: the weight file's sha256, or the sha256 of a hub fingerprint ("hub:name")."""
+    if len(encoder_sha256) == 64 and all(c in "0123456789abcdef" for c in encoder_sha256):
+        return encoder_sha256
+    import hashlib
+    return hashlib.sha256(encoder_sha256.encode("utf-8")).hexdigest()
+
+
+def _meta(encoder_sha256: str, kind: str) -> dict:
+    return {"encoder_sha256": encoder_sha256, "opset": OPSET, "kind": kind, "recipe": RECIPE}
+
+
+def _problem(folder: Path, want: dict) -> str | None:
+    """Why the cache entry in `folder` is unusable (None when it is fine)."""
+    from odqa.modeling.backbone import file_sha256
+    if not folder.is_dir():
+        return "missing"
+    try:
+        meta = json.loads((folder / SIDECAR).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"{SIDECAR} missing or unreadable"
+    if {k: meta.get(k) for k in want} != want:
+        return "made for another encoder/opset/recipe"
+    f = folder / MODEL_FILE
+    if not f.is_file():
+        return f"{MODEL_FILE} missing"
+    if f.stat().st_size != meta.get("bytes") or file_sha256(f) != meta.get("sha256"):
+        return f"{MODEL_FILE} does not match its recorded sha256 (corrupt or truncated)"
+    return None
+
+
+def _publish(folder: Path, write, meta: dict) -> Path:
+    """Write MODEL_FILE with `write(tmp_file)` and the sidecar, atomically, into `folder`."""
+    from odqa.modeling.backbone import file_sha256
+    with AtomicFolder(folder) as tmp:
+        write(tmp / MODEL_FILE)
+        f = tmp / MODEL_FILE
+        extra = {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
+        (tmp / SIDECAR).write_text(json.dumps({**meta, **extra}, indent=2) + "\n", encoding="utf-8")
+    return folder / MODEL_FILE
+
+
+def export_fp32(spec: str, out: Path) -> None:
+    """torch BertModel -> ONNX (input_ids, attention_mask -> last_hidden_state), checked against torch."""
+    import torch
+    from odqa.modeling.backbone import load_backbone
+
+    _, model = load_backbone(spec, attn_implementation="eager")  # plain MatMul/Softmax: ORT fuses them
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    wrapper = LastHidden(model).eval()  # eval on the wrapper: export restores the wrapper's mode afterwards
+    vocab = int(model.config.vocab_size)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(min(5, vocab - 1), vocab, (2, 9), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[0, 6:] = 0
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and exporter deprecation chatter
+        torch.onnx.export(wrapper, (ids, mask), str(out), dynamo=False, opset_version=OPSET,
+                          input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                          do_constant_folding=True)
+        ref = wrapper(ids, mask).numpy()
+    got = _session(out, 1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    err = float(np.abs(got - ref)[mask.numpy().astype(bool)].max())
+    if not err <= 1e-3 * max(1.0, float(np.abs(ref).max())):
+        raise OdqaError(f"ONNX export of '{spec}' does not reproduce the torch encoder (max difference {err:.3g})")
+
+
+def quantize_int8(src: Path, out: Path) -> None:
+    """Dynamic int8 of the weight MatMuls (QInt8, per channel, reduce_range; see the module doc)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    qlog = logging.getLogger("onnxruntime.quantization")  # "consider pre-processing" advice per call
+    level = qlog.level
+    qlog.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(out), op_types_to_quantize=["MatMul"], per_channel=True,
+                             reduce_range=True, weight_type=QuantType.QInt8,
+                             extra_options={"MatMulConstBOnly": True})
+    finally:
+        qlog.setLevel(level)
+
+
+def onnx_model_path(spec: str, path: str, quantize: str, cache_dir: str | Path | None = None) -> Path:
+    """The cached ONNX file for encoder `spec` (folder `path`) and `quantize`, exporting it when needed."""
+    from odqa.retrieval.dense import encoder_fingerprint
+    require_onnxruntime()
+    if quantize not in KINDS:
+        raise OdqaError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
+    sha = encoder_fingerprint(path)
+    kind = KINDS[quantize]
+    folder = cache_folder(sha, kind, cache_dir)
+    why = _problem(folder, _meta(sha, kind))
+    if why is None:
+        return folder / MODEL_FILE
+    if why != "missing":
+        log.warning("ONNX cache %s: %s; exporting again", folder, why)
+    if kind == "fp32":
+        log.info("exporting %s to ONNX (once): %s", spec, folder)
+        return _publish(folder, lambda f: export_fp32(spec, f), _meta(sha, kind))
+    fp32 = onnx_model_path(spec, path, "onnx", cache_dir)
+    log.info("quantising %s to int8 (once): %s", fp32, folder)
+    return _publish(folder, lambda f: quantize_int8(fp32, f), _meta(sha, kind))
+
+
+def _session(model: Path, threads: int):
+    ort = require_onnxruntime()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.inter_op_num_threads = 1
+    if threads:
+        so.intra_op_num_threads = threads  # 0: onnxruntime's default (one per physical core)
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+
+
+class OnnxRunner:
+    """One ONNX Runtime session over the cached encoder; `run` gives last_hidden_state as numpy."""
+
+    def __init__(self, spec: str, path: str, quantize: str, threads: int = 0, cache_dir: str | Path | None = None):
+        self.model_path = onnx_model_path(spec, path, quantize, cache_dir)
+        try:
+            self.session = _session(self.model_path, threads)
+        except OdqaError:
+            raise
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise OdqaError(f"cannot load the cached ONNX encoder {self.model_path} ({str(e).splitlines()[0]}); "
+                            f"delete {self.model_path.parent} to export it again") from None
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]

@@ -1,0 +1,101 @@
+"""Morphemes with character offsets (mecab or kiwi), for span-level work.
+
+`analyzers.py` turns texts into index terms; this module keeps what those drop:
+where each morpheme sits in the text (`start`, `end`, end exclusive), its POS tag
+and its surface form. Used by particle stripping (`particles.py`) and by
+morpheme-aligned masking in `odqa.pretrain`. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+from odqa.errors import OdqaError
+from odqa.text.analyzers import installed_version
+
+MORPH_ANALYZERS = ("mecab", "kiwi")
+
+
+@dataclass(frozen=True)
+class Morph:
+    start: int   # character offsets into the analysed text, end exclusive
+    end: int
+    tag: str     # e.g. "JKS", or "VCP+EP" for a contracted (inflected) surface
+    form: str    # the surface text[start:end]
+
+
+_MECAB = None
+_KIWI = None
+
+
+def _mecab():
+    global _MECAB
+    if _MECAB is None:
+        try:
+            import mecab
+        except ImportError:
+            raise OdqaError("analyzer 'mecab' needs python-mecab-ko: pip install python-mecab-ko") from None
+        _MECAB = mecab.MeCab()
+    return _MECAB
+
+
+def _kiwi():
+    global _KIWI
+    if _KIWI is None:
+        try:
+            from kiwipiepy import Kiwi
+        except ImportError:
+            raise OdqaError("analyzer 'kiwi' needs kiwipiepy: pip install kiwipiepy") from None
+        _KIWI = Kiwi(num_workers=1, load_typo_dict=False, load_multi_dict=False)
+    return _KIWI
+
+
+def _from_mecab(text: str) -> list[Morph]:
+    return [Morph(m.span.start, m.span.end, m.feature.pos, text[m.span.start:m.span.end])
+            for m in _mecab().parse(text) if m.span.end > m.span.start]
+
+
+def _from_kiwi_tokens(text: str, tokens) -> list[Morph]:
+    out: list[Morph] = []
+    for t in tokens:
+        s, e = t.start, t.start + t.len
+        if e <= s:
+            continue
+        if out and s < out[-1].end:   # contracted morphemes share characters (였 = 이 + 었): merge
+            prev = out[-1]
+            e = max(e, prev.end)
+            out[-1] = Morph(prev.start, e, f"{prev.tag}+{t.tag}", text[prev.start:e])
+        else:
+            out.append(Morph(s, e, t.tag, text[s:e]))
+    return out
+
+
+def check_analyzer(name: str) -> str:
+    if name not in MORPH_ANALYZERS:
+        raise OdqaError(f"unknown morpheme analyzer '{name}' (choose from {', '.join(MORPH_ANALYZERS)})")
+    return name
+
+
+def analyzer_version(name: str) -> str:
+    return installed_version(check_analyzer(name))
+
+
+@lru_cache(maxsize=512)
+def _cached(text: str, analyzer: str) -> tuple[Morph, ...]:
+    return tuple(morphemes([text], analyzer)[0])
+
+
+def analyse(text: str, analyzer: str = "mecab") -> tuple[Morph, ...]:
+    """Morphemes of one text (memoised: post-processing asks about the same passage many times)."""
+    return _cached(text, check_analyzer(analyzer))
+
+
+def morphemes(texts: Sequence[str], analyzer: str = "mecab") -> list[list[Morph]]:
+    """Morphemes of each text, in order, with character offsets."""
+    check_analyzer(analyzer)
+    if analyzer == "mecab":
+        return [_from_mecab(t) for t in texts]
+    kiwi = _kiwi()
+    return [_from_kiwi_tokens(t, toks) for t, toks in zip(texts, kiwi.tokenize(list(texts)))]
