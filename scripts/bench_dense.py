@@ -2,7 +2,7 @@
 
   python scripts/bench_dense.py --bench bench --sample 1600 [--repeat 2] [--recall]
 
-Speed (same random sample of benchmark passages, max length 256, batch 16, 2 threads):
+Speed (same random sample of benchmark passages, max length 256, --batch-size 16, --threads 2):
   plain       torch fp32, corpus order shuffled, dynamic padding per batch (the usual HF loop)
   bucketed    torch fp32, texts sorted by token length before batching (odqa's encoder)
   int8        bucketed + torch dynamic int8 quantisation of the Linear layers (quantize: int8)
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=96)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--encoder", default="offline:multilingual-e5-small")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"subset of {','.join(VARIANTS)}")
     ap.add_argument("--fast", default="onnx_int8", choices=VARIANTS[2:], help="variant compared with fp32 by --recall")
@@ -88,9 +89,10 @@ def main() -> None:
     for v in VARIANTS[1:]:
         if v in needed:
             t = time.perf_counter()
-            encs[v] = DenseEncoder(args.encoder, 256, 16, quantize=QUANTIZE[v], threads=args.threads)
+            encs[v] = DenseEncoder(args.encoder, 256, args.batch_size, quantize=QUANTIZE[v], threads=args.threads)
             print(json.dumps({"loaded": v, "seconds": round(time.perf_counter() - t, 1)}), flush=True)
-    fns = {v: (lambda t: plain_encode(encs["bucketed"], t)) if v == "plain" else encs[v].encode for v in wanted}
+    fns = {v: (lambda t: plain_encode(encs["bucketed"], t, args.batch_size)) if v == "plain" else encs[v].encode
+           for v in wanted}
     res = {}
     for name, data in (("benchmark_sample", sample), ("long_paragraphs", long)):
         r, vecs = rates(fns, data, args.repeat)
@@ -101,7 +103,8 @@ def main() -> None:
         for v in wanted:
             if v != "bucketed":
                 cos = (vecs[v] * ref).sum(1)
-                row[f"cosine_{v}_min"], row[f"cosine_{v}_mean"] = round(float(cos.min()), 5), round(float(cos.mean()), 5)
+                row[f"cosine_{v}_min"] = round(float(cos.min()), 5)
+                row[f"cosine_{v}_mean"] = round(float(cos.mean()), 5)
         res[name] = row
         print(json.dumps({name: row}), flush=True)
     if args.recall:

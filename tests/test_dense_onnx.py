@@ -12,8 +12,8 @@ from tests.tiny_model import make_tiny_backbone
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
 
-TEXTS = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전통 음식이다", "세종대왕은 훈민정음을 창제하였다 " * 4,
-         "지리산", "이순신은 거북선으로 왜군을 물리쳤다"]
+TEXTS = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전통 음식이다",
+         "세종대왕은 훈민정음을 창제하였다 " * 4, "지리산", "이순신은 거북선으로 왜군을 물리쳤다"]
 
 
 @pytest.fixture(scope="module")

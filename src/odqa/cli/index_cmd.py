@@ -27,7 +27,7 @@ def index(
     dense: bool = typer.Option(False, "--dense", help="Also build the dense (bi-encoder + FAISS) index."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Dense encoder spec (default offline:multilingual-e5-small)."),
     dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
-    quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8"),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8 | onnx | onnx-int8"),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
     es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
