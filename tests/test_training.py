@@ -109,6 +109,13 @@ def test_schedule_applied_per_optimizer_step(tmp_path):
     assert res.stopped_reason == "max_steps"
 
 
+def test_stop_after_keeps_the_full_schedule(tmp_path):
+    res = train(Toy(), ToyTask(), cfg(lr=0.1, max_steps=10, warmup_ratio=0.2, eval_every=1, stop_after=4),
+                tmp_path / "o")
+    assert res.stopped_reason == "stop_after" and res.steps == 4
+    assert [r["lr"] for r in res.history] == pytest.approx([0.1 * f for f in (0, .5, 1, .875)])
+
+
 def test_grad_accumulation_matches_big_batch(tmp_path):
     runs = []
     for batch, accum in ((4, 2), (8, 1)):

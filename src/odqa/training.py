@@ -41,6 +41,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     epochs: float = 1.0
     max_steps: int = 0                 # optimizer steps; 0 = from epochs
+    stop_after: int = 0                # stop at this step without changing the schedule (shared budgets); 0 = off
     batch_size: int = 16               # informational: the task builds batches
     grad_accum: int = 1
     warmup_ratio: float = 0.06
@@ -74,7 +75,7 @@ class TrainResult:
     epochs_done: float
     seconds: float
     history: list[dict]
-    stopped_reason: str   # completed | early_stopping | time_budget | max_steps
+    stopped_reason: str   # completed | early_stopping | time_budget | max_steps | stop_after
 
 
 @dataclass
@@ -272,6 +273,8 @@ class _Loop:
     def _limit_reason(self, check_time: bool = True) -> str | None:
         if self.st.step >= self.total:
             return "max_steps" if self.cfg.max_steps else "completed"
+        if self.cfg.stop_after and self.st.step >= self.cfg.stop_after:
+            return "stop_after"
         budget = self.cfg.time_budget_minutes
         if check_time and budget and time.monotonic() - self.start > budget * 60:
             return "time_budget"

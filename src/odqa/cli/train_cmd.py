@@ -84,6 +84,8 @@ def reader(
     eval_limit: int = typer.Option(300, "--eval-limit", help="Dev questions decoded per evaluation (0 = all)."),
     patience: int = typer.Option(0, "--patience", help="Stop after this many evaluations without F1 gain (0 = off)."),
     time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
+    stop_after: int = typer.Option(0, "--stop-after", help="Stop at this step, keeping the schedule of --epochs "
+                                   "(compare heads at a shared budget; 0 = off)."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
     negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
@@ -120,7 +122,8 @@ def reader(
     tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                        eval_every=eval_every, early_stopping_patience=patience,
                        metric="f1" if dev_questions else "loss", greater_is_better=bool(dev_questions), seed=seed,
-                       time_budget_minutes=time_budget, wandb=wandb, freeze_prefixes=task.freeze_prefixes())
+                       time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb,
+                       freeze_prefixes=task.freeze_prefixes())
     t0 = time.perf_counter()
     res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
     last = res.history[-1] if res.history else {}
