@@ -40,8 +40,8 @@ def _bigrams(text):
 class FakeES:
     """In-memory stand-in for a cluster: indexes, aliases, bulk, _msearch (bigram 'BM25', cosine kNN, RRF)."""
 
-    def __init__(self, version="8.15.0", nori=True, rrf=True):
-        self.version, self.nori, self.rrf = version, nori, rrf
+    def __init__(self, version="8.15.0", nori=True, rrf=True, license="enterprise"):
+        self.version, self.nori, self.rrf, self.license = version, nori, rrf, license
         self.indices: dict[str, dict] = {}
         self.aliases: dict[str, list[str]] = {}
         self.requests: list[tuple[str, str, object]] = []
@@ -99,6 +99,8 @@ class FakeES:
                 return _err(400, "illegal_argument_exception",
                             "Unknown tokenizer type [nori_tokenizer] for [_anonymous_tokenizer]")
             return 200, {"tokens": [{"token": "한국어"}]}
+        if parts == ["_license"]:
+            return 200, {"license": {"type": self.license, "status": "active"}}
         if parts == ["_aliases"]:
             return self.update_aliases(data["actions"])
         if parts[0] == "_alias":
@@ -133,6 +135,12 @@ class FakeES:
         if op == "_count":
             return 200, {"count": sum(len(self.indices[t]["docs"]) for t in targets)}
         if op == "_msearch":
+            if any("retriever" in b for b in data[1::2]):  # parsed up front: a refusal fails the whole request
+                if not self.rrf:
+                    return _err(400, "parsing_exception", "unknown retriever [rrf]")
+                if self.license not in ("enterprise", "trial"):
+                    return _err(403, "security_exception",
+                                "current license is non-compliant for [Reciprocal Rank Fusion (RRF)]")
             docs = {k: v for t in targets for k, v in self.indices[t]["docs"].items()}
             return 200, {"responses": [self.search(docs, b) for b in data[1::2]]}
         raise AssertionError(f"unexpected request {method} /{'/'.join(parts)}")
@@ -185,8 +193,6 @@ class FakeES:
 
     def search(self, docs, body):
         if "retriever" in body:
-            if not self.rrf:
-                return {"error": {"type": "parsing_exception", "reason": "unknown retriever [rrf]"}, "status": 400}
             rrf = body["retriever"]["rrf"]
             scores = {}
             for child in rrf["retrievers"]:
@@ -323,6 +329,18 @@ def test_query_bodies():
     assert rrf["retrievers"][1]["knn"]["k"] == 50 and rrf["retrievers"][1]["knn"]["num_candidates"] == 50
     assert es_schema.server_rrf_supported("8.16.0") and es_schema.server_rrf_supported("9.0.1")
     assert not es_schema.server_rrf_supported("8.15.3") and not es_schema.server_rrf_supported("x")
+    assert es_schema.rrf_licensed("enterprise") and es_schema.rrf_licensed("trial") and es_schema.rrf_licensed(None)
+    assert not es_schema.rrf_licensed("basic") and not es_schema.rrf_licensed("platinum")
+
+
+def test_analysis_keeps_every_tag_when_pos_is_empty():
+    # analyzer.pos: [] keeps every token locally; on nori that is no POS filter, not an empty stoptags list
+    a = es_schema.analysis(True, "none", [])
+    assert "filter" not in a and a["analyzer"]["odqa_korean"]["filter"] == ["nori_readingform", "lowercase"]
+    a = es_schema.analysis(True, "none", ["NN"])
+    assert a["analyzer"]["odqa_korean"]["filter"][0] == "odqa_pos" and "NNG" not in a["filter"]["odqa_pos"]["stoptags"]
+    with pytest.raises(OdqaError, match="unknown nori decompound mode 'full'"):
+        es_schema.analysis(True, "full")
 
 
 # ------------------------------------------------------------------ load, retrieve, evaluate
@@ -388,11 +406,28 @@ def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_
     assert rrf["retrievers"][0]["standard"]["query"]["match"]["content"]["query"] == q and "knn" in rrf["retrievers"][1]
     assert got[0].passage.id == "p3" and got[0].source == "hybrid"
 
-    # a server that refuses the retriever: warn once, fuse on the client
-    fake.rrf = False
+    # a basic license (the default): the retriever needs enterprise, so odqa fuses on the client, silently
+    fake.license = "basic"
+    n = len(fake.requests)
+    assert idx.retriever("hybrid", HybridConfig(method="rrf")).search([q], 2)[0][0].passage.id == "p3"
+    assert not any("retriever" in b for m, p, ops in fake.requests[n:] if p.endswith("_msearch") for b in ops[1::2])
+    assert capsys.readouterr().err == ""
+
+    # license unreadable: try the retriever; the server refuses the whole _msearch -> warn once, fuse on the client
+    fake.fault = lambda m, p, b: _err(403, "security_exception", "action [cluster:monitor/xpack/license/get] is "
+                                      "unauthorized") if p == "/_license" else None
     hy = idx.retriever("hybrid", HybridConfig(method="rrf"))
-    assert hy.search([q], 2)[0][0].passage.id == "p3" and hy.search([q], 2)
-    assert capsys.readouterr().err.count("fusing on the client instead") == 1
+    assert hy.server and hy.search([q], 2)[0][0].passage.id == "p3" and hy.search([q], 2) and not hy.server
+    err = capsys.readouterr().err
+    assert err.count("fusing on the client instead") == 1 and "license is non-compliant" in err
+
+    # elastic.fusion: server never falls back (and says why the server refused)
+    fake.fault, fake.rrf = None, False
+    build(fake, corpus_file, index_root, "dense.enabled=true", f"dense.encoder={fake_encoder}", "elastic.fusion=server")
+    hy = load_index("mini", index_root, connection=fake.connection()).retriever("hybrid", HybridConfig(method="rrf"))
+    with pytest.raises(OdqaError, match=r"failed to search index 'mini': HTTP 400 parsing_exception: unknown "
+                                        r"retriever \[rrf\]$"):
+        hy.search([q], 2)
 
 
 # ------------------------------------------------------------------ retries, aliases, failures
@@ -529,6 +564,9 @@ def test_unreachable_auth_and_version_errors_are_one_line(fake, corpus_file, ind
     with pytest.raises(OdqaError) as e:
         build(fake, corpus_file, index_root, conn=fake.connection(api_key="wrong"))
     assert "HTTP 401, authentication failed, api key" in str(e.value) and "wrong" not in str(e.value)
+    with pytest.raises(OdqaError, match=r"requires authentication \(HTTP 401\) and no credentials were given: "
+                                        r"set ODQA_ES_API_KEY"):
+        build(fake, corpus_file, index_root)
     build(fake, corpus_file, index_root, conn=fake.connection(api_key="right"))
     fake.fault = lambda m, p, b: _err(403, "security_exception", "action [indices:data/read/search] is unauthorized")
     with pytest.raises(OdqaError, match=r"authenticated, but not allowed to read alias 'mini' \(HTTP 403"):
@@ -540,6 +578,9 @@ def test_unreachable_auth_and_version_errors_are_one_line(fake, corpus_file, ind
     fake.fault, fake.version = None, "7.17.0"
     with pytest.raises(OdqaError, match="is version 7.17.0: odqa needs 8.0 or newer"):
         build(fake, corpus_file, index_root)
+    fake.version = "8.3.3"
+    with pytest.raises(OdqaError, match="is version 8.3.3: kNN search of dense vectors needs 8.4 or newer"):
+        build(fake, corpus_file, index_root, "dense.enabled=true", name="dense")
 
 
 def test_search_retries_then_gives_a_clear_error(fake, corpus_file, index_root):
@@ -556,22 +597,66 @@ def test_search_retries_then_gives_a_clear_error(fake, corpus_file, index_root):
     assert slept == [1.0, 2.0]
 
 
-def test_cli_errors_are_one_line(corpus_file, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `odqa ARGS` in-process: (exit code, stdout, stderr stripped)."""
     from odqa.cli.main import main
 
     def run(*args):
         monkeypatch.setattr(sys, "argv", ["odqa", *map(str, args)])
-        with pytest.raises(SystemExit) as e:
+        try:
             main()
-        return e.value.code, capsys.readouterr().err.strip()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out, out.err.strip()
+    return run
 
+
+def test_cli_index_retrieve_evaluate_against_either_backend(fake, cli, corpus_file, questions_file, tmp_path,
+                                                             monkeypatch):
+    """`odqa index --backend elasticsearch` takes its connection from flags; retrieve/evaluate then read the
+    pointer and the environment, and answer exactly as against the local index of the same corpus."""
+    resolve = ESConnection.resolve.__func__
+
+    def on_fake(cls, *a, **kw):  # the real resolution, then the fake transport
+        conn = resolve(cls, *a, **kw)
+        conn.node_class = fake.connection().node_class
+        return conn
+
+    monkeypatch.setattr(ESConnection, "resolve", classmethod(on_fake))
+    for var in ("ODQA_ES_URL", "ODQA_ES_API_KEY", "ODQA_ES_USER", "ODQA_ES_PASSWORD", "ODQA_ES_CA", "ODQA_ES_VERIFY"):
+        monkeypatch.delenv(var, raising=False)
+    fake.api_key = "sekrit-key"
+    es_root, local_root = tmp_path / "es", tmp_path / "local"
+    code, out, err = cli("index", corpus_file, "--name", "mini", "--backend", "elasticsearch", "--es-url", URL,
+                         "--es-api-key", "sekrit-key", "--set", "elastic.replicas=0", "--index-dir", es_root, "-q")
+    assert code == 0 and f"built index 'mini' on Elasticsearch {URL} (alias mini -> mini-" in out
+    assert "sekrit" not in out + err + (es_root / "mini" / "manifest.json").read_text()
+    assert cli("index", corpus_file, "--name", "mini", "--index-dir", local_root, "-q")[0] == 0
+
+    code, out, err = cli("retrieve", "훈민정음", "--index", "mini", "--index-dir", es_root)
+    assert code == 2 and "requires authentication (HTTP 401)" in err   # credentials come from the environment
+    monkeypatch.setenv("ODQA_ES_API_KEY", "sekrit-key")
+    for root in (es_root, local_root):
+        code, out, _ = cli("retrieve", "훈민정음을 창제한 임금", "--index", "mini", "--index-dir", root, "-k", "2",
+                           "--json")
+        assert code == 0 and json.loads(out)["hits"][0]["id"] == "p3"
+        code, out, _ = cli("evaluate", "retrieval", "--index", "mini", "--questions", questions_file, "--index-dir",
+                           root, "--json", "-q")
+        m = json.loads(out)["metrics"]
+        assert code == 0 and m["judged_by"]["id"] == 5 and m["recall@5"] == 1.0
+
+
+def test_cli_errors_are_one_line(cli, corpus_file, tmp_path, monkeypatch):
     root = tmp_path / "idx"
-    code, err = run("index", corpus_file, "--name", "x", "--es-url", "http://127.0.0.1:9", "--index-dir", root)
+    code, _, err = cli("index", corpus_file, "--name", "x", "--es-url", "http://127.0.0.1:9", "--index-dir", root)
     assert code == 2 and err == "odqa: error: --es-* options need --backend elasticsearch"
     monkeypatch.delenv("ODQA_ES_URL", raising=False)
-    code, err = run("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--index-dir", root)
+    code, _, err = cli("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--index-dir", root)
     assert code == 2 and err == "odqa: error: no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL"
-    code, err = run("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--es-url",
+    code, _, err = cli("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--es-url",
                     "http://127.0.0.1:9", "--index-dir", root)
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("odqa: error: cannot reach Elasticsearch at http://127.0.0.1:9 (connection refused)")
@@ -580,7 +665,7 @@ def test_cli_errors_are_one_line(corpus_file, tmp_path, monkeypatch, capsys):
     (root / "gone" / "manifest.json").write_text(json.dumps(
         {"format_version": 1, "backend": "elasticsearch", "name": "gone",
          "elasticsearch": {"url": "http://127.0.0.1:9", "alias": "gone", "verify_certs": True, "ca_certs": None}}))
-    code, err = run("retrieve", "한라산", "--index", "gone", "--index-dir", root)
+    code, _, err = cli("retrieve", "한라산", "--index", "gone", "--index-dir", root)
     assert code == 2 and err.startswith("odqa: error: cannot reach Elasticsearch at http://127.0.0.1:9")
 
 

@@ -31,7 +31,7 @@ from odqa.progress import bar
 from odqa.retrieval import es_schema as schema
 from odqa.retrieval import store
 from odqa.retrieval.base import check_queries
-from odqa.retrieval.es_client import (RETRY_STATUS, ESClient, ESConnection, Retried, Retryable, SearchFailed,
+from odqa.retrieval.es_client import (RETRY_STATUS, ESClient, ESConnection, RequestFailed, Retried, Retryable,
                                       _body_reason, warn)
 from odqa.retrieval.hybrid import HybridRetriever
 from odqa.retrieval.indexing import BuildResult, LoadedIndex, _same_dense, _settings
@@ -167,6 +167,9 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
                             f"--allow-fallback to use the cjk bigram analyzer")
         warn(f"the cluster at {conn.url} has no analysis-nori plugin: using the cjk bigram analyzer (--allow-fallback)")
     rules, user_dict = _user_dictionary(cfg) if nori else (None, None)
+    if cfg.dense.enabled and not schema.at_least(version, 8, 4):
+        raise OdqaError(f"Elasticsearch at {conn.url} is version {version}: kNN search of dense vectors needs 8.4 "
+                        f"or newer (build without --dense, or upgrade the cluster)")
     t0 = time.perf_counter()
     corpus_path = Path(corpus_path)
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
@@ -377,7 +380,7 @@ class ElasticHybrid(HybridRetriever):
         if self.server:
             try:
                 return self.dense.rrf(queries, k, self.cfg)
-            except SearchFailed as e:
+            except RequestFailed as e:  # a refused retriever fails the whole _msearch (parsed up front)
                 if self.strict or e.status not in (400, 403):
                     raise
                 warn(f"the server refused the RRF retriever ({e.reason}); fusing on the client instead "
@@ -466,11 +469,11 @@ class ElasticIndex(LoadedIndex):
     def retriever(self, mode: str = "sparse", hybrid: HybridConfig | None = None, encoder: str | None = None):
         if mode != "hybrid":
             return super().retriever(mode, hybrid, encoder)
-        fusion = self._es("fusion", "auto")
-        server = fusion == "server" or (fusion == "auto" and
-                                        schema.server_rrf_supported(self._es("server_version", "0.0")))
-        return ElasticHybrid(self.sparse, self.dense(encoder), hybrid or HybridConfig(), server,
-                             strict=fusion == "server")
+        cfg, fusion = hybrid or HybridConfig(), self._es("fusion", "auto")
+        server = fusion == "server" or (fusion == "auto" and cfg.method == "rrf"
+                                        and schema.server_rrf_supported(self._es("server_version", "0.0"))
+                                        and schema.rrf_licensed(self.client.license_type()))
+        return ElasticHybrid(self.sparse, self.dense(encoder), cfg, server, strict=fusion == "server")
 
 
 def _load_connection(pointer: dict) -> ESConnection:

@@ -157,12 +157,15 @@ class ESClient:
         try:
             yield
         except es.AuthenticationException:
-            raise OdqaError(f"Elasticsearch at {self.url} rejected the credentials (HTTP 401, authentication "
-                            f"failed, {self.conn.auth_kind()}): set ODQA_ES_API_KEY or "
+            problem = ("rejected the credentials (HTTP 401, authentication failed, "
+                       f"{self.conn.auth_kind()})" if self.conn.api_key or self.conn.user else
+                       "requires authentication (HTTP 401) and no credentials were given")
+            raise OdqaError(f"Elasticsearch at {self.url} {problem}: set ODQA_ES_API_KEY or "
                             f"ODQA_ES_USER/ODQA_ES_PASSWORD") from None
         except es.AuthorizationException as e:
-            raise OdqaError(f"Elasticsearch at {self.url}: authenticated, but not allowed to {what} "
-                            f"(HTTP 403, {_reason(e)})") from None
+            text = _reason(e)
+            raise RequestFailed(f"Elasticsearch at {self.url}: authenticated, but not allowed to {what} "
+                                f"(HTTP 403, {text})", 403, text) from None
         except es.ApiError as e:
             text = _reason(e)
             if e.meta.status == 400 and ("media_type_header_exception" in text or "compatible-with" in text):
@@ -170,7 +173,8 @@ class ESClient:
                 raise OdqaError(f"the elasticsearch client {client_version} is newer than the server at "
                                 f"{self.url}: install the client of the server's major version, e.g. "
                                 f"pip install 'elasticsearch>=8.12,<9' for an 8.x server") from None
-            raise OdqaError(f"Elasticsearch at {self.url} failed to {what}: HTTP {e.meta.status} {text}") from None
+            raise RequestFailed(f"Elasticsearch at {self.url} failed to {what}: HTTP {e.meta.status} {text}",
+                                e.meta.status, text) from None
         except es.SSLError as e:
             raise OdqaError(f"TLS error talking to Elasticsearch at {self.url} ({_connection_reason(e)}): "
                             f"give the cluster's CA file with --es-ca or ODQA_ES_CA") from None
@@ -220,7 +224,7 @@ class ESClient:
             self._version = str(info["version"]["number"])
             if int(self._version.split(".")[0]) < 8:
                 raise OdqaError(f"Elasticsearch at {self.url} is version {self._version}: odqa needs 8.0 or newer "
-                                f"(dense_vector kNN search)")
+                                f"(8.4 for dense kNN search)")
         return self._version
 
     def has_nori(self) -> bool:
@@ -236,6 +240,14 @@ class ESClient:
             except es.AuthorizationException:
                 return True  # may not call _analyze: creating the index will say if nori is missing
         return True
+
+    def license_type(self) -> str | None:
+        """The cluster's license (basic, trial, enterprise, ...); None when it cannot be read (no privilege,
+        serverless)."""
+        try:
+            return str(self.call("read the license", self.es.license.get)["license"]["type"])
+        except (OdqaError, KeyError, TypeError):
+            return None
 
     def alias_targets(self, alias: str) -> list[str]:
         """Concrete indexes behind `alias` ([] when there is no such alias)."""
@@ -294,9 +306,17 @@ class Retried(Exception):
         self.reason = reason
 
 
-class SearchFailed(OdqaError):
-    """One search of an `_msearch` failed."""
+class RequestFailed(OdqaError):
+    """Elasticsearch answered with an error status (`status`, `reason`: the error body on one line)."""
+
+    def __init__(self, message: str, status: int, reason: str):
+        super().__init__(message)
+        self.status, self.reason = status, reason
+
+
+class SearchFailed(RequestFailed):
+    """One search of an `_msearch` failed (the other searches of the request may have succeeded)."""
 
     def __init__(self, url: str, index: str, status: int, reason: str):
-        super().__init__(f"Elasticsearch at {url} failed to search index '{index}': HTTP {status} {reason}")
-        self.status, self.reason = status, reason
+        super().__init__(f"Elasticsearch at {url} failed to search index '{index}': HTTP {status} {reason}",
+                         status, reason)

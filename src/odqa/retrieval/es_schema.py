@@ -34,8 +34,9 @@ def check_name(name: str) -> str:
 
 
 def stoptags(keep: Sequence[str]) -> list[str]:
-    """nori tags to drop so that nori keeps the same POS prefixes as the local analyzer (`analyzer.pos`)."""
-    return [t for t in NORI_TAGS if not any(t.startswith(p) for p in keep)]
+    """nori tags to drop so that nori keeps the same POS prefixes as the local analyzer (`analyzer.pos`;
+    empty keeps every tag, as locally)."""
+    return [t for t in NORI_TAGS if keep and not any(t.startswith(p) for p in keep)]
 
 
 def user_rules(text: str) -> list[str]:
@@ -58,10 +59,14 @@ def analysis(nori: bool, decompound_mode: str = "mixed", keep_pos: Sequence[str]
         tokenizer["user_dictionary_rules"] = list(rules)
     elif dictionary_path:
         tokenizer["user_dictionary"] = dictionary_path
-    return {"tokenizer": {"odqa_nori": tokenizer},
-            "filter": {"odqa_pos": {"type": "nori_part_of_speech", "stoptags": stoptags(keep_pos)}},
-            "analyzer": {ANALYZER: {"type": "custom", "tokenizer": "odqa_nori",
-                                    "filter": ["odqa_pos", "nori_readingform", "lowercase"]}}}
+    filters = ["nori_readingform", "lowercase"]
+    out: dict = {"tokenizer": {"odqa_nori": tokenizer},
+                 "analyzer": {ANALYZER: {"type": "custom", "tokenizer": "odqa_nori", "filter": filters}}}
+    stop = stoptags(keep_pos)
+    if stop:  # keep everything: no filter (an empty stoptags list can read as unset, i.e. nori's default tags)
+        out["filter"] = {"odqa_pos": {"type": "nori_part_of_speech", "stoptags": stop}}
+        filters.insert(0, "odqa_pos")
+    return out
 
 
 def index_body(analysis_settings: dict, k1: float, b: float, dims: int | None = None, shards: int = 1,
@@ -123,10 +128,20 @@ def rrf_query(query: str, vector, k: int, window: int, rank_constant: int, num_c
             "size": k, "_source": SOURCE_FIELDS, "track_total_hits": False}
 
 
-def server_rrf_supported(version: str) -> bool:
-    """The rrf retriever is generally available from Elasticsearch 8.16 (technical preview in 8.14-8.15)."""
+def at_least(version: str, major: int, minor: int) -> bool:
+    """Whether server `version` ("8.15.3") is `major.minor` or newer (False when unparseable)."""
     try:
-        major, minor = (int(x) for x in version.split(".")[:2])
+        have = tuple(int(x) for x in version.split(".")[:2])
     except ValueError:
         return False
-    return (major, minor) >= (8, 16)
+    return have >= (major, minor)
+
+
+def server_rrf_supported(version: str) -> bool:
+    """The rrf retriever is generally available from Elasticsearch 8.16 (technical preview in 8.14-8.15)."""
+    return at_least(version, 8, 16)
+
+
+def rrf_licensed(license_type: str | None) -> bool:
+    """The rrf retriever needs an enterprise (or trial) license; an unknown one (None) is tried, with a fallback."""
+    return license_type in (None, "enterprise", "trial")
