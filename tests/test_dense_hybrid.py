@@ -76,6 +76,8 @@ def test_dense_index_build_retrieve_and_hybrid(kind, tiny, corpus_file, question
     assert dense_hits[0].score >= dense_hits[-1].score
     exact = idx.retriever("dense").search([idx.passages[2].title + "\n" + idx.passages[2].text], 1)[0]
     assert exact[0].passage.id == idx.passages[2].id  # a passage's own text finds it
+    if kind == "hnsw":   # the search-time candidate list is kept through save and load
+        assert idx.retriever("dense").index.hnsw.efSearch == cfg.dense.hnsw_ef_search == 128
     hy = idx.retriever("hybrid", HybridConfig(alpha=0.0)).search(["거북선 왜군"], 2)[0]
     assert hy[0].passage.id == idx.sparse.search(["거북선 왜군"], 1)[0][0].passage.id
 

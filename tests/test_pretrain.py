@@ -131,13 +131,14 @@ def test_units_from_a_real_tokenizer(tmp_path):
 
 def make_pretrained_tiny(tmp_path: Path, steps: int = 2, **cfg) -> Path:
     """A tiny backbone pretrained for a few steps (for tests of commands that take --backbone)."""
-    from odqa.pretrain import PretrainConfig, PretrainRun, run_pretrain
+    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.training import TrainConfig
     from tests.tiny_model import make_tiny_backbone
     tiny = make_tiny_backbone(tmp_path / "tiny-base")
     corpus = write_jsonl(tmp_path / "pretrain-corpus.jsonl", PASSAGES)
     out = tmp_path / "pretrained"
     run_pretrain(corpus, out, PretrainConfig(backbone=str(tiny), max_length=32, **cfg),
-                 PretrainRun(max_steps=steps, batch_size=2, lr=1e-3), quiet=True)
+                 TrainConfig(max_steps=steps, batch_size=2, lr=1e-3), quiet=True)
     return out
 
 
@@ -148,7 +149,8 @@ def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
 
     from odqa.corpus import file_sha256
     from odqa.modeling.backbone import load_backbone, wants_e5_prefixes
-    from odqa.pretrain import PretrainConfig, PretrainRun, read_manifest, run_pretrain
+    from odqa.pretrain import PretrainConfig, read_manifest, run_pretrain
+    from odqa.training import TrainConfig
     from odqa.retrieval.dense import mean_pool
     from tests.tiny_model import make_tiny_backbone
 
@@ -186,7 +188,7 @@ def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
     assert vecs.shape == (2, 32) and torch.isfinite(vecs).all()
     # resume in-process continues the same run and republishes
     again = run_pretrain(corpus_file, out, PretrainConfig(backbone=str(tiny), max_length=32, align="morpheme"),
-                         PretrainRun(max_steps=5, batch_size=2, lr=1e-3), resume=True, quiet=True)
+                         TrainConfig(max_steps=5, batch_size=2, lr=1e-3), resume=True, quiet=True)
     assert again["steps"] == 5 and read_manifest(out)["total_steps"] == 5
 
 

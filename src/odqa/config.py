@@ -49,6 +49,7 @@ class DenseConfig:
     quantize: str = "none"        # none | int8 (torch dynamic int8) | onnx | onnx-int8 (ONNX Runtime; odqa[onnx])
     index: str = "flat"           # flat (exact inner product) | hnsw | ivf
     hnsw_m: int = 32              # graph degree for hnsw
+    hnsw_ef_search: int = 128     # hnsw candidate list at search time (faiss's default 16 loses recall)
     ivf_nlist: int = 0            # lists for ivf; 0 = about 4*sqrt(passages)
     threads: int = 0              # torch / onnxruntime intra-op threads; 0 = the runtime's default
 

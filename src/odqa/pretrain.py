@@ -34,15 +34,18 @@ import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from odqa import __version__
 from odqa.errors import OdqaError
+
+if TYPE_CHECKING:
+    from odqa.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -594,23 +597,13 @@ def _check_resumable(run_dir: Path, base: dict) -> None:
                             "(start a new run without --resume, or use another --run-dir)")
 
 
-@dataclass
-class PretrainRun:
-    """What the CLI (or a test) asks for, beyond the model config."""
-    lr: float = 5e-5
-    batch_size: int = 16
-    epochs: float = 1.0
-    max_steps: int = 0
-    grad_accum: int = 1
-    eval_every: int = 0
-    save_every: int = 0
-    time_budget_minutes: float = 0.0
-    seed: int = 42
-    extra: dict = field(default_factory=dict)
+# the optimisation fields of the TrainConfig recorded in a pretrained backbone's manifest
+PUBLISHED_TRAIN_FIELDS = ("lr", "weight_decay", "warmup_ratio", "batch_size", "grad_accum", "epochs", "max_steps",
+                          "stop_after", "eval_every", "save_every", "time_budget_minutes", "seed")
 
 
 def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None = None,
-                 run: PretrainRun | None = None, run_dir: str | Path | None = None, resume: bool = False,
+                 run: TrainConfig | None = None, run_dir: str | Path | None = None, resume: bool = False,
                  quiet: bool = False) -> dict:
     """Pretrain `cfg.backbone` on `corpus` and publish a backbone folder at `out`.
 
@@ -618,14 +611,14 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     OUT). Returns the report (also stored in the manifest). Usable from tests:
 
         run_pretrain(corpus, tmp / "pt", PretrainConfig(backbone=str(tiny), max_length=32),
-                     PretrainRun(max_steps=2, batch_size=4), quiet=True)
+                     TrainConfig(max_steps=2, batch_size=4), quiet=True)
         tokenizer, model = load_backbone(str(tmp / "pt"))
     """
     from odqa.corpus import load_corpus
     from odqa.modeling.backbone import backbone_info, wants_e5_prefixes
     from odqa.training import TrainConfig, train
 
-    cfg, run = cfg or PretrainConfig(), run or PretrainRun()
+    cfg, run = cfg or PretrainConfig(), run or TrainConfig()
     cfg.check()
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
@@ -656,11 +649,9 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     task = PretrainTask(tokenizer, chunks, cfg, run.batch_size, run.seed, wants_e5_prefixes(info.path), base)
     base["corpus"].update(chunks_train=len(task.train), chunks_heldout=len(task.heldout),
                           train_tokens=int(sum(len(c.ids) for c in task.train)))
-    tcfg = TrainConfig(lr=run.lr, epochs=run.epochs, max_steps=run.max_steps, batch_size=run.batch_size,
-                       grad_accum=run.grad_accum, eval_every=run.eval_every, save_every=run.save_every,
-                       metric="loss", greater_is_better=False, seed=run.seed,
-                       time_budget_minutes=run.time_budget_minutes,
-                       freeze_prefixes=["embeddings.word_embeddings"] if cfg.freeze_embeddings else [])
+    # the task decides what is measured and frozen; the caller the optimisation and the budget
+    tcfg = replace(run, metric="loss", greater_is_better=False,
+                   freeze_prefixes=["embeddings.word_embeddings"] if cfg.freeze_embeddings else [])
     before = None if resume else task.evaluate(model).get("loss")
     res = train(model, task, tcfg, run_dir, resume=resume, quiet=quiet)
     best_state = json.loads((run_dir / "best" / "odqa_train_state.json").read_text())
@@ -672,7 +663,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
               "chunks_train": len(task.train), "chunks_heldout": len(task.heldout), "mlm_head": head}
     manifest = {**base, "steps": best_state.get("step", res.best_step), "total_steps": res.steps,
                 "stopped": res.stopped_reason, "time_budget_minutes": run.time_budget_minutes,
-                "max_steps": run.max_steps, "train": {k: v for k, v in asdict(run).items() if k != "extra"},
+                "max_steps": run.max_steps, "train": {k: v for k, v in asdict(tcfg).items() if k in PUBLISHED_TRAIN_FIELDS},
                 "heldout_loss_before": before, "heldout_loss": res.best_metric,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     report["verified"] = publish(run_dir / "best", out, manifest)

@@ -46,13 +46,14 @@ def pretrain(
     """
     import logging
 
-    from odqa.pretrain import PretrainConfig, PretrainRun, run_pretrain
+    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.training import TrainConfig
 
     logging.getLogger("odqa.pretrain").setLevel(logging.ERROR)   # the head report is printed below
     cfg = PretrainConfig(backbone=backbone, objective=objective, align=align, analyzer=analyzer,
                          max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
                          holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format)
-    run = PretrainRun(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
+    run = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
                       eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed)
     report = run_pretrain(corpus, out, cfg, run, run_dir, resume=resume, quiet=quiet or json_out)
     if json_out:

@@ -146,6 +146,7 @@ def build_faiss(vectors: np.ndarray, cfg: DenseConfig):
         index = faiss.IndexFlatIP(d)
     elif cfg.index == "hnsw":
         index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = cfg.hnsw_ef_search     # stored with the index by faiss.write_index
     elif cfg.index == "ivf":
         nlist = cfg.ivf_nlist or max(1, int(4 * np.sqrt(len(vectors))))
         nlist = min(nlist, len(vectors))
