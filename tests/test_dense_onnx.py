@@ -117,11 +117,17 @@ def test_unknown_quantize_and_model_argument(tiny):
         DenseEncoder(tiny, quantize="onnx", model=object())
 
 
-def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, index_root):
+def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, index_root, monkeypatch, capsys):
+    from odqa.retrieval import indexing
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", "dense.quantize=onnx-int8",
                                           "dense.max_length=64"])
+    monkeypatch.setattr(indexing, "QUANT_MIN_COSINE", 1.01)   # any real quantisation falls below this
     res = build_index(corpus_file, "o", cfg, index_root)
     assert res.manifest["dense"]["quantize"] == "onnx-int8"
+    check = res.manifest["dense"]["quantize_check"]   # int8 vectors compared with fp32 ones at build time
+    assert check["passages"] == len(load_index("o", index_root).passages) and 0.9 < check["min_cosine"] <= 1.0
+    assert check["min_cosine"] <= check["mean_cosine"]
+    assert "--quantize onnx-int8 bends this encoder's vectors" in capsys.readouterr().err
     idx = load_index("o", index_root)
     retriever = idx.dense()
     assert retriever.encoder.quantize == "onnx-int8" and retriever.encoder.runtime == "onnx"

@@ -14,7 +14,9 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
     rep = json.loads(odqa("train", "retriever", "--train", train, "--out", out, "--backbone", tiny,
                           "--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--max-length", "32",
                           "--holdout", "0.3", "--json", cwd=tmp_path).stdout)
-    assert rep["steps"] == 4 and (rep["train_questions"], rep["heldout_questions"]) == (7, 2)
+    # held out by passage: 1 of the 5 passages (with its 1 or 2 questions) is never trained on
+    assert rep["steps"] == 4 and rep["train_questions"] + rep["heldout_questions"] == 9
+    assert rep["heldout_questions"] in (1, 2)
     assert 0 <= rep["best_metric"] <= 1 and set(rep["heldout_before"]) == {"recall@1", "recall@5"}
     best = out / "best"
     assert (best / "config.json").exists() and (best / "tokenizer.json").exists()
@@ -27,3 +29,47 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
                             "--resume", "--json",
                             cwd=tmp_path).stdout)
     assert again["steps"] == 6
+
+
+def _task(tmp_path, batch_size=3, holdout=0.0):
+    from transformers import AutoTokenizer
+
+    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig
+    from odqa.types import Question
+    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    texts = {"a": "한라산은 제주도에 있다", "b": "지리산의 최고봉은 천왕봉이다", "c": "김치는 발효 음식이다",
+             "d": "세종대왕은 훈민정음을 창제하였다"}
+    qs = [Question(f"{g}{i}", f"{texts[g][:3]} 질문 {i}", gold_ids=[g], context=texts[g], title=f"제목{g}")
+          for g in "abcd" for i in range(3 if g in "ab" else 1)]
+    return RetrieverTask(tok, qs, RetrieverTrainConfig(max_length=32, holdout=holdout), batch_size, seed=1)
+
+
+def test_batches_hold_distinct_gold_passages_and_cover_every_question(tmp_path):
+    task = _task(tmp_path)
+    for epoch in (0, 1):
+        batches = task._batches(epoch, 7)
+        assert sorted(i for b in batches for i in b) == list(range(len(task.train)))   # each question once
+        for b in batches:
+            golds = [task.train[i].gold_ids[0] for i in b]
+            assert len(golds) == len(set(golds)) and len(b) <= 3
+        assert batches == task._batches(epoch, 7)   # a pure function of (epoch, seed): exact resume
+    assert task.num_train_batches() == len(task._batches(0, 0)) >= 3   # 3 questions on passage "a" need 3 batches
+    assert "제목a\n한라산은" in task.text["a"]   # passages encoded with their title, as the index does
+
+
+def test_a_hard_negative_that_is_the_rows_own_gold_is_masked(tmp_path):
+    import torch
+    task = _task(tmp_path, batch_size=4)
+    golds = {q.gold_ids[0] for q in task.train}
+    # every question's hard negative is passage "c": for the question whose gold is "c" it must not count
+    task.negatives = [["c"] for _ in task.train]
+    batch = next(b for b in task.train_batches(0, 3) if b["mask"].any())
+    n = batch["q"]["input_ids"].shape[0]
+    assert batch["mask"].shape == (n, 2 * n) and "c" in golds
+    rows, cols = torch.nonzero(batch["mask"], as_tuple=True)
+    # only the row whose gold is "c" is masked, in all n negative columns, never on its own label
+    assert len(set(rows.tolist())) == 1 and sorted(cols.tolist()) == list(range(n, 2 * n))
+    assert not batch["mask"].diagonal().any()
+    from transformers import AutoModel
+    loss = task.loss(AutoModel.from_pretrained(str(tmp_path / "enc")), batch)
+    assert torch.isfinite(loss)   # a masked column takes no probability and breaks nothing

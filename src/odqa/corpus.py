@@ -263,7 +263,7 @@ def _record_question(rec: dict, where: str, default_id: int) -> Question:
     if not gold and context:
         gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])
     return Question(id=str(rec.get("id", default_id)), question=_field(rec, "question", where), answers=texts,
-                    gold_ids=gold, context=context, answer_starts=starts)
+                    gold_ids=gold, context=context, answer_starts=starts, title=str(rec.get("title") or ""))
 
 
 def _arrow_rows(path: Path) -> Iterator[dict]:
@@ -293,6 +293,7 @@ def load_questions(path: str | Path) -> list[Question]:
     out: list[Question] = []
     if detect_format(path) == "squad":
         for ai, article in enumerate(_squad_articles(path)):
+            title = str(article.get("title", ""))
             for pi, para in enumerate(_field(article, "paragraphs", f"{path}: data[{ai}]", list)):
                 where = f"{path}: data[{ai}].paragraphs[{pi}]"
                 context = _field(para, "context", where)
@@ -304,7 +305,7 @@ def load_questions(path: str | Path) -> list[Question]:
                     texts, starts = _answers_of(qa, qwhere)
                     out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")),
                                         question=_field(qa, "question", qwhere), answers=texts,
-                                        gold_ids=gold, context=context, answer_starts=starts))
+                                        gold_ids=gold, context=context, answer_starts=starts, title=title))
     elif path.is_dir():
         out = [_record_question(rec, f"{path}: row {i}", i) for i, rec in enumerate(_arrow_rows(path))]
     else:

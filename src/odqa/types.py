@@ -29,6 +29,7 @@ class Question:
     gold_ids: list[str] = field(default_factory=list)
     context: str = ""
     answer_starts: list[int] = field(default_factory=list)
+    title: str = ""              # title of the context's article (SQuAD shape), when known
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 """Contrastive fine-tuning of the dense bi-encoder (`odqa train retriever`).
 
-Each batch holds B questions, their B gold passages and one BM25 hard negative per
-question (a top BM25 passage of the training pool that is not gold). The loss is
+Each batch holds B questions with B different gold passages and one BM25 hard negative
+per question (a top BM25 passage of the training pool that is not gold). The loss is
 cross-entropy over question-passage similarities / temperature against all 2B
-passages of the batch (in-batch negatives + hard negatives). Part of the training
-questions is held out to choose the best checkpoint (recall@1 against the pool).
+passages of the batch (in-batch negatives + hard negatives); a column holding one of
+the question's own gold passages (a hard negative of another question that happens
+to be this one's gold) is masked, never pushed away. Passages are encoded as the
+index encodes them (title, newline, text). The questions of a random part of the
+passages are held out to choose the best checkpoint (recall@1 against the pool), so
+no held-out question's passage is seen in training.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
+from odqa.retrieval.sparse import passage_text
 from odqa.types import Passage, Question
 
 
@@ -36,7 +41,7 @@ def training_pool(questions: list[Question]) -> list[Passage]:
     seen: dict[str, Passage] = {}
     for q in questions:
         if q.context and q.gold_ids and q.gold_ids[0] not in seen:
-            seen[q.gold_ids[0]] = Passage(q.gold_ids[0], "", q.context)
+            seen[q.gold_ids[0]] = Passage(q.gold_ids[0], q.title, q.context)
     if not seen:
         raise OdqaError("training questions carry no passage text: use SQuAD/KorQuAD JSON with contexts")
     return list(seen.values())
@@ -67,33 +72,55 @@ class RetrieverTask:
                  seed: int = 42, prefixes: tuple[str, str] = ("", "")):
         self.tok, self.cfg, self.batch_size, self.prefixes = tokenizer, cfg, batch_size, prefixes
         questions = [q for q in questions if q.context]
-        rng = random.Random(seed)
-        order = list(range(len(questions)))
-        rng.shuffle(order)
-        n_hold = int(len(questions) * cfg.holdout)
-        self.heldout = [questions[i] for i in order[:n_hold]]
-        self.train = [questions[i] for i in order[n_hold:]]
         self.pool = training_pool(questions)
         self.by_id = {p.id: p for p in self.pool}
+        self.text = {p.id: passage_text(p, True) for p in self.pool}
+        rng = random.Random(seed)
+        held = [p.id for p in self.pool]
+        rng.shuffle(held)
+        held = set(held[:int(len(held) * cfg.holdout)])
+        self.heldout = [q for q in questions if q.gold_ids[0] in held]
+        self.train = [q for q in questions if q.gold_ids[0] not in held]
         self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
 
     def num_train_batches(self) -> int:
-        return (len(self.train) + self.batch_size - 1) // self.batch_size
+        return len(self._batches(0, 0))
+
+    def _batches(self, epoch: int, seed: int) -> list[list[int]]:
+        """Shuffled questions cut into batches whose gold passages all differ (a question whose
+        passage is already in the open batch waits for the next one)."""
+        rng = random.Random(seed * 1000 + epoch)
+        waiting = list(range(len(self.train)))
+        rng.shuffle(waiting)
+        batches = []
+        while waiting:
+            batch, golds, later = [], set(), []
+            for i in waiting:
+                g = self.train[i].gold_ids[0]
+                if len(batch) < self.batch_size and g not in golds:
+                    batch.append(i)
+                    golds.add(g)
+                else:
+                    later.append(i)
+            batches.append(batch)
+            waiting = later
+        return batches
 
     def _enc(self, texts: list[str], max_length: int):
         return self.tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
     def train_batches(self, epoch: int, seed: int):
-        rng = random.Random(seed * 1000 + epoch)
-        order = list(range(len(self.train)))
-        rng.shuffle(order)
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            qs = [self.prefixes[0] + self.train[i].question for i in idx]
-            pos = [self.train[i].context for i in idx]
-            negs = [self.by_id[rng.choice(self.negatives[i])].text for i in idx for _ in range(self.cfg.hard_negatives)]
-            yield {"q": self._enc(qs, self.cfg.query_max_length),
-                   "p": self._enc([self.prefixes[1] + t for t in pos + negs], self.cfg.max_length)}
+        import torch
+        rng = random.Random(seed * 1000 + epoch + 1)
+        for idx in self._batches(epoch, seed):
+            qs = [self.train[i] for i in idx]
+            ids = [q.gold_ids[0] for q in qs] + [rng.choice(self.negatives[i]) for i in idx
+                                                 for _ in range(self.cfg.hard_negatives)]
+            # a column holding one of the row's gold passages (other than its own label) is not a negative
+            mask = torch.tensor([[c != r and pid in q.gold_ids for c, pid in enumerate(ids)] for r, q in enumerate(qs)])
+            yield {"q": self._enc([self.prefixes[0] + q.question for q in qs], self.cfg.query_max_length),
+                   "p": self._enc([self.prefixes[1] + self.text[pid] for pid in ids], self.cfg.max_length),
+                   "mask": mask}
 
     def _embed(self, model, enc):
         from odqa.retrieval.dense import mean_pool
@@ -103,7 +130,7 @@ class RetrieverTask:
         import torch
         q = self._embed(model, batch["q"])
         p = self._embed(model, batch["p"])
-        logits = q @ p.T / self.cfg.temperature
+        logits = (q @ p.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
         return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
 
     def evaluate(self, model) -> dict[str, float]:
@@ -115,7 +142,7 @@ class RetrieverTask:
         model.eval()
         vecs = []
         with torch.inference_mode():
-            texts = [self.prefixes[1] + p.text for p in self.pool]
+            texts = [self.prefixes[1] + self.text[p.id] for p in self.pool]
             for s in range(0, len(texts), 32):
                 vecs.append(self._embed(model, self._enc(texts[s:s + 32], self.cfg.max_length)).numpy())
             pv = np.vstack(vecs)
