@@ -13,21 +13,24 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
     out = tmp_path / "run"
     rep = json.loads(odqa("train", "retriever", "--train", train, "--out", out, "--backbone", tiny,
                           "--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--max-length", "32",
-                          "--holdout", "0.3", "--json", cwd=tmp_path).stdout)
+                          "--holdout", "0.3", "--freeze-layers", "1", "--json", cwd=tmp_path).stdout)
     # held out by passage: 1 of the 5 passages (with its 1 or 2 questions) is never trained on
     assert rep["steps"] == 4 and rep["train_questions"] + rep["heldout_questions"] == 9
     assert rep["heldout_questions"] in (1, 2)
     assert 0 <= rep["best_metric"] <= 1 and set(rep["heldout_before"]) == {"recall@1", "recall@5"}
     best = out / "best"
     assert (best / "config.json").exists() and (best / "tokenizer.json").exists()
-    assert json.loads((best / "odqa_retriever.json").read_text())["base_backbone"] == str(tiny)
+    sidecar = json.loads((best / "odqa_retriever.json").read_text())
+    assert sidecar["base_backbone"] == str(tiny) and sidecar["freeze_layers"] == 1
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={best}"])
     build_index(corpus_file, "ft", cfg, index_root)
     assert load_index("ft", index_root).retriever("dense").search(["한라산"], 2)[0]
-    again = json.loads(odqa("train", "retriever", "--train", train, "--out", out, "--backbone", tiny,
-                            "--max-steps", "6", "--batch-size", "4", "--max-length", "32", "--holdout", "0.3",
-                            "--resume", "--json",
-                            cwd=tmp_path).stdout)
+    args = ("train", "retriever", "--train", train, "--out", out, "--backbone", tiny, "--max-steps", "6",
+            "--batch-size", "4", "--max-length", "32", "--holdout", "0.3", "--resume", "--json")
+    changed = odqa(*args, cwd=tmp_path, check=False)   # other frozen layers: a clear refusal, not a traceback
+    assert changed.returncode != 0 and "trainable parameters differ" in changed.stderr
+    assert "Traceback" not in changed.stderr
+    again = json.loads(odqa(*args, "--freeze-layers", "1", cwd=tmp_path).stdout)
     assert again["steps"] == 6
 
 

@@ -226,3 +226,17 @@ def test_wandb_missing_warns_once_and_trains(tmp_path, monkeypatch, caplog):
         train(Toy(), ToyTask(), cfg(max_steps=1, wandb=True), tmp_path / "o")
         train(Toy(), ToyTask(), cfg(max_steps=1, wandb=True), tmp_path / "p")
     assert sum("wandb" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_frozen_prefixes_on_a_bert_backbone(tmp_path):
+    from transformers import AutoModel
+
+    from odqa.training import freeze, frozen_prefixes
+    from tests.tiny_model import make_tiny_backbone
+    assert frozen_prefixes(True) == ["embeddings.word_embeddings"] and frozen_prefixes(False) == []
+    model = AutoModel.from_pretrained(str(make_tiny_backbone(tmp_path / "b", layers=3)))
+    freeze(model, frozen_prefixes(True, freeze_layers=1))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"} <= frozen
+    assert any(n.startswith("encoder.layer.0.") for n in frozen)
+    assert all(n.startswith(("embeddings.", "encoder.layer.0.")) for n in frozen)   # layers 1, 2 and up train

@@ -616,7 +616,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     """
     from odqa.corpus import load_corpus
     from odqa.modeling.backbone import backbone_info, wants_e5_prefixes
-    from odqa.training import TrainConfig, train
+    from odqa.training import TrainConfig, frozen_prefixes, train
 
     cfg, run = cfg or PretrainConfig(), run or TrainConfig()
     cfg.check()
@@ -651,7 +651,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
                           train_tokens=int(sum(len(c.ids) for c in task.train)))
     # the task decides what is measured and frozen; the caller the optimisation and the budget
     tcfg = replace(run, metric="loss", greater_is_better=False,
-                   freeze_prefixes=["embeddings.word_embeddings"] if cfg.freeze_embeddings else [])
+                   freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
     before = None if resume else task.evaluate(model).get("loss")
     res = train(model, task, tcfg, run_dir, resume=resume, quiet=quiet)
     best_state = json.loads((run_dir / "best" / "odqa_train_state.json").read_text())

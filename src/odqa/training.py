@@ -112,6 +112,14 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def frozen_prefixes(freeze_embeddings: bool = True, freeze_layers: int = 0) -> list[str]:
+    """What `freeze` takes for the usual choices on a BERT-shaped backbone: the word embedding
+    matrix (most of a multilingual model's weights), or all embeddings and the first N layers."""
+    if freeze_layers:
+        return ["embeddings"] + [f"encoder.layer.{i}" for i in range(freeze_layers)]
+    return ["embeddings.word_embeddings"] if freeze_embeddings else []
+
+
 def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
     """Freeze parameters under each dotted prefix (also below a base-model prefix such as `bert.`)."""
     frozen = 0
@@ -190,7 +198,11 @@ class _Loop:
             raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without --resume)")
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds rng tuples
         self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+        except ValueError:
+            raise OdqaError(f"cannot resume from {path.parent}: its trainable parameters differ from this run's "
+                            "(resume with the same freeze settings and head)") from None
         self.sched.load_state_dict(state["scheduler"])
         for g, base in zip(self.opt.param_groups, self.sched.base_lrs):   # total may have changed
             g["lr"] = base * self.schedule(self.sched.last_epoch)

@@ -76,7 +76,7 @@ def train(
     from odqa.modeling.checkpoint import read_meta
     from odqa.relation.data import load_re
     from odqa.relation.task import RESettings, RETask, RETrainConfig, build_re_model
-    from odqa.training import TrainConfig, train as run_training
+    from odqa.training import TrainConfig, frozen_prefixes, train as run_training
 
     cfg = load_config(config, list(overrides or []), RETrainConfig)
     flags = dict(backbone=backbone, markers=markers, pooling=pooling, head=head, hierarchical=hierarchical, loss=loss,
@@ -118,7 +118,7 @@ def train(
                        eval_every=cfg.eval_every, early_stopping_patience=cfg.patience,
                        metric="micro_f1" if dev_data else "loss", greater_is_better=bool(dev_data), seed=cfg.seed,
                        num_threads=cfg.threads, time_budget_minutes=cfg.time_budget,
-                       freeze_prefixes=["embeddings.word_embeddings"] if cfg.freeze_embeddings else [])
+                       freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
     res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
     best_row = next((r for r in res.history if r["step"] == res.best_step), {})
     report = {"out": str(out / "best"), "train_examples": len(train_data.examples),

@@ -26,6 +26,8 @@ def retriever(
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
     time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
+                                      "(faster steps on CPU, less drift from the pretrained encoder)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Share of training questions held out to pick the best checkpoint."),
     seed: int = typer.Option(42, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
@@ -41,17 +43,17 @@ def retriever(
     from odqa.corpus import load_questions
     from odqa.modeling.backbone import e5_prefix, load_backbone
     from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig
-    from odqa.training import TrainConfig, train as run_training
+    from odqa.training import TrainConfig, frozen_prefixes, train as run_training
 
     questions = [q for f in train for q in load_questions(f)]
     rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, temperature=temperature,
-                                freeze_embeddings=freeze_embeddings, holdout=holdout)
+                                freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
     tokenizer, model = load_backbone(backbone)
     task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed,
                          (e5_prefix("query", backbone), e5_prefix("passage", backbone)))
     tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
                        metric="recall@1", greater_is_better=True, seed=seed, time_budget_minutes=time_budget,
-                       freeze_prefixes=["embeddings.word_embeddings"] if freeze_embeddings else [])
+                       freeze_prefixes=frozen_prefixes(rcfg.freeze_embeddings, rcfg.freeze_layers))
     t0 = time.perf_counter()
     before = task.evaluate(model)
     res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)

@@ -113,9 +113,8 @@ class ReaderTask:
         return {"em": m["em"], "f1": m["f1"]}
 
     def freeze_prefixes(self) -> list[str]:
-        if self.cfg.freeze_layers:
-            return ["embeddings"] + [f"encoder.layer.{i}" for i in range(self.cfg.freeze_layers)]
-        return ["embeddings.word_embeddings"] if self.cfg.freeze_embeddings else []
+        from odqa.training import frozen_prefixes
+        return frozen_prefixes(self.cfg.freeze_embeddings, self.cfg.freeze_layers)
 
     def settings(self) -> dict:
         return {"window": asdict(self.cfg.window), "train_files": self.train_files,

@@ -35,6 +35,7 @@ class RetrieverTrainConfig:
     negative_depth: int = 10       # pick negatives among the BM25 top-N non-gold passages
     holdout: float = 0.1           # share of training questions held out for checkpoint choice
     freeze_embeddings: bool = True
+    freeze_layers: int = 0         # also freeze all embeddings and the first N transformer layers
 
 
 def training_pool(questions: list[Question]) -> list[Passage]:
@@ -163,5 +164,6 @@ class RetrieverTask:
         self.tok.save_pretrained(folder)
         (folder / "odqa_retriever.json").write_text(json.dumps(
             {"base_backbone": self.cfg.backbone, "temperature": self.cfg.temperature,
-             "max_length": self.cfg.max_length, "train_questions": len(self.train),
+             "max_length": self.cfg.max_length, "freeze_layers": self.cfg.freeze_layers,
+             "hard_negatives": self.cfg.hard_negatives, "train_questions": len(self.train),
              "heldout_questions": len(self.heldout)}, indent=2))
