@@ -22,6 +22,7 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
     assert (best / "config.json").exists() and (best / "tokenizer.json").exists()
     sidecar = json.loads((best / "odqa_retriever.json").read_text())
     assert sidecar["base_backbone"] == str(tiny) and sidecar["freeze_layers"] == 1
+    assert sidecar["temperature"] == 0.05   # not an e5 model: the usual temperature
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={best}"])
     build_index(corpus_file, "ft", cfg, index_root)
     assert load_index("ft", index_root).retriever("dense").search(["한라산"], 2)[0]
@@ -76,3 +77,10 @@ def test_a_hard_negative_that_is_the_rows_own_gold_is_masked(tmp_path):
     from transformers import AutoModel
     loss = task.loss(AutoModel.from_pretrained(str(tmp_path / "enc")), batch)
     assert torch.isfinite(loss)   # a masked column takes no probability and breaks nothing
+
+
+def test_e5_backbones_train_at_their_own_temperature():
+    from odqa.retrieval.train_dense import default_temperature
+    assert default_temperature("offline:multilingual-e5-small") == 0.01
+    assert default_temperature("intfloat/multilingual-e5-base") == 0.01
+    assert default_temperature("klue/bert-base") == 0.05

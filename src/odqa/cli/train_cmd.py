@@ -22,7 +22,8 @@ def retriever(
     batch_size: int = typer.Option(16, "--batch-size", help="Questions per batch (each brings 1 gold + 1 hard negative)."),
     lr: float = typer.Option(2e-5, "--lr"),
     max_length: int = typer.Option(256, "--max-length", help="Passage tokens."),
-    temperature: float = typer.Option(0.05, "--temperature"),
+    temperature: float = typer.Option(0.0, "--temperature", help="Softmax temperature of the contrastive loss "
+                                      "(0 = the backbone's own: 0.01 for e5 models, which were trained with it; else 0.05)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
     time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
@@ -42,11 +43,12 @@ def retriever(
 
     from odqa.corpus import load_questions
     from odqa.modeling.backbone import e5_prefix, load_backbone
-    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig
+    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig, default_temperature
     from odqa.training import TrainConfig, frozen_prefixes, train as run_training
 
     questions = [q for f in train for q in load_questions(f)]
-    rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, temperature=temperature,
+    rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length,
+                                temperature=temperature or default_temperature(backbone),
                                 freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
     tokenizer, model = load_backbone(backbone)
     task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed,
