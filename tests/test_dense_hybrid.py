@@ -110,3 +110,13 @@ def test_fusion_sweep(tiny, corpus_file, questions_file, index_root):
     sparse = evaluate(idx.sparse.search, qs, judge)["metrics"]
     assert rows[0.0]["recall@1"] == sparse["recall@1"]  # alpha 0 is sparse alone
     assert res["best"]["recall@1"] == max(r["recall@1"] for r in res["rows"])
+    # depth: candidates kept from each list before fusing; depth 1 can only return the two top-1s
+    hy = idx.retriever("hybrid")
+    res = sweep_fusion(hy, qs, judge, {"alpha": [0.5], "depth": [1, 5]})
+    by_depth = {r["params"]["depth"]: r for r in res["rows"]}
+    assert set(by_depth) == {1, 5} and by_depth[1]["recall@5"] <= by_depth[5]["recall@5"]
+    def top1_of_each(texts, k):   # what depth 1 leaves, without fusing: the two top-1 hits
+        return [[s[0], d[0]] for s, d in zip(idx.sparse.search(texts, 1), idx.retriever("dense").search(texts, 1))]
+    assert by_depth[1]["recall@5"] == evaluate(top1_of_each, qs, judge)["metrics"]["recall@5"]
+    with pytest.raises(OdqaError, match="sweepable: alpha, rrf_k, depth"):
+        sweep_fusion(hy, qs, judge, {"k1": [1.0]})

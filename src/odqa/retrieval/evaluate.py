@@ -140,27 +140,37 @@ def sweep_bm25(passages, analyzer, base: BM25Config, include_title: bool, questi
     return {"metric": metric, "best": best, "rows": rows}
 
 
+FUSION_SWEEPABLE = ("alpha", "rrf_k", "depth")
+
+
 def sweep_fusion(hybrid, questions: list[Question], judge: Judge, grid: dict[str, list[float]],
                  metric: str = "recall@1", k: int = 100, progress=None) -> dict:
-    """Try fusion weights (`alpha`, and `rrf_k` for RRF) on questions; both retrievers run once."""
+    """Try fusion settings on questions; both retrievers run once, at the largest depth asked.
+
+    Sweepable: `alpha` (minmax weight), `rrf_k` (RRF), `depth` (candidates taken from each list
+    before fusing, which also sets the min-max range); recall@k for k above a row's depth is
+    bounded by what that depth keeps."""
     from odqa.retrieval.hybrid import fuse
 
-    unknown = set(grid) - {"alpha", "rrf_k"}
+    unknown = set(grid) - set(FUSION_SWEEPABLE)
     if unknown:
-        raise OdqaError(f"cannot sweep {', '.join(sorted(unknown))} for hybrid (sweepable: alpha, rrf_k)")
+        raise OdqaError(f"cannot sweep {', '.join(sorted(unknown))} for hybrid "
+                        f"(sweepable: {', '.join(FUSION_SWEEPABLE)})")
     texts = [q.question for q in questions]
+    fetch = max([k, hybrid.cfg.depth] + [int(v) for v in grid.get("depth", [])])
     sparse, dense = [], []
     for i in range(0, len(texts), 64):
-        s, d = hybrid.candidates(texts[i:i + 64], k)
+        s, d = hybrid.candidates(texts[i:i + 64], fetch)
         sparse += s
         dense += d
     cands = dict(zip(texts, zip(sparse, dense)))
     rows = []
     for point in grid_points(grid):
-        cfg = replace(hybrid.cfg, **{n: (int(v) if n == "rrf_k" else v) for n, v in point.items()})
+        point = {n: (int(v) if n in ("rrf_k", "depth") else v) for n, v in point.items()}
+        cfg = replace(hybrid.cfg, **point)
 
         def search(qs, kk, cfg=cfg):
-            return [fuse(*cands[q], cfg, kk) for q in qs]
+            return [fuse(s[:cfg.depth], d[:cfg.depth], cfg, kk) for s, d in (cands[q] for q in qs)]
 
         metrics = evaluate(search, questions, judge, k=k)["metrics"]
         rows.append({"params": point, **{m: v for m, v in metrics.items() if m.startswith(("recall", "mrr"))}})
