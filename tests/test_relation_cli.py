@@ -138,3 +138,13 @@ def test_export_text_for_pretraining(setup):
 def test_help_has_examples():
     for cmd in ("train", "evaluate", "predict", "export-text"):
         assert "Example: odqa re " + cmd in run("re", cmd, "--help").stdout.replace("\n", " ").replace("  ", " ")
+
+
+def test_stop_after_keeps_the_epoch_schedule(setup):
+    out = setup["dir"] / "run-stop"
+    rep = run_json("re", "train", "--train", setup["train"], "--backbone", setup["tiny"], "--out", out,
+                   "--batch-size", "8", "--epochs", "2", "--stop-after", "3", "--max-length", "32")
+    assert rep["steps"] == 3 and rep["stopped"] == "stop_after" and rep["config"]["stop_after"] == 3
+    # the learning rate at step 3 is that of the 2-epoch schedule (10 steps), not a 3-step one
+    row = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()][-1]
+    assert row["step"] == 3 and row["lr"] > 0

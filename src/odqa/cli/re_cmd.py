@@ -52,6 +52,8 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr"),
     epochs: Optional[float] = typer.Option(None, "--epochs"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop at this step, keeping the schedule of "
+                                             "--epochs (shared-budget comparisons; 0 = off)."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between dev evaluations (0 = each epoch)."),
     dev_limit: Optional[int] = typer.Option(None, "--dev-limit", help="Evaluate on a fixed random subset (0 = all)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: evaluations without gain (0 = off)."),
@@ -82,7 +84,7 @@ def train(
     flags = dict(backbone=backbone, markers=markers, pooling=pooling, head=head, hierarchical=hierarchical, loss=loss,
                  focal_gamma=focal_gamma, label_smoothing=label_smoothing, no_relation_keep=no_relation_keep,
                  max_length=max_length, batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps,
-                 eval_every=eval_every, dev_limit=dev_limit, patience=patience, time_budget=time_budget,
+                 stop_after=stop_after, eval_every=eval_every, dev_limit=dev_limit, patience=patience, time_budget=time_budget,
                  freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
     for k, v in flags.items():
         if v is not None:
@@ -114,7 +116,7 @@ def train(
     task = RETask(tokenizer, settings, cfg, train_data.examples, dev_data.examples if dev_data else None,
                   quiet=quiet or json_out)
     tcfg = TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, epochs=cfg.epochs,
-                       max_steps=cfg.max_steps, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                       max_steps=cfg.max_steps, stop_after=cfg.stop_after, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
                        eval_every=cfg.eval_every, early_stopping_patience=cfg.patience,
                        metric="micro_f1" if dev_data else "loss", greater_is_better=bool(dev_data), seed=cfg.seed,
                        num_threads=cfg.threads, time_budget_minutes=cfg.time_budget,

@@ -59,6 +59,7 @@ class RETrainConfig:
     warmup_ratio: float = 0.06
     epochs: float = 3.0
     max_steps: int = 0
+    stop_after: int = 0                # stop at this step without changing the schedule; 0 = off
     batch_size: int = 32
     grad_accum: int = 1
     bucket: int = 50                   # batches per length-sorted chunk; 0 = no length sorting
