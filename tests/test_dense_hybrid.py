@@ -120,3 +120,50 @@ def test_fusion_sweep(tiny, corpus_file, questions_file, index_root):
     assert by_depth[1]["recall@5"] == evaluate(top1_of_each, qs, judge)["metrics"]["recall@5"]
     with pytest.raises(OdqaError, match="sweepable: alpha, rrf_k, depth"):
         sweep_fusion(hy, qs, judge, {"k1": [1.0]})
+
+
+def test_split_windows_cover_the_passage_and_repeat_the_prefix():
+    from odqa.retrieval.dense import split_windows
+    ids = [0] + [7, 8] + list(range(100, 120)) + [2]          # CLS, 2 prefix tokens, 20 body tokens, SEP
+    assert split_windows(ids[:9], 10, 3, keep=2) == [ids[:9]]            # short: unchanged
+    assert split_windows(ids, 10, 0) == [ids[:9] + [2]]                   # stride 0: cut, closing token kept
+    wins = split_windows(ids, 10, 3, keep=2)
+    assert all(len(w) <= 10 and w[:3] == [0, 7, 8] and w[-1] == 2 for w in wins)
+    body = [w[3:-1] for w in wins]
+    assert [b[0] for b in body] == [100, 103, 106, 109, 112, 115]         # starts `stride` apart
+    assert body[-1][-1] == 119 and len(body[-1]) == 5                     # the last one reaches the end
+    assert sorted({t for b in body for t in b}) == list(range(100, 120))  # nothing skipped
+
+
+def test_windowed_index_scores_a_passage_by_its_best_window(tiny, tmp_path, index_root):
+    import json
+
+    from odqa.retrieval.dense import DenseEncoder, split_windows
+    long_text = "세종대왕은 조선의 임금이다. " * 12 + "거북선은 이순신이 만든 배이다."
+    rows = [{"id": "long", "title": "긴 문서", "text": long_text}, {"id": "a", "title": "한라산", "text": "한라산은 제주도에 있다."},
+            {"id": "b", "title": "김치", "text": "김치는 발효 음식이다."}]
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", "dense.max_length=24",
+                                          "dense.window_stride=8"])
+    d = build_index(corpus, "w", cfg, index_root).manifest["dense"]
+    assert d["window_stride"] == 8 and d["vectors"] > 3
+    idx = load_index("w", index_root)
+    ret = idx.dense()
+    assert len(ret.owners) == d["vectors"] and set(ret.owners.tolist()) == {0, 1, 2}
+    query = "거북선은 이순신이 만든 배이다."
+    hits = ret.search([query], 3)[0]
+    assert sorted(h.passage.id for h in hits) == ["a", "b", "long"]       # k distinct passages
+    enc = DenseEncoder(tiny, max_length=24)
+    text = "긴 문서\n" + long_text
+    wins = split_windows(enc._full_ids([text], "passage")[0], 24, 8)
+    best = float((enc.encode_ids(wins) @ enc.encode([query], "query")[0]).max())
+    assert next(h.score for h in hits if h.passage.id == "long") == pytest.approx(best, abs=1e-4)
+    # changing the stride rebuilds the dense part only; a bad stride or a broken owners file is one clear error
+    res = build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=16"]), index_root)
+    assert res.reasons == ["dense"] and res.manifest["dense"]["vectors"] < d["vectors"]
+    with pytest.raises(OdqaError, match="window_stride 30"):
+        build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=30"]), index_root)
+    np.save(index_root / "w" / "dense" / "owners.npy", np.array([0, 1]))
+    with pytest.raises(OdqaError, match="owners.npy: does not match"):
+        load_index("w", index_root).dense()

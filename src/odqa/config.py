@@ -45,6 +45,7 @@ class DenseConfig:
     enabled: bool = False         # also build a dense (bi-encoder + FAISS) index
     encoder: str = "offline:multilingual-e5-small"   # backbone spec: offline:..., a folder, or a hub name
     max_length: int = 256         # tokens per passage (queries are truncated with a warning)
+    window_stride: int = 0        # 0 = cut longer passages; N = windows of max_length tokens, N apart
     batch_size: int = 32          # sequences per forward pass (sorted by length)
     quantize: str = "none"        # none | int8 (torch dynamic int8) | onnx | onnx-int8 (ONNX Runtime; odqa[onnx])
     index: str = "flat"           # flat (exact inner product) | hnsw | ivf

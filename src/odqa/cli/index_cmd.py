@@ -28,6 +28,8 @@ def index(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Dense encoder spec (default offline:multilingual-e5-small)."),
     dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8 | onnx | onnx-int8"),
+    window_stride: Optional[int] = typer.Option(None, "--window-stride", help="Dense: split passages longer than "
+                                                "dense.max_length into windows this many tokens apart (0 = cut)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
     es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
@@ -56,6 +58,7 @@ def index(
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
                                               "dense.enabled": True if dense else None, "dense.encoder": encoder,
                                               "dense.index": dense_index, "dense.quantize": quantize,
+                                              "dense.window_stride": window_stride,
                                               "backend": backend,
                                               "elastic.allow_fallback": True if allow_fallback else None})
     connection = None

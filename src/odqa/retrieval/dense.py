@@ -5,6 +5,10 @@ padded to the longest one (length bucketing). `quantize` picks the runtime:
 ``none`` (torch fp32), ``int8`` (torch dynamic int8 Linear layers), ``onnx`` (ONNX
 Runtime fp32) or ``onnx-int8`` (ONNX Runtime dynamic int8, the fastest on CPU); the
 ONNX model is exported once and cached (`odqa.retrieval.onnx_encoder`).
+
+Passages longer than the encoder's limit are either cut (the default before windows existed)
+or, with a window stride, split into overlapping windows of `max_length` tokens, one vector
+each; a passage then scores as its best window (`DenseRetriever` with `owners`).
 """
 
 from __future__ import annotations
@@ -96,11 +100,13 @@ class DenseEncoder:
     def dim(self) -> int:
         return self._dim
 
-    def _ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
+    def _full_ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
         pre = self.prefix[kind]
-        enc = self.tokenizer([pre + t for t in texts], truncation=False, add_special_tokens=True)["input_ids"]
+        return self.tokenizer([pre + t for t in texts], truncation=False, add_special_tokens=True)["input_ids"]
+
+    def _ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
         out = []
-        for ids in enc:
+        for ids in self._full_ids(texts, kind):
             if len(ids) > self.max_length:
                 if kind == "query" and not self._warned:
                     print(f"odqa: warning: query longer than {self.max_length} tokens was truncated", file=sys.stderr)
@@ -119,9 +125,27 @@ class DenseEncoder:
             hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
             return mean_pool(hidden, mask_t).float().numpy()
 
+    def window_ids(self, texts: Sequence[str], stride: int) -> tuple[list[list[int]], np.ndarray]:
+        """Passages as windows of at most `max_length` tokens, `stride` tokens apart; returns the windows'
+        token ids and, for each window, the index of its passage. Windows after the first repeat the
+        passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
+        check_stride(stride, self.max_length)
+        pre = self.prefix["passage"].strip()
+        pre_ids = self.tokenizer(pre, add_special_tokens=False)["input_ids"] if pre else []
+        windows, owners = [], []
+        for i, ids in enumerate(self._full_ids(texts, "passage")):
+            keep = len(pre_ids) if ids[1:1 + len(pre_ids)] == pre_ids else 0
+            for w in split_windows(ids, self.max_length, stride, keep):
+                windows.append(w)
+                owners.append(i)
+        return windows, np.asarray(owners, dtype=np.int64)
+
     def encode(self, texts: Sequence[str], kind: str = "passage",
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        ids = self._ids(texts, kind)
+        return self.encode_ids(self._ids(texts, kind), progress)
+
+    def encode_ids(self, ids: list[list[int]], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Token id lists (each within `max_length`) -> vectors, batched by length."""
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
@@ -137,6 +161,34 @@ class DenseEncoder:
             if progress:
                 progress(len(batch))
         return out
+
+
+def check_stride(stride: int, max_length: int) -> None:
+    if stride < 0 or stride > max_length - 2:
+        raise OdqaError(f"dense.window_stride {stride}: use 0 (cut long passages at dense.max_length) or 1.."
+                        f"{max_length - 2} (windows of {max_length} tokens; a stride above that would skip text)")
+
+
+def split_windows(ids: list[int], max_length: int, stride: int, keep: int = 0) -> list[list[int]]:
+    """Token ids (first and last are special tokens) -> windows of at most `max_length` ids.
+
+    stride 0 cuts the sequence (keeping the closing token); otherwise window n starts `stride` body
+    tokens after window n-1 and the last window ends at the sequence's end. Every window after the
+    first starts with the first `keep` body tokens (the passage prefix)."""
+    if len(ids) <= max_length:
+        return [list(ids)]
+    if stride <= 0:
+        return [list(ids[:max_length - 1]) + list(ids[-1:])]
+    head, tail = list(ids[:1]), list(ids[-1:])
+    pre, body = list(ids[1:1 + keep]), list(ids[1 + keep:-1])
+    width = max_length - 2 - keep
+    stride = min(stride, width)
+    out, start = [], 0
+    while True:
+        out.append(head + pre + body[start:start + width] + tail)
+        if start + width >= len(body):
+            return out
+        start += stride
 
 
 def build_faiss(vectors: np.ndarray, cfg: DenseConfig):
@@ -160,20 +212,43 @@ def build_faiss(vectors: np.ndarray, cfg: DenseConfig):
 
 
 class DenseRetriever:
-    def __init__(self, passages: list[Passage], encoder: DenseEncoder, index):
-        self.passages, self.encoder, self.index = passages, encoder, index
+    """Search over one vector per passage, or per window when `owners` maps vectors to passages."""
+
+    def __init__(self, passages: list[Passage], encoder: DenseEncoder, index, owners: np.ndarray | None = None):
+        self.passages, self.encoder, self.index, self.owners = passages, encoder, index, owners
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         queries = check_queries(queries)
         q = self.encoder.encode(queries, "query")
-        scores, idx = self.index.search(q, min(k, len(self.passages)))
-        return [[Hit(self.passages[int(i)], float(s), r + 1, "dense") for r, (i, s) in enumerate(zip(ri, rs)) if i >= 0]
-                for ri, rs in zip(idx, scores)]
+        k = min(k, len(self.passages))
+        if self.owners is None:
+            scores, idx = self.index.search(q, k)
+            return [[Hit(self.passages[int(i)], float(s), r + 1, "dense") for r, (i, s) in enumerate(zip(ri, rs))
+                     if i >= 0] for ri, rs in zip(idx, scores)]
+        # a passage's score is its best window: fetch enough windows that k distinct passages survive
+        # (exact while the extra windows number at most 3k)
+        extra = len(self.owners) - len(self.passages)
+        scores, idx = self.index.search(q, min(len(self.owners), k + min(extra, 3 * k)))
+        out = []
+        for ri, rs in zip(idx, scores):
+            seen: set[int] = set()
+            hits = []
+            for i, s in zip(ri, rs):
+                p = int(self.owners[i]) if i >= 0 else -1
+                if p >= 0 and p not in seen:
+                    seen.add(p)
+                    hits.append(Hit(self.passages[p], float(s), len(hits) + 1, "dense"))
+                    if len(hits) == k:
+                        break
+            out.append(hits)
+        return out
 
     def save(self, folder: Path) -> None:
         import faiss
         folder.mkdir(parents=True, exist_ok=True)
         faiss.write_index(self.index, str(folder / "index.faiss"))
+        if self.owners is not None:
+            np.save(folder / "owners.npy", self.owners)
 
 
 def load_faiss(folder: Path):
@@ -182,3 +257,18 @@ def load_faiss(folder: Path):
     if not f.exists():
         raise OdqaError(f"{f}: dense index file missing; rebuild with `odqa index ... --dense --force`")
     return faiss.read_index(str(f))
+
+
+def load_owners(folder: Path, passages: int, vectors: int) -> np.ndarray | None:
+    """The window -> passage map of a windowed index (None for one vector per passage), checked."""
+    f = folder / "owners.npy"
+    if not f.exists():
+        if vectors != passages:
+            raise OdqaError(f"{folder}: {vectors} vectors for {passages} passages and no owners.npy; "
+                            "rebuild with `odqa index ... --dense --force`")
+        return None
+    owners = np.load(f)
+    if len(owners) != vectors or (len(owners) and (owners.min() < 0 or owners.max() >= passages)):
+        raise OdqaError(f"{f}: does not match the index ({len(owners)} entries, {vectors} vectors, "
+                        f"{passages} passages); rebuild with `odqa index ... --dense --force`")
+    return owners

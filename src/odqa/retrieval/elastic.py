@@ -167,6 +167,9 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
                             f"--allow-fallback to use the cjk bigram analyzer")
         warn(f"the cluster at {conn.url} has no analysis-nori plugin: using the cjk bigram analyzer (--allow-fallback)")
     rules, user_dict = _user_dictionary(cfg) if nori else (None, None)
+    if cfg.dense.enabled and cfg.dense.window_stride:
+        raise OdqaError("dense.window_stride (one vector per passage window) is not supported on the elasticsearch "
+                        "backend: split long passages with corpus.chunk_size instead, or set dense.window_stride 0")
     if cfg.dense.enabled and not schema.at_least(version, 8, 4):
         raise OdqaError(f"Elasticsearch at {conn.url} is version {version}: kNN search of dense vectors needs 8.4 "
                         f"or newer (build without --dense, or upgrade the cluster)")

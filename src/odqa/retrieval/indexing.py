@@ -20,7 +20,8 @@ from odqa.types import Passage
 
 MODES = ("sparse", "dense", "hybrid")
 BACKENDS = ("local", "elasticsearch")
-DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "quantize", "index", "hnsw_m", "ivf_nlist")
+DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
+DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
 
 
 @dataclass
@@ -37,8 +38,10 @@ def _dense_settings(cfg: DenseConfig) -> dict | None:
     from odqa.modeling.backbone import backbone_info
     from odqa.retrieval.dense import encoder_fingerprint
     info = backbone_info(cfg.encoder)
+    from odqa.retrieval.dense import check_stride
+    check_stride(cfg.window_stride, cfg.max_length)
     return {"encoder": cfg.encoder, "encoder_sha256": encoder_fingerprint(info.path), "max_length": cfg.max_length,
-            "quantize": cfg.quantize, "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist,
+            "window_stride": cfg.window_stride, "quantize": cfg.quantize, "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist,
             "e5_prefixes": info.e5_prefixes}
 
 
@@ -51,7 +54,8 @@ def _settings(cfg: IndexConfig, analyzer_spec: dict) -> dict:
 
 
 def _same_dense(old: dict | None, new: dict | None) -> bool:
-    return bool(old and new) and all(old.get(k) == new.get(k) for k in DENSE_KEYS)
+    return bool(old and new) and all(old.get(k, DENSE_DEFAULTS.get(k)) == new.get(k, DENSE_DEFAULTS.get(k))
+                                     for k in DENSE_KEYS)
 
 
 def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool) -> dict:
@@ -59,11 +63,18 @@ def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_
     from odqa.retrieval.sparse import passage_text
     enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads)
     t0 = time.perf_counter()
-    with bar(len(passages), "encoding passages", "passage", quiet) as pb:
-        vectors = enc.encode([passage_text(p, include_title) for p in passages], "passage", pb.update)
+    texts = [passage_text(p, include_title) for p in passages]
+    if cfg.window_stride:
+        ids, owners = enc.window_ids(texts, cfg.window_stride)
+    else:
+        ids, owners = enc._ids(texts, "passage"), None
+    what = "encoding passage windows" if owners is not None else "encoding passages"
+    with bar(len(ids), what, "window" if owners is not None else "passage", quiet) as pb:
+        vectors = enc.encode_ids(ids, pb.update)
     secs = time.perf_counter() - t0
-    DenseRetriever(passages, enc, build_faiss(vectors, cfg)).save(tmp / "dense")
-    out = {"dim": enc.dim, "encode_seconds": round(secs, 2), "passages_per_second": round(len(passages) / secs, 1)}
+    DenseRetriever(passages, enc, build_faiss(vectors, cfg), owners).save(tmp / "dense")
+    out = {"dim": enc.dim, "vectors": len(ids), "encode_seconds": round(secs, 2),
+           "passages_per_second": round(len(passages) / secs, 1)}
     if cfg.quantize != "none":
         out["quantize_check"] = quantize_check(enc, texts=[passage_text(passages[i], include_title) for i in
                                                            _spread(len(passages), QUANT_CHECK_PASSAGES)],
@@ -211,8 +222,10 @@ class LoadedIndex:
         enc = self.query_encoder(encoder, quantize, threads)
         key = ("dense", id(enc))
         if key not in self._cache:
-            from odqa.retrieval.dense import DenseRetriever, load_faiss
-            self._cache[key] = DenseRetriever(self.passages, enc, load_faiss(self.folder / "dense"))
+            from odqa.retrieval.dense import DenseRetriever, load_faiss, load_owners
+            index = load_faiss(self.folder / "dense")
+            owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
+            self._cache[key] = DenseRetriever(self.passages, enc, index, owners)
         return self._cache[key]
 
     def retriever(self, mode: str = "sparse", hybrid: HybridConfig | None = None, encoder: str | None = None):
