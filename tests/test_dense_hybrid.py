@@ -23,12 +23,12 @@ def hits(pairs, source):
 def test_minmax_fusion_formula_and_missing_scores():
     sp = hits([("a", 10.0), ("b", 6.0), ("c", 2.0)], "sparse")
     de = hits([("c", 0.9), ("d", 0.8), ("a", 0.4)], "dense")
-    out = fuse(sp, de, HybridConfig(alpha=0.5), 10)
+    out = fuse(sp, de, HybridConfig(method="minmax", alpha=0.5), 10)
     got = {h.passage.id: h.score for h in out}
     # sparse norm: a 1, b .5, c 0; dense norm: c 1, d .8, a 0; missing -> 0 (the list minimum)
     assert got == pytest.approx({"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.4})
     assert [h.rank for h in out] == [1, 2, 3, 4] and out[0].source == "hybrid"
-    only_dense = fuse(sp, de, HybridConfig(alpha=1.0), 2)
+    only_dense = fuse(sp, de, HybridConfig(method="minmax", alpha=1.0), 2)
     assert [h.passage.id for h in only_dense] == ["c", "d"]
 
 
@@ -133,6 +133,8 @@ def test_split_windows_cover_the_passage_and_repeat_the_prefix():
     assert [b[0] for b in body] == [100, 103, 106, 109, 112, 115]         # starts `stride` apart
     assert body[-1][-1] == 119 and len(body[-1]) == 5                     # the last one reaches the end
     assert sorted({t for b in body for t in b}) == list(range(100, 120))  # nothing skipped
+    wide = split_windows(ids, 10, 50, keep=2)                             # a stride above the width: capped
+    assert [w[3] for w in wide] == [100, 106, 112, 118] and wide[-1][-2] == 119     # width 10 - 2 - 2
 
 
 def test_windowed_index_scores_a_passage_by_its_best_window(tiny, tmp_path, index_root):
@@ -162,8 +164,22 @@ def test_windowed_index_scores_a_passage_by_its_best_window(tiny, tmp_path, inde
     # changing the stride rebuilds the dense part only; a bad stride or a broken owners file is one clear error
     res = build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=16"]), index_root)
     assert res.reasons == ["dense"] and res.manifest["dense"]["vectors"] < d["vectors"]
-    with pytest.raises(OdqaError, match="window_stride 30"):
-        build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=30"]), index_root)
+    with pytest.raises(OdqaError, match="window_stride -1"):
+        build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=-1"]), index_root)
     np.save(index_root / "w" / "dense" / "owners.npy", np.array([0, 1]))
     with pytest.raises(OdqaError, match="owners.npy: does not match"):
         load_index("w", index_root).dense()
+
+
+def test_zscore_fusion_standardises_each_list():
+    sp = hits([("a", 10.0), ("b", 6.0), ("c", 2.0)], "sparse")        # mean 6, std sqrt(32/3)
+    de = hits([("c", 0.9), ("d", 0.6), ("e", 0.3)], "dense")          # mean 0.6, std sqrt(0.06)
+    got = {h.passage.id: h.score for h in fuse(sp, de, HybridConfig(method="zscore", alpha=0.5), 10)}
+    zs, zd = (32 / 3) ** 0.5, 0.06 ** 0.5
+    low_s, low_d = -4 / zs, -0.3 / zd                                  # each list's lowest z-score
+    assert got == pytest.approx({"a": 0.5 * (4 / zs) + 0.5 * low_d, "b": 0.5 * low_d, "c": 0.5 * low_s + 0.5 * 0.3 / zd,
+                                 "d": 0.5 * low_s, "e": 0.5 * low_s + 0.5 * low_d})
+    one = fuse(hits([("a", 3.0)], "sparse"), de, HybridConfig(method="zscore", alpha=0.0), 2)
+    assert [h.passage.id for h in one] == ["a", "c"]      # a one-hit list still ranks its hit first
+    with pytest.raises(OdqaError, match="unknown fusion method 'mean'"):
+        fuse(sp, de, HybridConfig(method="mean"), 3)

@@ -374,6 +374,7 @@ def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_
     assert create["mappings"]["properties"]["vector"] == {"type": "dense_vector", "dims": 16, "index": True,
                                                           "similarity": "cosine"}
     assert res.manifest["dense"]["dim"] == 16 and res.manifest["dense"]["index"] == "dense_vector"
+    assert res.manifest["dense"]["window_stride"] == 0 and capsys.readouterr().err == ""   # one vector per passage
     assert all(len(d["vector"]) == 16 for d in fake.indices[res.manifest["elasticsearch"]["index"]]["docs"].values())
 
     idx = load_index("mini", index_root, connection=fake.connection())
@@ -674,3 +675,10 @@ def test_missing_client_package_is_one_clear_line(monkeypatch):
     with pytest.raises(OdqaError, match=r"^the Elasticsearch backend needs the elasticsearch client: "
                                         r"pip install 'odqa\[elasticsearch\]'$"):
         es_module()
+
+
+def test_explicit_window_stride_is_not_used_on_elasticsearch(fake, corpus_file, index_root, fake_encoder, capsys):
+    res = build(fake, corpus_file, index_root, "dense.enabled=true", f"dense.encoder={fake_encoder}",
+                "dense.window_stride=64")
+    assert res.manifest["dense"]["window_stride"] == 0
+    assert "dense.window_stride is not used" in capsys.readouterr().err

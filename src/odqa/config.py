@@ -45,7 +45,7 @@ class DenseConfig:
     enabled: bool = False         # also build a dense (bi-encoder + FAISS) index
     encoder: str = "offline:multilingual-e5-small"   # backbone spec: offline:..., a folder, or a hub name
     max_length: int = 256         # tokens per passage (queries are truncated with a warning)
-    window_stride: int = 0        # 0 = cut longer passages; N = windows of max_length tokens, N apart
+    window_stride: int = 128      # 0 = cut longer passages; N = windows of max_length tokens, N apart
     batch_size: int = 32          # sequences per forward pass (sorted by length)
     quantize: str = "none"        # none | int8 (torch dynamic int8) | onnx | onnx-int8 (ONNX Runtime; odqa[onnx])
     index: str = "flat"           # flat (exact inner product) | hnsw | ivf
@@ -57,8 +57,8 @@ class DenseConfig:
 
 @dataclass
 class HybridConfig:
-    method: str = "minmax"        # minmax (weighted min-max fusion) | rrf (reciprocal rank fusion)
-    alpha: float = 0.5            # weight of the dense score in minmax fusion (sparse gets 1 - alpha)
+    method: str = "zscore"        # minmax | zscore (weighted fusion of normalised scores) | rrf (reciprocal rank)
+    alpha: float = 0.35           # weight of the dense score in minmax/zscore fusion (sparse gets 1 - alpha)
     depth: int = 100              # candidates taken from each retriever before fusing
     rrf_k: int = 60               # rank offset in RRF
 

@@ -35,7 +35,7 @@ def index_config(config: Optional[Path], overrides: list[str] | None, **flags: A
 
 ModeOpt = typer.Option("sparse", "--mode", "-m", help="sparse | dense | hybrid")
 AlphaOpt = typer.Option(None, "--alpha", help="Hybrid: weight of the dense score (default from config, 0.5).")
-FusionOpt = typer.Option(None, "--fusion", help="Hybrid: minmax | rrf.")
+FusionOpt = typer.Option(None, "--fusion", help="Hybrid: minmax | zscore | rrf.")
 EncoderOpt = typer.Option(None, "--encoder", help="Dense encoder spec; must match the one the index was built with.")
 
 

@@ -129,7 +129,7 @@ class DenseEncoder:
         """Passages as windows of at most `max_length` tokens, `stride` tokens apart; returns the windows'
         token ids and, for each window, the index of its passage. Windows after the first repeat the
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
-        check_stride(stride, self.max_length)
+        check_stride(stride)
         pre = self.prefix["passage"].strip()
         pre_ids = self.tokenizer(pre, add_special_tokens=False)["input_ids"] if pre else []
         windows, owners = [], []
@@ -163,17 +163,18 @@ class DenseEncoder:
         return out
 
 
-def check_stride(stride: int, max_length: int) -> None:
-    if stride < 0 or stride > max_length - 2:
-        raise OdqaError(f"dense.window_stride {stride}: use 0 (cut long passages at dense.max_length) or 1.."
-                        f"{max_length - 2} (windows of {max_length} tokens; a stride above that would skip text)")
+def check_stride(stride: int) -> None:
+    if stride < 0:
+        raise OdqaError(f"dense.window_stride {stride}: use 0 (cut long passages at dense.max_length) or a positive "
+                        "number of tokens between window starts")
 
 
 def split_windows(ids: list[int], max_length: int, stride: int, keep: int = 0) -> list[list[int]]:
     """Token ids (first and last are special tokens) -> windows of at most `max_length` ids.
 
     stride 0 cuts the sequence (keeping the closing token); otherwise window n starts `stride` body
-    tokens after window n-1 and the last window ends at the sequence's end. Every window after the
+    tokens after window n-1 (at most a window's width, so no text is skipped) and the last window
+    ends at the sequence's end. Every window after the
     first starts with the first `keep` body tokens (the passage prefix)."""
     if len(ids) <= max_length:
         return [list(ids)]

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from odqa.atomic import AtomicFolder
-from odqa.config import HybridConfig, IndexConfig
+from odqa.config import DenseConfig, HybridConfig, IndexConfig
 from odqa.corpus import file_sha256, load_corpus
 from odqa.errors import OdqaError
 from odqa.progress import bar
@@ -168,8 +168,11 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
         warn(f"the cluster at {conn.url} has no analysis-nori plugin: using the cjk bigram analyzer (--allow-fallback)")
     rules, user_dict = _user_dictionary(cfg) if nori else (None, None)
     if cfg.dense.enabled and cfg.dense.window_stride:
-        raise OdqaError("dense.window_stride (one vector per passage window) is not supported on the elasticsearch "
-                        "backend: split long passages with corpus.chunk_size instead, or set dense.window_stride 0")
+        if cfg.dense.window_stride != DenseConfig().window_stride:   # asked for explicitly: say it is not used
+            warn(f"Elasticsearch keeps one vector per passage: passages longer than dense.max_length "
+                 f"({cfg.dense.max_length} tokens) are cut there, dense.window_stride is not used (split long "
+                 f"documents with corpus.chunk_size instead)")
+        cfg = replace(cfg, dense=replace(cfg.dense, window_stride=0))
     if cfg.dense.enabled and not schema.at_least(version, 8, 4):
         raise OdqaError(f"Elasticsearch at {conn.url} is version {version}: kNN search of dense vectors needs 8.4 "
                         f"or newer (build without --dense, or upgrade the cluster)")

@@ -3,6 +3,9 @@
 `minmax`: each list's scores are min-max normalised over its own top-`depth`; a passage
 missing from one list takes that list's minimum (0 after normalisation); the fused
 score is `alpha * dense + (1 - alpha) * sparse`.
+`zscore`: the same weighted sum over scores standardised per list (minus the list's mean,
+over its standard deviation); a missing passage takes the list's lowest standardised score.
+Min-max leans on each list's extremes, z-scores on its whole top-`depth`.
 `rrf`: reciprocal rank fusion, sum of 1 / (rrf_k + rank) over the lists.
 """
 
@@ -15,7 +18,7 @@ from odqa.errors import OdqaError
 from odqa.retrieval.base import Retriever, check_queries
 from odqa.types import Hit
 
-METHODS = ("minmax", "rrf")
+METHODS = ("minmax", "zscore", "rrf")
 
 
 def _minmax(hits: list[Hit]) -> dict[str, float]:
@@ -26,11 +29,27 @@ def _minmax(hits: list[Hit]) -> dict[str, float]:
     return {h.passage.id: (h.score - lo) / span if span > 0 else 1.0 for h in hits}
 
 
+def _zscore(hits: list[Hit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    n = len(hits)
+    mean = sum(h.score for h in hits) / n
+    std = (sum((h.score - mean) ** 2 for h in hits) / n) ** 0.5
+    return {h.passage.id: (h.score - mean) / std if std > 0 else 1.0 for h in hits}  # all equal: above the missing
+
+
+def _weighted(sparse: dict[str, float], dense: dict[str, float], passages, alpha: float) -> dict[str, float]:
+    """alpha * dense + (1 - alpha) * sparse; a passage missing from a list takes that list's minimum
+    (at most 0, so a list whose scores are all equal still ranks its passages above the missing ones)."""
+    s0, d0 = (min(min(x.values(), default=0.0), 0.0) for x in (sparse, dense))
+    return {pid: alpha * dense.get(pid, d0) + (1 - alpha) * sparse.get(pid, s0) for pid in passages}
+
+
 def fuse(sparse: list[Hit], dense: list[Hit], cfg: HybridConfig, k: int) -> list[Hit]:
     passages = {h.passage.id: h.passage for h in sparse + dense}
-    if cfg.method == "minmax":
-        s, d = _minmax(sparse), _minmax(dense)
-        scores = {pid: cfg.alpha * d.get(pid, 0.0) + (1 - cfg.alpha) * s.get(pid, 0.0) for pid in passages}
+    if cfg.method in ("minmax", "zscore"):
+        norm = _minmax if cfg.method == "minmax" else _zscore
+        scores = _weighted(norm(sparse), norm(dense), passages, cfg.alpha)
     elif cfg.method == "rrf":
         scores = dict.fromkeys(passages, 0.0)
         for lst in (sparse, dense):

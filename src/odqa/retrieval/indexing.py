@@ -39,7 +39,7 @@ def _dense_settings(cfg: DenseConfig) -> dict | None:
     from odqa.retrieval.dense import encoder_fingerprint
     info = backbone_info(cfg.encoder)
     from odqa.retrieval.dense import check_stride
-    check_stride(cfg.window_stride, cfg.max_length)
+    check_stride(cfg.window_stride)
     return {"encoder": cfg.encoder, "encoder_sha256": encoder_fingerprint(info.path), "max_length": cfg.max_length,
             "window_stride": cfg.window_stride, "quantize": cfg.quantize, "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist,
             "e5_prefixes": info.e5_prefixes}
