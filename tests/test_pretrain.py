@@ -213,3 +213,26 @@ def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
     p = odqa("pretrain", "--corpus", tmp_path / "none.jsonl", "--out", tmp_path / "y", cwd=tmp_path, check=False)
     assert p.returncode == 2 and p.stderr.strip() == f"odqa: error: {tmp_path / 'none.jsonl'}: corpus not found"
     assert "Example: odqa pretrain" in odqa("pretrain", "--help", cwd=tmp_path).stdout
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+    return {k.split("bert.")[-1]: v for k, v in load_file(str(folder / "model.safetensors")).items()}
+
+
+@pytest.mark.parametrize("warmup, encoder_moves", [(3, False), (1, True)])
+def test_head_warmup_leaves_the_encoder_alone(tmp_path, warmup, encoder_moves):
+    import torch
+    out = make_pretrained_tiny(tmp_path, steps=3, head_warmup_steps=warmup)
+    base, new = _weights(tmp_path / "tiny-base"), _weights(out)
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert key in base and key in new
+    assert (not torch.equal(base[key], new[key])) == encoder_moves
+    manifest = json.loads((out / "odqa_pretrain.json").read_text())
+    assert manifest["config"]["head_warmup_steps"] == warmup
+
+
+def test_head_warmup_must_not_be_negative(tmp_path, corpus_file):
+    from odqa.pretrain import PretrainConfig, run_pretrain
+    with pytest.raises(OdqaError, match="head warm-up steps must be >= 0, got -1"):
+        run_pretrain(corpus_file, tmp_path / "x", PretrainConfig(head_warmup_steps=-1))

@@ -71,6 +71,7 @@ class PretrainConfig:
     holdout: float = 0.02            # share of chunks held out for the evaluation loss
     max_eval_chunks: int = 512
     freeze_embeddings: bool = True   # word embeddings (and the tied output projection) stay fixed
+    head_warmup_steps: int = 0       # first optimizer steps train the MLM head only (encoder untouched)
     corpus_format: str = "auto"
 
     def check(self) -> None:
@@ -83,6 +84,8 @@ class PretrainConfig:
         if not 0 < self.span_p <= 1 or self.max_span < 1:
             raise OdqaError(f"span lengths need 0 < p <= 1 and max_span >= 1, got p={self.span_p}, "
                             f"max_span={self.max_span}")
+        if self.head_warmup_steps < 0:
+            raise OdqaError(f"head warm-up steps must be >= 0, got {self.head_warmup_steps}")
         if self.max_length < 8:
             raise OdqaError(f"max_length must be at least 8 tokens, got {self.max_length}")
         if not 0 <= self.holdout < 0.5:
@@ -411,8 +414,13 @@ def load_mlm(spec: str) -> tuple[Any, Any, dict]:
     return tokenizer, model, report
 
 
-def masked_lm_loss(model, batch, reduction: str = "mean"):
-    """Cross-entropy over the labelled positions only (the 250k-way output is never computed elsewhere)."""
+def masked_lm_loss(model, batch, reduction: str = "mean", encoder_grad: bool = True):
+    """Cross-entropy over the labelled positions only (the 250k-way output is never computed elsewhere).
+
+    `encoder_grad=False` runs the encoder without a graph: only the MLM head learns from the loss
+    (the head warm-up; cheaper too, no backward pass through the encoder)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -420,7 +428,8 @@ def masked_lm_loss(model, batch, reduction: str = "mean"):
     head = _mlm_head(model)
     if head is None:
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
+    with contextlib.nullcontext() if encoder_grad else torch.no_grad():
+        hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]
     sel = labels != -100
     if not bool(sel.any()):
         return hidden.sum() * 0.0
@@ -437,6 +446,7 @@ class PretrainTask:
         self.tok, self.cfg, self.batch_size, self.seed = tokenizer, cfg, batch_size, seed
         self.e5 = base_e5_prefixes
         self.manifest = manifest or {}
+        self.step = 0
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.mask_id = tokenizer.mask_token_id
         self.vocab = len(tokenizer)
@@ -477,8 +487,13 @@ class PretrainTask:
         for b, s in enumerate(range(0, len(order), self.batch_size)):
             yield self._collate([self.train[i] for i in order[s:s + self.batch_size]], [seed, epoch, b])
 
+    def set_step(self, step: int) -> None:
+        self.step = step
+
     def loss(self, model, batch):
-        return masked_lm_loss(model, batch)
+        """During the first `head_warmup_steps` steps the encoder is not trained: a freshly initialised
+        MLM head would otherwise send random gradients into it (e5 ships without one)."""
+        return masked_lm_loss(model, batch, encoder_grad=self.step >= self.cfg.head_warmup_steps)
 
     def evaluate(self, model) -> dict[str, float]:
         """Masked-LM loss (mean over masked tokens) on the held-out chunks, fixed masks."""

@@ -60,6 +60,10 @@ class TrainConfig:
 
 
 class Task(Protocol):
+    """What the loop trains. A task may also define `set_step(step)`: the loop calls it before each
+    training batch with the number of optimizer steps done (for step-dependent behaviour that must
+    survive a resume, e.g. a warm-up phase)."""
+
     def train_batches(self, epoch: int, seed: int) -> Iterable[Any]: ...
     def num_train_batches(self) -> int: ...
     def loss(self, model, batch) -> torch.Tensor: ...
@@ -239,8 +243,11 @@ class _Loop:
     def _epoch(self) -> str | None:
         st, accum = self.st, self.cfg.grad_accum
         batches = itertools.islice(self.task.train_batches(st.epoch, self.cfg.seed), st.pos, None)
+        set_step = getattr(self.task, "set_step", None)
         for batch in batches:
             group = max(1, min(accum, self.nb - (st.pos // accum) * accum))
+            if set_step is not None:
+                set_step(st.step)
             loss = self.task.loss(self.model, batch)
             if not torch.isfinite(loss).all():
                 raise OdqaError(f"non-finite training loss ({loss.item()}) at step {st.step + 1} "

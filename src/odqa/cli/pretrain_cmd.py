@@ -32,6 +32,8 @@ def pretrain(
     holdout: float = typer.Option(0.02, "--holdout", help="Share of chunks held out for the evaluation loss."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings",
                                            help="Keep word embeddings (and the tied output projection) fixed."),
+    head_warmup: int = typer.Option(0, "--head-warmup-steps", help="First optimizer steps train only the MLM head "
+                                    "(for a backbone without one, such as e5); the encoder learns after them."),
     corpus_format: str = typer.Option("auto", "--format", help="Corpus format: auto | wiki | jsonl | squad | txt."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and history (default: OUT.run)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/last."),
@@ -52,7 +54,8 @@ def pretrain(
     logging.getLogger("odqa.pretrain").setLevel(logging.ERROR)   # the head report is printed below
     cfg = PretrainConfig(backbone=backbone, objective=objective, align=align, analyzer=analyzer,
                          max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
-                         holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format)
+                         holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format,
+                         head_warmup_steps=head_warmup)
     run = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
                       eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed)
     report = run_pretrain(corpus, out, cfg, run, run_dir, resume=resume, quiet=quiet or json_out)
