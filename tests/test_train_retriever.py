@@ -58,7 +58,8 @@ def test_batches_hold_distinct_gold_passages_and_cover_every_question(tmp_path):
             assert len(golds) == len(set(golds)) and len(b) <= 3
         assert batches == task._batches(epoch, 7)   # a pure function of (epoch, seed): exact resume
     assert task.num_train_batches() == len(task._batches(0, 0)) >= 3   # 3 questions on passage "a" need 3 batches
-    assert "제목a\n한라산은" in task.text["a"]   # passages encoded with their title, as the index does
+    (_, cs, ce), = task.windows["a"]     # passages encoded with their title, as the index does
+    assert (cs, ce) == (0, len("제목a\n한라산은 제주도에 있다"))
 
 
 def test_a_hard_negative_that_is_the_rows_own_gold_is_masked(tmp_path):
@@ -84,3 +85,36 @@ def test_e5_backbones_train_at_their_own_temperature():
     assert default_temperature("offline:multilingual-e5-small") == 0.01
     assert default_temperature("intfloat/multilingual-e5-base") == 0.01
     assert default_temperature("klue/bert-base") == 0.05
+
+
+def test_the_positive_is_the_window_holding_the_answer(tmp_path):
+    from transformers import AutoTokenizer
+
+    from odqa.retrieval.dense import windows_with_spans
+    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig
+    from odqa.types import Question
+    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    long_text = "세종대왕은 조선의 임금이다. " * 10 + "거북선은 이순신이 만든 배이다."
+    wins = windows_with_spans(tok, ["제목\n" + long_text], "", 24, 8)[0]
+    assert len(wins) > 2 and all(len(ids) <= 24 for ids, _, _ in wins)
+    text = "제목\n" + long_text
+    spans = [(cs, ce) for _, cs, ce in wins]     # overlapping spans from the start to the end of the text
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[0] < b[0] < a[1] and a[1] <= b[1] for a, b in zip(spans, spans[1:]))
+    answer = "이순신"
+    qs = [Question("q1", "거북선을 만든 사람은?", answers=[answer], answer_starts=[long_text.index(answer)],
+                   gold_ids=["p"], context=long_text, title="제목"),
+          Question("q2", "조선의 임금은?", answers=["세종대왕"], answer_starts=[0], gold_ids=["p"], context=long_text,
+                   title="제목"),
+          Question("q3", "김치는?", answers=["발효"], answer_starts=[4], gold_ids=["k"], context="김치는 발효 음식이다",
+                   title="김치")]
+    task = RetrieverTask(tok, qs, RetrieverTrainConfig(max_length=24, window_stride=8, holdout=0.0), 2, seed=1)
+    w1, w2 = (task.positive[[q.id for q in task.train].index(i)] for i in ("q1", "q2"))
+    _, cs, ce = task.windows["p"][w1]
+    start = len("제목\n") + long_text.index(answer)
+    assert w1 > 0 and cs <= start and start + len(answer) <= ce      # past the first window: found where it is
+    assert w2 == 0
+    cut = RetrieverTask(tok, qs, RetrieverTrainConfig(max_length=24, window_stride=0, holdout=0.0), 2, seed=1)
+    assert all(len(w) == 1 for w in cut.windows.values()) and set(cut.positive) == {0}
+    batch = next(iter(task.train_batches(0, 1)))
+    assert batch["p"]["input_ids"].shape[1] <= 24 and task.evaluate.__doc__

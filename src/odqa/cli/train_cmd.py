@@ -22,6 +22,9 @@ def retriever(
     batch_size: int = typer.Option(16, "--batch-size", help="Questions per batch (each brings 1 gold + 1 hard negative)."),
     lr: float = typer.Option(2e-5, "--lr"),
     max_length: int = typer.Option(256, "--max-length", help="Passage tokens."),
+    window_stride: int = typer.Option(128, "--window-stride", help="Longer passages become windows this many tokens "
+                                      "apart, as `odqa index` makes them; the positive is the window holding the "
+                                      "answer (0 = cut passages at --max-length)."),
     temperature: float = typer.Option(0.0, "--temperature", help="Softmax temperature of the contrastive loss "
                                       "(0 = the backbone's own: 0.01 for e5 models, which were trained with it; else 0.05)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
@@ -47,7 +50,7 @@ def retriever(
     from odqa.training import TrainConfig, frozen_prefixes, train as run_training
 
     questions = [q for f in train for q in load_questions(f)]
-    rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length,
+    rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
                                 temperature=temperature or default_temperature(backbone),
                                 freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
     tokenizer, model = load_backbone(backbone)

@@ -130,8 +130,7 @@ class DenseEncoder:
         token ids and, for each window, the index of its passage. Windows after the first repeat the
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
         check_stride(stride)
-        pre = self.prefix["passage"].strip()
-        pre_ids = self.tokenizer(pre, add_special_tokens=False)["input_ids"] if pre else []
+        pre_ids = prefix_ids(self.tokenizer, self.prefix["passage"])
         windows, owners = [], []
         for i, ids in enumerate(self._full_ids(texts, "passage")):
             keep = len(pre_ids) if ids[1:1 + len(pre_ids)] == pre_ids else 0
@@ -167,6 +166,31 @@ def check_stride(stride: int) -> None:
     if stride < 0:
         raise OdqaError(f"dense.window_stride {stride}: use 0 (cut long passages at dense.max_length) or a positive "
                         "number of tokens between window starts")
+
+
+def prefix_ids(tokenizer, prefix: str) -> list[int]:
+    """Token ids of a passage prefix (e5's `passage: `) as it starts a tokenised passage."""
+    pre = prefix.strip()
+    return tokenizer(pre, add_special_tokens=False)["input_ids"] if pre else []
+
+
+def windows_with_spans(tokenizer, texts: Sequence[str], prefix: str, max_length: int,
+                       stride: int) -> list[list[tuple[list[int], int, int]]]:
+    """For each text, its windows as the index encodes them (`split_windows` over prefix + text),
+    each with the character span (start, end) of its text tokens in `text` (prefix excluded)."""
+    pre_ids = prefix_ids(tokenizer, prefix)
+    enc = tokenizer([prefix + t for t in texts], truncation=False, add_special_tokens=True,
+                    return_offsets_mapping=True)
+    out = []
+    for ids, offs in zip(enc["input_ids"], enc["offset_mapping"]):
+        keep = len(pre_ids) if ids[1:1 + len(pre_ids)] == pre_ids else 0
+        wins = []
+        for pos in split_windows(list(range(len(ids))), max_length, stride, keep):
+            body = [i for i in pos[1 + keep:-1] if offs[i][1] > offs[i][0]] or pos[1:-1] or pos
+            wins.append(([ids[i] for i in pos], max(0, offs[body[0]][0] - len(prefix)),
+                         max(0, offs[body[-1]][1] - len(prefix))))
+        out.append(wins)
+    return out
 
 
 def split_windows(ids: list[int], max_length: int, stride: int, keep: int = 0) -> list[list[int]]:

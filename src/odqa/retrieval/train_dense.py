@@ -6,7 +6,11 @@ cross-entropy over question-passage similarities / temperature against all 2B
 passages of the batch (in-batch negatives + hard negatives); a column holding one of
 the question's own gold passages (a hard negative of another question that happens
 to be this one's gold) is masked, never pushed away. Passages are encoded as the
-index encodes them (title, newline, text). The questions of a random part of the
+index encodes them (title, newline, text; longer ones as windows of `max_length` tokens
+`window_stride` apart): a question's positive is the window of its gold passage that holds
+its answer (a cut passage would teach it to match text without the answer), a hard
+negative a random window of the negative passage, and evaluation scores a passage by its
+best window. The questions of a random part of the
 passages are held out to choose the best checkpoint (recall@1 against the pool), so
 no held-out question's passage is seen in training.
 """
@@ -29,6 +33,7 @@ from odqa.types import Passage, Question
 class RetrieverTrainConfig:
     backbone: str = "offline:multilingual-e5-small"
     max_length: int = 256          # passage tokens
+    window_stride: int = 128       # longer passages: windows this many tokens apart, as the index (0 = cut)
     query_max_length: int = 64
     temperature: float = 0.05
     hard_negatives: int = 1        # BM25 negatives per question
@@ -84,7 +89,11 @@ class RetrieverTask:
         questions = [q for q in questions if q.context]
         self.pool = training_pool(questions)
         self.by_id = {p.id: p for p in self.pool}
-        self.text = {p.id: passage_text(p, True) for p in self.pool}
+        from odqa.retrieval.dense import check_stride, windows_with_spans
+        check_stride(cfg.window_stride)
+        spans = windows_with_spans(tokenizer, [passage_text(p, True) for p in self.pool], prefixes[1],
+                                   cfg.max_length, cfg.window_stride)
+        self.windows = {p.id: w for p, w in zip(self.pool, spans)}
         rng = random.Random(seed)
         held = [p.id for p in self.pool]
         rng.shuffle(held)
@@ -92,6 +101,16 @@ class RetrieverTask:
         self.heldout = [q for q in questions if q.gold_ids[0] in held]
         self.train = [q for q in questions if q.gold_ids[0] not in held]
         self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
+        self.positive = [self.answer_window(q) for q in self.train]
+
+    def answer_window(self, q: Question) -> int:
+        """Index of the first window of q's gold passage that holds q's first answer (0 when unknown)."""
+        p = self.by_id[q.gold_ids[0]]
+        if not (q.answers and q.answer_starts):
+            return 0
+        start = q.answer_starts[0] + (len(p.title) + 1 if p.title else 0)   # in "title\ntext"
+        end = start + len(q.answers[0])
+        return next((w for w, (_, cs, ce) in enumerate(self.windows[p.id]) if cs <= start and end <= ce), 0)
 
     def num_train_batches(self) -> int:
         return len(self._batches(0, 0))
@@ -119,18 +138,30 @@ class RetrieverTask:
     def _enc(self, texts: list[str], max_length: int):
         return self.tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
+    def _pad(self, id_lists: list[list[int]]):
+        """Token id lists (windows, already within max_length) -> a padded batch."""
+        import torch
+        width = max(len(x) for x in id_lists)
+        ids = torch.full((len(id_lists), width), self.tok.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+        for r, x in enumerate(id_lists):
+            ids[r, :len(x)] = torch.tensor(x)
+            mask[r, :len(x)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
     def train_batches(self, epoch: int, seed: int):
         import torch
         rng = random.Random(seed * 1000 + epoch + 1)
         for idx in self._batches(epoch, seed):
             qs = [self.train[i] for i in idx]
-            ids = [q.gold_ids[0] for q in qs] + [rng.choice(self.negatives[i]) for i in idx
-                                                 for _ in range(self.cfg.hard_negatives)]
+            negs = [rng.choice(self.negatives[i]) for i in idx for _ in range(self.cfg.hard_negatives)]
+            ids = [q.gold_ids[0] for q in qs] + negs
+            windows = ([self.windows[q.gold_ids[0]][self.positive[i]][0] for q, i in zip(qs, idx)]
+                       + [rng.choice(self.windows[pid])[0] for pid in negs])
             # a column holding one of the row's gold passages (other than its own label) is not a negative
             mask = torch.tensor([[c != r and pid in q.gold_ids for c, pid in enumerate(ids)] for r, q in enumerate(qs)])
             yield {"q": self._enc([self.prefixes[0] + q.question for q in qs], self.cfg.query_max_length),
-                   "p": self._enc([self.prefixes[1] + self.text[pid] for pid in ids], self.cfg.max_length),
-                   "mask": mask}
+                   "p": self._pad(windows), "mask": mask}
 
     def _embed(self, model, enc):
         from odqa.retrieval.dense import mean_pool
@@ -144,24 +175,28 @@ class RetrieverTask:
         return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
 
     def evaluate(self, model) -> dict[str, float]:
-        """Recall@1/5 of the held-out questions against the whole training pool."""
+        """Recall@1/5 of the held-out questions against the whole training pool (a passage scores
+        as its best window)."""
         import torch
         if not self.heldout:
             return {}
         was_training = model.training
         model.eval()
         vecs = []
+        wins = [(n, w[0]) for n, p in enumerate(self.pool) for w in self.windows[p.id]]
+        owner = np.array([n for n, _ in wins])
         with torch.inference_mode():
-            texts = [self.prefixes[1] + self.text[p.id] for p in self.pool]
-            for s in range(0, len(texts), 32):
-                vecs.append(self._embed(model, self._enc(texts[s:s + 32], self.cfg.max_length)).numpy())
-            pv = np.vstack(vecs)
+            for s in range(0, len(wins), 32):
+                vecs.append(self._embed(model, self._pad([w for _, w in wins[s:s + 32]])).numpy())
+            wv = np.vstack(vecs)
             qv = np.vstack([self._embed(model, self._enc([self.prefixes[0] + q.question for q in self.heldout[s:s + 64]],
                                                           self.cfg.query_max_length)).numpy()
                             for s in range(0, len(self.heldout), 64)])
         model.train(was_training)
         ids = [p.id for p in self.pool]
-        top = np.argsort(-(qv @ pv.T), axis=1)[:, :5]
+        sim = np.full((len(qv), len(self.pool)), -np.inf, dtype=np.float32)
+        np.maximum.at(sim.T, owner, (qv @ wv.T).T)          # best window per passage
+        top = np.argsort(-sim, axis=1)[:, :5]
         gold = [q.gold_ids[0] for q in self.heldout]
         r1 = np.mean([ids[t[0]] == g for t, g in zip(top, gold)])
         r5 = np.mean([g in [ids[j] for j in t] for t, g in zip(top, gold)])
@@ -173,6 +208,7 @@ class RetrieverTask:
         self.tok.save_pretrained(folder)
         (folder / "odqa_retriever.json").write_text(json.dumps(
             {"base_backbone": self.cfg.backbone, "temperature": self.cfg.temperature,
-             "max_length": self.cfg.max_length, "freeze_layers": self.cfg.freeze_layers,
+             "max_length": self.cfg.max_length, "window_stride": self.cfg.window_stride,
+             "freeze_layers": self.cfg.freeze_layers,
              "hard_negatives": self.cfg.hard_negatives, "train_questions": len(self.train),
              "heldout_questions": len(self.heldout)}, indent=2))
