@@ -236,3 +236,24 @@ def test_head_warmup_must_not_be_negative(tmp_path, corpus_file):
     from odqa.pretrain import PretrainConfig, run_pretrain
     with pytest.raises(OdqaError, match="head warm-up steps must be >= 0, got -1"):
         run_pretrain(corpus_file, tmp_path / "x", PretrainConfig(head_warmup_steps=-1))
+
+
+def test_a_pretrained_backbone_trains_a_reader(tmp_path):
+    """pretrain -> train reader -> evaluate, through the CLI, on a tiny model."""
+    import torch
+
+    from tests.conftest import squad_file
+    out = make_pretrained_tiny(tmp_path, steps=3, objective="span", align="word", head_warmup_steps=1)
+    train = squad_file(tmp_path / "train.json")
+    rep = json.loads(odqa("train", "reader", "--train", train, "--dev", train, "--out", tmp_path / "run",
+                          "--backbone", out, "--max-steps", "4", "--batch-size", "4", "--max-length", "48",
+                          "--stride", "16", "--lr", "3e-3", "--json", cwd=tmp_path).stdout)
+    assert rep["steps"] == 4
+    meta = json.loads((tmp_path / "run" / "best" / "odqa_head.json").read_text())
+    assert meta["base_backbone"] == str(out)          # the reader started from the pretrained folder
+    pre = _weights(out)
+    key = "encoder.layer.1.output.dense.weight"
+    ev = json.loads(odqa("evaluate", "--closed", "--reader", tmp_path / "run" / "best", "--questions", train, "--json",
+                         cwd=tmp_path).stdout)
+    assert ev["questions"] == 9 and 0 <= ev["f1"] <= 100
+    assert torch.isfinite(pre[key]).all()
