@@ -130,13 +130,11 @@ class DenseEncoder:
         token ids and, for each window, the index of its passage. Windows after the first repeat the
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
         check_stride(stride)
-        pre_ids = prefix_ids(self.tokenizer, self.prefix["passage"])
         windows, owners = [], []
-        for i, ids in enumerate(self._full_ids(texts, "passage")):
-            keep = len(pre_ids) if ids[1:1 + len(pre_ids)] == pre_ids else 0
-            for w in split_windows(ids, self.max_length, stride, keep):
-                windows.append(w)
-                owners.append(i)
+        spans = windows_with_spans(self.tokenizer, texts, self.prefix["passage"], self.max_length, stride)
+        for i, wins in enumerate(spans):
+            windows.extend(ids for ids, _, _ in wins)
+            owners.extend([i] * len(wins))
         return windows, np.asarray(owners, dtype=np.int64)
 
     def encode(self, texts: Sequence[str], kind: str = "passage",
@@ -178,6 +176,9 @@ def windows_with_spans(tokenizer, texts: Sequence[str], prefix: str, max_length:
                        stride: int) -> list[list[tuple[list[int], int, int]]]:
     """For each text, its windows as the index encodes them (`split_windows` over prefix + text),
     each with the character span (start, end) of its text tokens in `text` (prefix excluded)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise OdqaError(f"dense windows need a fast (Rust) tokenizer with character offsets; "
+                        f"{type(tokenizer).__name__} has none: set dense.window_stride 0")
     pre_ids = prefix_ids(tokenizer, prefix)
     enc = tokenizer([prefix + t for t in texts], truncation=False, add_special_tokens=True,
                     return_offsets_mapping=True)
@@ -198,8 +199,8 @@ def split_windows(ids: list[int], max_length: int, stride: int, keep: int = 0) -
 
     stride 0 cuts the sequence (keeping the closing token); otherwise window n starts `stride` body
     tokens after window n-1 (at most a window's width, so no text is skipped) and the last window
-    ends at the sequence's end. Every window after the
-    first starts with the first `keep` body tokens (the passage prefix)."""
+    ends at the sequence's end. Every window after the first starts with the first `keep` body
+    tokens (the passage prefix)."""
     if len(ids) <= max_length:
         return [list(ids)]
     if stride <= 0:
