@@ -148,16 +148,21 @@ class DenseEncoder:
         pad = self.tokenizer.pad_token_id or 0
         for s in range(0, len(order), self.batch_size):
             batch = order[s:s + self.batch_size]
-            width = max(len(ids[i]) for i in batch)
-            input_ids = np.full((len(batch), width), pad, dtype=np.int64)
-            mask = np.zeros((len(batch), width), dtype=np.int64)
-            for r, i in enumerate(batch):
-                input_ids[r, :len(ids[i])] = ids[i]
-                mask[r, :len(ids[i])] = 1
-            out[batch] = self._forward(input_ids, mask)
+            out[batch] = self._forward(*pad_ids([ids[i] for i in batch], pad))
             if progress:
                 progress(len(batch))
         return out
+
+
+def pad_ids(id_lists: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token id lists -> (input ids padded to the longest with `pad`, attention mask), int64."""
+    width = max(len(x) for x in id_lists)
+    input_ids = np.full((len(id_lists), width), pad, dtype=np.int64)
+    mask = np.zeros((len(id_lists), width), dtype=np.int64)
+    for r, x in enumerate(id_lists):
+        input_ids[r, :len(x)] = x
+        mask[r, :len(x)] = 1
+    return input_ids, mask
 
 
 def check_stride(stride: int) -> None:

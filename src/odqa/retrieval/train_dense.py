@@ -141,13 +141,10 @@ class RetrieverTask:
     def _pad(self, id_lists: list[list[int]]):
         """Token id lists (windows, already within max_length) -> a padded batch."""
         import torch
-        width = max(len(x) for x in id_lists)
-        ids = torch.full((len(id_lists), width), self.tok.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(id_lists), width), dtype=torch.long)
-        for r, x in enumerate(id_lists):
-            ids[r, :len(x)] = torch.tensor(x)
-            mask[r, :len(x)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+
+        from odqa.retrieval.dense import pad_ids
+        ids, mask = pad_ids(id_lists, self.tok.pad_token_id or 0)
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
     def train_batches(self, epoch: int, seed: int):
         import torch
