@@ -1,5 +1,9 @@
 import json
 
+import pytest
+
+from odqa.errors import OdqaError
+
 from odqa.config import IndexConfig, apply_overrides
 from odqa.retrieval.indexing import build_index, load_index
 from tests.conftest import squad_file
@@ -118,3 +122,69 @@ def test_the_positive_is_the_window_holding_the_answer(tmp_path):
     assert all(len(w) == 1 for w in cut.windows.values()) and set(cut.positive) == {0}
     batch = next(iter(task.train_batches(0, 1)))
     assert batch["p"]["input_ids"].shape[1] <= 24 and task.evaluate.__doc__
+
+
+def test_query_side_training_keeps_the_base_passage_vectors(tmp_path, corpus_file, index_root):
+    import numpy as np
+
+    from odqa.retrieval.dense import DenseEncoder
+    tiny = make_tiny_backbone(tmp_path / "enc")
+    train = squad_file(tmp_path / "train.json")
+    out = tmp_path / "run"
+    rep = json.loads(odqa("train", "retriever", "--train", train, "--out", out, "--backbone", tiny, "--side", "query",
+                          "--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--max-length", "32",
+                          "--holdout", "0.3", "--lr", "1e-3", "--json", cwd=tmp_path).stdout)
+    assert rep["steps"] == 4 and 0 <= rep["best_metric"] <= 1
+    best = out / "best"
+    sidecar = json.loads((best / "odqa_retriever.json").read_text())
+    assert sidecar["side"] == "query" and sidecar["passage_encoder"] == str(tiny)
+    tuned, base = DenseEncoder(str(best), 32), DenseEncoder(str(tiny), 32)
+    texts = ["한라산은 제주도에 있는 산이다", "김치는 발효 음식이다"]
+    # passages go through the base encoder (the vectors training scored against), queries through the tuned one
+    assert np.allclose(tuned.encode(texts, "passage"), base.encode(texts, "passage"), atol=1e-6)
+    assert not np.allclose(tuned.encode(texts, "query"), base.encode(texts, "query"), atol=1e-4)
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={best}"])
+    build_index(corpus_file, "qs", cfg, index_root)
+    assert load_index("qs", index_root).retriever("dense").search(["한라산"], 2)[0]
+    with pytest.raises(OdqaError, match="query-side encoder"):
+        DenseEncoder(str(best), 32, quantize="onnx")
+
+
+def test_query_side_batches_mask_the_gold_passages_other_windows(tmp_path):
+    import torch
+
+    from odqa.retrieval.train_dense import QuerySideTask, RetrieverTrainConfig
+    from odqa.types import Question
+    from transformers import AutoModel, AutoTokenizer
+    path = make_tiny_backbone(tmp_path / "enc")
+    tok, model = AutoTokenizer.from_pretrained(str(path)), AutoModel.from_pretrained(str(path))
+    long = " ".join(f"문장{i}은 길다" for i in range(40)) + " 정답은 한라산이다"
+    qs = [Question("q1", "정답은 무엇인가", gold_ids=["a"], context=long, title="제목",
+                   answers=["한라산"], answer_starts=[long.index("한라산")]),
+          Question("q2", "김치는 무엇인가", gold_ids=["b"], context="김치는 발효 음식이다", title="김치")]
+    cfg = RetrieverTrainConfig(backbone=str(path), max_length=32, window_stride=16, holdout=0.0, temperature=0.05)
+    task = QuerySideTask(tok, qs, cfg, 4, seed=1, passage_model=model)
+    n_a = len(task.windows["a"])
+    assert n_a > 2 and task.wv.shape[0] == n_a + 1
+    batch = next(iter(task.train_batches(0, 0)))
+    row = {q.id: r for r, q in enumerate(task.train[i] for i in task._batches(0, 0)[0])}
+    target = int(batch["target"][row["q1"]])
+    assert target == task.row[("a", n_a - 1)] or target == task.row[("a", n_a - 2)]   # the window holding the answer
+    masked = set(torch.nonzero(batch["mask"][row["q1"]]).flatten().tolist())
+    assert masked == {task.row[("a", w)] for w in range(n_a)} - {target}          # its other windows, nothing else
+    assert not batch["mask"][row["q2"]].any()
+    before = task.wv.clone()
+    task.loss(model, batch).backward()
+    assert torch.equal(task.wv, before) and not task.wv.requires_grad
+
+
+def test_holdout_takes_whole_articles():
+    from odqa.retrieval.train_dense import holdout_passages
+    from odqa.types import Passage
+    pool = [Passage(f"{t}{i}", f"제목{t}", "본문") for t in "abcdefghij" for i in range(3)]
+    for seed in range(5):
+        held = holdout_passages(pool, 0.2, seed)
+        assert len(held) == 6                                          # 2 whole articles of 3 paragraphs
+        assert all({f"{t}{i}" for i in range(3)} <= held or not {f"{t}{i}" for i in range(3)} & held for t in "abcdefghij")
+    one_article = [Passage(f"p{i}", "같은 제목", "본문") for i in range(10)]
+    assert len(holdout_passages(one_article, 0.3, 1)) == 3             # one article: by passage

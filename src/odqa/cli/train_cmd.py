@@ -33,12 +33,15 @@ def retriever(
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
                                       "(faster steps on CPU, less drift from the pretrained encoder)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Share of training questions held out to pick the best checkpoint."),
+    side: str = typer.Option("both", "--side", help="both: train the shared encoder (in-batch + BM25 hard negatives); "
+                             "query: train the query encoder alone against the base encoder's fixed passage vectors "
+                             "(every training passage a negative; passages keep the base encoder)."),
     seed: int = typer.Option(42, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Fine-tune the dense bi-encoder with in-batch and BM25 hard negatives.
+    """Fine-tune the dense bi-encoder with in-batch and BM25 hard negatives (or its query side alone).
 
     Example: odqa train retriever --train korquad1_train.json --out runs/retriever --time-budget 50
     """
@@ -46,16 +49,26 @@ def retriever(
 
     from odqa.corpus import load_questions
     from odqa.modeling.backbone import e5_prefix, load_backbone
-    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig, default_temperature
+    from odqa.errors import OdqaError
+    from odqa.progress import bar
+    from odqa.retrieval.train_dense import (QuerySideTask, RetrieverTask, RetrieverTrainConfig, default_temperature,
+                                            passage_base)
     from odqa.training import TrainConfig, frozen_prefixes, train as run_training
 
+    if side not in ("both", "query"):
+        raise OdqaError(f"--side must be 'both' or 'query', not '{side}'")
     questions = [q for f in train for q in load_questions(f)]
     rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
                                 temperature=temperature or default_temperature(backbone),
                                 freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
     tokenizer, model = load_backbone(backbone)
-    task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed,
-                         (e5_prefix("query", backbone), e5_prefix("passage", backbone)))
+    prefixes = (e5_prefix("query", backbone), e5_prefix("passage", backbone))
+    if side == "query":
+        with bar(None, "passage windows", "win", quiet or json_out) as pb:
+            task = QuerySideTask(tokenizer, questions, rcfg, batch_size, seed, prefixes,
+                                 load_backbone(passage_base(backbone))[1], pb.update)
+    else:
+        task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed, prefixes)
     tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
                        metric="recall@1", greater_is_better=True, seed=seed, time_budget_minutes=time_budget,
                        freeze_prefixes=frozen_prefixes(rcfg.freeze_embeddings, rcfg.freeze_layers))

@@ -9,6 +9,10 @@ ONNX model is exported once and cached (`odqa.retrieval.onnx_encoder`).
 Passages longer than the encoder's limit are either cut (the default before windows existed)
 or, with a window stride, split into overlapping windows of `max_length` tokens, one vector
 each; a passage then scores as its best window (`DenseRetriever` with `owners`).
+
+An encoder folder made by query-side fine-tuning (`odqa train retriever --side query`) names its
+passage encoder in `odqa_retriever.json`: queries go through the folder's model, passages through
+that one (the base encoder, whose vectors the training scored against).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from odqa.types import Hit, Passage
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 QUANTIZE = ("none", "int8", "onnx", "onnx-int8")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+RETRIEVER_FILE = "odqa_retriever.json"    # written by `odqa train retriever`
 
 
 def encoder_fingerprint(path: str | Path) -> str:
@@ -39,6 +44,18 @@ def encoder_fingerprint(path: str | Path) -> str:
         if f.exists():
             return file_sha256(f)
     return f"hub:{path}"
+
+
+def passage_encoder_spec(path: str | Path) -> str | None:
+    """The passage encoder a query-side fine-tuned encoder folder pairs with (None: one shared encoder)."""
+    import json
+    f = Path(path) / RETRIEVER_FILE
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text(encoding="utf-8")).get("passage_encoder")
+    except (OSError, ValueError) as e:
+        raise OdqaError(f"{f}: unreadable ({e})") from None
 
 
 def mean_pool(hidden, mask):
@@ -56,7 +73,8 @@ def mean_pool_np(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class DenseEncoder:
-    """Encodes queries and passages with one (shared) backbone."""
+    """Encodes queries and passages with one (shared) backbone, or passages with the base encoder a
+    query-side fine-tuned folder names."""
 
     def __init__(self, spec: str, max_length: int = 256, batch_size: int = 32, quantize: str = "none",
                  threads: int = 0, model=None, tokenizer=None):
@@ -68,10 +86,14 @@ class DenseEncoder:
         self.runtime = "onnx" if quantize.startswith("onnx") else "torch"
         info = backbone_info(spec)
         self.path = info.path
-        self.onnx = None
+        self.onnx = self.passage_model = None
+        self.passage_spec = passage_encoder_spec(self.path) if info.kind == "local" else None
         if self.runtime == "onnx":
             if model is not None:
                 raise OdqaError("the onnx runtimes export the encoder from its folder; do not pass model=")
+            if self.passage_spec:
+                raise OdqaError(f"encoder '{spec}' is a query-side encoder (passages: '{self.passage_spec}'): "
+                                f"the onnx runtimes take one shared encoder; use --quantize none or int8")
             from transformers import AutoConfig, AutoTokenizer
             from odqa.modeling.backbone import quiet_transformers
             from odqa.retrieval.onnx_encoder import OnnxRunner
@@ -86,13 +108,10 @@ class DenseEncoder:
                 torch.set_num_threads(threads)
             if model is None:
                 tokenizer, model = load_backbone(spec)
-            self.tokenizer, self.model = tokenizer, model.eval()
+            self.tokenizer, self.model = tokenizer, _runtime_model(model.eval(), quantize)
             self._dim = int(self.model.config.hidden_size)
-            if quantize == "int8":
-                with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
-                    warnings.simplefilter("ignore")
-                    self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear},
-                                                                        dtype=torch.qint8)
+            if self.passage_spec:
+                self.passage_model = _runtime_model(load_backbone(self.passage_spec)[1].eval(), quantize)
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
         self._warned = False
 
@@ -115,14 +134,15 @@ class DenseEncoder:
             out.append(ids)
         return out
 
-    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray, kind: str = "passage") -> np.ndarray:
         """One padded batch -> L2-normalised mean-pooled vectors (float32)."""
         if self.onnx is not None:
             return mean_pool_np(self.onnx.run(input_ids, mask), mask)
         import torch
+        model = self.passage_model if kind == "passage" and self.passage_model is not None else self.model
         with torch.inference_mode():
             ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(mask)
-            hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
+            hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
             return mean_pool(hidden, mask_t).float().numpy()
 
     def window_ids(self, texts: Sequence[str], stride: int) -> tuple[list[list[int]], np.ndarray]:
@@ -139,19 +159,30 @@ class DenseEncoder:
 
     def encode(self, texts: Sequence[str], kind: str = "passage",
                progress: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.encode_ids(self._ids(texts, kind), progress)
+        return self.encode_ids(self._ids(texts, kind), progress, kind)
 
-    def encode_ids(self, ids: list[list[int]], progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def encode_ids(self, ids: list[list[int]], progress: Callable[[int], None] | None = None,
+                   kind: str = "passage") -> np.ndarray:
         """Token id lists (each within `max_length`) -> vectors, batched by length."""
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         pad = self.tokenizer.pad_token_id or 0
         for s in range(0, len(order), self.batch_size):
             batch = order[s:s + self.batch_size]
-            out[batch] = self._forward(*pad_ids([ids[i] for i in batch], pad))
+            out[batch] = self._forward(*pad_ids([ids[i] for i in batch], pad), kind)
             if progress:
                 progress(len(batch))
         return out
+
+
+def _runtime_model(model, quantize: str):
+    """The model as the torch runtime runs it: as is, or with dynamic int8 Linear layers."""
+    if quantize != "int8":
+        return model
+    import torch
+    with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def pad_ids(id_lists: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:

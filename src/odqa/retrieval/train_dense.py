@@ -10,9 +10,16 @@ index encodes them (title, newline, text; longer ones as windows of `max_length`
 `window_stride` apart): a question's positive is the window of its gold passage that holds
 its answer (a cut passage would teach it to match text without the answer), a hard
 negative a random window of the negative passage, and evaluation scores a passage by its
-best window. The questions of a random part of the
-passages are held out to choose the best checkpoint (recall@1 against the pool), so
-no held-out question's passage is seen in training.
+best window. The questions of random whole articles (about `holdout` of the passages)
+are held out to choose the best checkpoint (recall@1 against the pool), so no held-out
+question's article is seen in training (held out by passage, an article's other paragraphs
+would be trained on and pull its held-out questions towards them).
+
+`QuerySideTask` (`--side query`) trains the query encoder alone: the passages keep the base
+encoder's vectors (computed once; the same ones `odqa index` stores for that encoder), and each
+question is scored against every window of the training pool, so all passages are negatives,
+BM25's top ones among them. A step runs only short questions through the model, and the space the
+passages live in never moves.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.errors import OdqaError
+from odqa.retrieval.dense import RETRIEVER_FILE
 from odqa.retrieval.sparse import passage_text
 from odqa.types import Passage, Question
 
@@ -52,6 +60,17 @@ def default_temperature(backbone: str) -> float:
     return 0.01 if wants_e5_prefixes(backbone) else 0.05
 
 
+def passage_base(backbone: str) -> str:
+    """The encoder whose passage vectors query-side training scores against: the backbone itself, or
+    the passage encoder a query-side folder already pairs with (training it further keeps the pair)."""
+    from odqa.modeling.backbone import backbone_info
+    from odqa.retrieval.dense import passage_encoder_spec
+    info = backbone_info(backbone)
+    if info.kind != "local":
+        return backbone
+    return passage_encoder_spec(info.path) or info.path
+
+
 def training_pool(questions: list[Question]) -> list[Passage]:
     seen: dict[str, Passage] = {}
     for q in questions:
@@ -60,6 +79,25 @@ def training_pool(questions: list[Question]) -> list[Passage]:
     if not seen:
         raise OdqaError("training questions carry no passage text: use SQuAD/KorQuAD JSON with contexts")
     return list(seen.values())
+
+
+def holdout_passages(pool: list[Passage], share: float, seed: int) -> set[str]:
+    """Ids of about `share` of the pool's passages, whole articles (titles) at a time, so that no held-out
+    question's article was trained on, as with new questions on new articles; a pool of one article is
+    held out by passage."""
+    groups: dict[str, list[str]] = {}
+    for p in pool:
+        groups.setdefault(p.title, []).append(p.id)
+    if len(groups) < 2:
+        groups = {p.id: [p.id] for p in pool}
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    target, held = int(len(pool) * share), set()
+    for k in keys:
+        if len(held) >= target:
+            break
+        held.update(groups[k])
+    return held
 
 
 def mine_negatives(questions: list[Question], pool: list[Passage], depth: int, seed: int) -> list[list[str]]:
@@ -94,10 +132,7 @@ class RetrieverTask:
         spans = windows_with_spans(tokenizer, [passage_text(p, True) for p in self.pool], prefixes[1],
                                    cfg.max_length, cfg.window_stride)
         self.windows = {p.id: w for p, w in zip(self.pool, spans)}
-        rng = random.Random(seed)
-        held = [p.id for p in self.pool]
-        rng.shuffle(held)
-        held = set(held[:int(len(held) * cfg.holdout)])
+        held = holdout_passages(self.pool, cfg.holdout, seed)
         self.heldout = [q for q in questions if q.gold_ids[0] in held]
         self.train = [q for q in questions if q.gold_ids[0] not in held]
         self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
@@ -171,6 +206,15 @@ class RetrieverTask:
         logits = (q @ p.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
         return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
 
+    def pool_windows(self) -> tuple[list[list[int]], np.ndarray]:
+        """Every window of the pool (token ids) and the index of its passage in `pool`."""
+        wins = [(n, w[0]) for n, p in enumerate(self.pool) for w in self.windows[p.id]]
+        return [w for _, w in wins], np.array([n for n, _ in wins])
+
+    def window_vectors(self, model) -> np.ndarray:
+        ids, _ = self.pool_windows()
+        return np.vstack([self._embed(model, self._pad(ids[s:s + 32])).numpy() for s in range(0, len(ids), 32)])
+
     def evaluate(self, model) -> dict[str, float]:
         """Recall@1/5 of the held-out questions against the whole training pool (a passage scores
         as its best window)."""
@@ -179,13 +223,9 @@ class RetrieverTask:
             return {}
         was_training = model.training
         model.eval()
-        vecs = []
-        wins = [(n, w[0]) for n, p in enumerate(self.pool) for w in self.windows[p.id]]
-        owner = np.array([n for n, _ in wins])
+        owner = self.pool_windows()[1]
         with torch.inference_mode():
-            for s in range(0, len(wins), 32):
-                vecs.append(self._embed(model, self._pad([w for _, w in wins[s:s + 32]])).numpy())
-            wv = np.vstack(vecs)
+            wv = self.window_vectors(model)
             qv = np.vstack([self._embed(model, self._enc([self.prefixes[0] + q.question for q in self.heldout[s:s + 64]],
                                                           self.cfg.query_max_length)).numpy()
                             for s in range(0, len(self.heldout), 64)])
@@ -203,9 +243,56 @@ class RetrieverTask:
         model.config.odqa_e5_prefixes = bool(self.prefixes[0])
         model.save_pretrained(folder)
         self.tok.save_pretrained(folder)
-        (folder / "odqa_retriever.json").write_text(json.dumps(
-            {"base_backbone": self.cfg.backbone, "temperature": self.cfg.temperature,
+        (folder / RETRIEVER_FILE).write_text(json.dumps(
+            {**self.sidecar(), "base_backbone": self.cfg.backbone, "temperature": self.cfg.temperature,
              "max_length": self.cfg.max_length, "window_stride": self.cfg.window_stride,
              "freeze_layers": self.cfg.freeze_layers,
              "hard_negatives": self.cfg.hard_negatives, "train_questions": len(self.train),
              "heldout_questions": len(self.heldout)}, indent=2))
+
+    def sidecar(self) -> dict:
+        return {"side": "both"}
+
+
+class QuerySideTask(RetrieverTask):
+    """Query-side fine-tuning against the fixed passage vectors of `passage_model` (see the module doc)."""
+
+    def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
+                 seed: int = 42, prefixes: tuple[str, str] = ("", ""), passage_model=None, progress=None):
+        import torch
+
+        from odqa.retrieval.dense import DenseEncoder
+        super().__init__(tokenizer, questions, cfg, batch_size, seed, prefixes)
+        ids, _ = self.pool_windows()
+        self.row = {}                      # (passage id, window number) -> row of `wv`
+        for p in self.pool:
+            for w in range(len(self.windows[p.id])):
+                self.row[(p.id, w)] = len(self.row)
+        enc = DenseEncoder(passage_base(cfg.backbone), cfg.max_length, model=passage_model, tokenizer=tokenizer)
+        self.wv = torch.from_numpy(enc.encode_ids(ids, progress))
+
+    def window_vectors(self, model) -> np.ndarray:
+        return self.wv.numpy()
+
+    def train_batches(self, epoch: int, seed: int):
+        import torch
+        for idx in self._batches(epoch, seed):
+            qs = [self.train[i] for i in idx]
+            target = [self.row[(q.gold_ids[0], self.positive[i])] for q, i in zip(qs, idx)]
+            # the other windows of a question's gold passages are not negatives
+            mask = torch.zeros(len(qs), len(self.wv), dtype=torch.bool)
+            for r, q in enumerate(qs):
+                for g in q.gold_ids:
+                    mask[r, [self.row[(g, w)] for w in range(len(self.windows.get(g, ())))]] = True
+                mask[r, target[r]] = False
+            yield {"q": self._enc([self.prefixes[0] + q.question for q in qs], self.cfg.query_max_length),
+                   "target": torch.tensor(target), "mask": mask}
+
+    def loss(self, model, batch):
+        import torch
+        q = self._embed(model, batch["q"])
+        logits = (q @ self.wv.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
+        return torch.nn.functional.cross_entropy(logits, batch["target"])
+
+    def sidecar(self) -> dict:
+        return {"side": "query", "passage_encoder": passage_base(self.cfg.backbone)}
