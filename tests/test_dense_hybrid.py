@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -97,6 +99,38 @@ def test_adding_dense_reuses_sparse_and_refuses_other_encoder(tiny, tmp_path, co
     with pytest.raises(OdqaError, match="has no dense part"):
         build_index(corpus_file, "s", IndexConfig(), index_root)
         load_index("s", index_root).retriever("dense")
+
+
+def test_dense_vectors_follow_the_corpus_and_survive_a_query_encoder_swap(tiny, tmp_path, corpus_file, index_root):
+    import json
+
+    from odqa.retrieval.dense import DenseEncoder
+    from tests.conftest import PASSAGES, write_jsonl
+    cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}"])
+    build_index(corpus_file, "d", cfg, index_root)
+    rows = [{**p, "id": "n" + p["id"]} for p in PASSAGES[:3]]             # another corpus: 3 passages, not 5
+    other = write_jsonl(tmp_path / "other.jsonl", rows)
+    res = build_index(other, "d", cfg, index_root)        # new corpus, same dense settings: vectors re-encoded
+    idx = load_index("d", index_root)
+    assert res.manifest["dense"]["vectors"] == 3 and idx.dense().index.ntotal == 3
+    own = rows[2]["title"] + "\n" + rows[2]["text"]
+    assert idx.dense().search([own], 1)[0][0].passage.id == "np3"   # its own text finds it
+    # a query-side folder over the same passage encoder: the stored vectors are kept, queries use the new model
+    qs = tmp_path / "qs"
+    shutil.copytree(tiny, qs)
+    make_tiny_backbone(tmp_path / "q", seed=3)
+    shutil.copy(tmp_path / "q" / "model.safetensors", qs / "model.safetensors")
+    (qs / "odqa_retriever.json").write_text(json.dumps({"side": "query", "passage_encoder": tiny}))
+    res = build_index(other, "d", apply_overrides(cfg, [f"dense.encoder={qs}"]), index_root)
+    d = res.manifest["dense"]
+    assert res.reasons == ["dense"] and d["vectors_from"] == tiny and d["encoder"] == str(qs)
+    assert d["passage_sha256"] != d["encoder_sha256"] and "encode_seconds" in d
+    idx = load_index("d", index_root)
+    q = DenseEncoder(str(qs)).encode([rows[2]["text"]], "query")
+    want = DenseEncoder(tiny).encode([own], "passage")
+    hit = idx.dense().search([rows[2]["text"]], 3)[0]
+    score = {h.passage.id: h.score for h in hit}["np3"]
+    assert abs(score - float(q[0] @ want[0])) < 1e-4      # query from the new folder, passage from the base
 
 
 def test_fusion_sweep(tiny, corpus_file, questions_file, index_root):

@@ -188,3 +188,20 @@ def test_holdout_takes_whole_articles():
         assert all({f"{t}{i}" for i in range(3)} <= held or not {f"{t}{i}" for i in range(3)} & held for t in "abcdefghij")
     one_article = [Passage(f"p{i}", "같은 제목", "본문") for i in range(10)]
     assert len(holdout_passages(one_article, 0.3, 1)) == 3             # one article: by passage
+
+
+def test_extra_passages_join_the_pool_as_negatives_only(tmp_path):
+    from transformers import AutoTokenizer
+
+    from odqa.retrieval.train_dense import RetrieverTask, RetrieverTrainConfig
+    from odqa.types import Passage, Question
+    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    texts = {g: f"{g} 문서는 {g}에 대한 글이다" for g in "abcdef"}
+    qs = [Question(f"{g}{i}", f"{g} 질문 {i}", gold_ids=[g], context=texts[g], title=f"제목{g}")
+          for g in "abcdef" for i in range(2)]
+    extra = [Passage(f"x{i}", "", f"a 문서는 아니다 {i}") for i in range(5)] + [Passage("a", "제목a", texts["a"])]
+    task = RetrieverTask(tok, qs, RetrieverTrainConfig(max_length=32, holdout=0.34), 3, seed=1, extra=extra)
+    assert len(task.pool) == 6 + 5                       # a gold passage given again as extra is not doubled
+    assert len(task.heldout) == 4 and len(task.train) == 8   # held out: 2 of the 6 articles, never an extra passage
+    assert all(q.gold_ids[0] in texts for q in task.heldout + task.train)
+    assert any(n.startswith("x") for negs in task.negatives for n in negs)   # BM25 may pick them as hard negatives

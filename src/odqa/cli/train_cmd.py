@@ -33,6 +33,9 @@ def retriever(
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
                                       "(faster steps on CPU, less drift from the pretrained encoder)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Share of training questions held out to pick the best checkpoint."),
+    negatives: Optional[List[Path]] = typer.Option(None, "--negatives", help="Corpus file(s) whose passages join the "
+                                                   "training pool as negatives only, e.g. the rest of the corpus you "
+                                                   "index (repeatable; never a file holding evaluation passages)."),
     side: str = typer.Option("both", "--side", help="both: train the shared encoder (in-batch + BM25 hard negatives); "
                              "query: train the query encoder alone against the base encoder's fixed passage vectors "
                              "(every training passage a negative; passages keep the base encoder)."),
@@ -47,7 +50,7 @@ def retriever(
     """
     import time
 
-    from odqa.corpus import load_questions
+    from odqa.corpus import load_corpus, load_questions
     from odqa.modeling.backbone import e5_prefix, load_backbone
     from odqa.errors import OdqaError
     from odqa.progress import bar
@@ -58,6 +61,7 @@ def retriever(
     if side not in ("both", "query"):
         raise OdqaError(f"--side must be 'both' or 'query', not '{side}'")
     questions = [q for f in train for q in load_questions(f)]
+    extra = [p for f in negatives or () for p in load_corpus(f).passages]
     rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
                                 temperature=temperature or default_temperature(backbone),
                                 freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
@@ -65,10 +69,10 @@ def retriever(
     prefixes = (e5_prefix("query", backbone), e5_prefix("passage", backbone))
     if side == "query":
         with bar(None, "passage windows", "win", quiet or json_out) as pb:
-            task = QuerySideTask(tokenizer, questions, rcfg, batch_size, seed, prefixes,
+            task = QuerySideTask(tokenizer, questions, rcfg, batch_size, seed, prefixes, extra,
                                  load_backbone(passage_base(backbone))[1], pb.update)
     else:
-        task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed, prefixes)
+        task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed, prefixes, extra)
     tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
                        metric="recall@1", greater_is_better=True, seed=seed, time_budget_minutes=time_budget,
                        freeze_prefixes=frozen_prefixes(rcfg.freeze_embeddings, rcfg.freeze_layers))

@@ -110,8 +110,6 @@ class DenseEncoder:
                 tokenizer, model = load_backbone(spec)
             self.tokenizer, self.model = tokenizer, _runtime_model(model.eval(), quantize)
             self._dim = int(self.model.config.hidden_size)
-            if self.passage_spec:
-                self.passage_model = _runtime_model(load_backbone(self.passage_spec)[1].eval(), quantize)
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
         self._warned = False
 
@@ -139,11 +137,18 @@ class DenseEncoder:
         if self.onnx is not None:
             return mean_pool_np(self.onnx.run(input_ids, mask), mask)
         import torch
-        model = self.passage_model if kind == "passage" and self.passage_model is not None else self.model
+        model = self._passage_model() if kind == "passage" and self.passage_spec else self.model
         with torch.inference_mode():
             ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(mask)
             hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
             return mean_pool(hidden, mask_t).float().numpy()
+
+    def _passage_model(self):
+        """The base encoder of a query-side folder, loaded on first use (querying an index never needs it)."""
+        if self.passage_model is None:
+            from odqa.modeling.backbone import load_backbone
+            self.passage_model = _runtime_model(load_backbone(self.passage_spec)[1].eval(), self.quantize)
+        return self.passage_model
 
     def window_ids(self, texts: Sequence[str], stride: int) -> tuple[list[list[int]], np.ndarray]:
         """Passages as windows of at most `max_length` tokens, `stride` tokens apart; returns the windows'

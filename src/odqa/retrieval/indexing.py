@@ -22,6 +22,9 @@ MODES = ("sparse", "dense", "hybrid")
 BACKENDS = ("local", "elasticsearch")
 DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
 DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
+# what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
+# query side (a query-side fine-tuned folder over the same passage encoder) keeps them
+VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist", "e5_prefixes")
 
 
 @dataclass
@@ -37,10 +40,14 @@ def _dense_settings(cfg: DenseConfig) -> dict | None:
         return None
     from odqa.modeling.backbone import backbone_info
     from odqa.retrieval.dense import encoder_fingerprint
+    from odqa.retrieval.dense import check_stride, passage_encoder_spec
     info = backbone_info(cfg.encoder)
-    from odqa.retrieval.dense import check_stride
     check_stride(cfg.window_stride)
-    return {"encoder": cfg.encoder, "encoder_sha256": encoder_fingerprint(info.path), "max_length": cfg.max_length,
+    passages = passage_encoder_spec(info.path) if info.kind == "local" else None
+    sha = encoder_fingerprint(info.path)
+    return {"encoder": cfg.encoder, "encoder_sha256": sha,
+            "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
+            "max_length": cfg.max_length,
             "window_stride": cfg.window_stride, "quantize": cfg.quantize, "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist,
             "e5_prefixes": info.e5_prefixes}
 
@@ -56,6 +63,15 @@ def _settings(cfg: IndexConfig, analyzer_spec: dict) -> dict:
 def _same_dense(old: dict | None, new: dict | None) -> bool:
     return bool(old and new) and all(old.get(k, DENSE_DEFAULTS.get(k)) == new.get(k, DENSE_DEFAULTS.get(k))
                                      for k in DENSE_KEYS)
+
+
+def _same_vectors(old: dict | None, new: dict | None) -> bool:
+    """The stored passage vectors serve the new settings (same passage encoder and layout)."""
+    if not (old and new):
+        return False
+    have = {**{k: old.get(k, DENSE_DEFAULTS.get(k)) for k in VECTOR_KEYS},
+            "passage_sha256": old.get("passage_sha256", old.get("encoder_sha256"))}
+    return all(have[k] == new.get(k, DENSE_DEFAULTS.get(k)) for k in VECTOR_KEYS)
 
 
 def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool) -> dict:
@@ -156,10 +172,16 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
                                                progress=pb.update)
             sparse.save(tmp)
         dense = settings["dense"]
+        # stored vectors hold only while the passages' text is the same (corpus, chunking, titles)
+        same_text = (old is not None and not force and not {"corpus content", "corpus"} & set(reasons)
+                     and old.get("sparse", {}).get("include_title") == cfg.include_title)
         if dense:
-            if old is not None and not force and _same_dense(old.get("dense"), dense):
+            if same_text and _same_dense(old.get("dense"), dense):
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = old["dense"]
+            elif same_text and _same_vectors(old.get("dense"), dense):   # only the query encoder changed
+                shutil.copytree(final / "dense", tmp / "dense")
+                dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
             else:
                 dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet)}
         manifest = store.new_manifest(name, store.corpus_record(corpus, corpus_path, settings["corpus"]),

@@ -10,7 +10,9 @@ index encodes them (title, newline, text; longer ones as windows of `max_length`
 `window_stride` apart): a question's positive is the window of its gold passage that holds
 its answer (a cut passage would teach it to match text without the answer), a hard
 negative a random window of the negative passage, and evaluation scores a passage by its
-best window. The questions of random whole articles (about `holdout` of the passages)
+best window. Extra passages (`--negatives`, e.g. the rest of the corpus to be indexed) join the
+pool as negatives only: BM25 may pick them as hard negatives and evaluation ranks against them.
+The questions of random whole articles (about `holdout` of the passages)
 are held out to choose the best checkpoint (recall@1 against the pool), so no held-out
 question's article is seen in training (held out by passage, an article's other paragraphs
 would be trained on and pull its held-out questions towards them).
@@ -122,17 +124,19 @@ class RetrieverTask:
     """The training loop's task: batches, loss, evaluation, saving."""
 
     def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
-                 seed: int = 42, prefixes: tuple[str, str] = ("", "")):
+                 seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None):
         self.tok, self.cfg, self.batch_size, self.prefixes = tokenizer, cfg, batch_size, prefixes
         questions = [q for q in questions if q.context]
-        self.pool = training_pool(questions)
+        gold = training_pool(questions)
+        held = holdout_passages(gold, cfg.holdout, seed)
+        known = {p.id for p in gold}
+        self.pool = gold + [p for p in extra or () if p.id not in known]   # extra passages: negatives only
         self.by_id = {p.id: p for p in self.pool}
         from odqa.retrieval.dense import check_stride, windows_with_spans
         check_stride(cfg.window_stride)
         spans = windows_with_spans(tokenizer, [passage_text(p, True) for p in self.pool], prefixes[1],
                                    cfg.max_length, cfg.window_stride)
         self.windows = {p.id: w for p, w in zip(self.pool, spans)}
-        held = holdout_passages(self.pool, cfg.holdout, seed)
         self.heldout = [q for q in questions if q.gold_ids[0] in held]
         self.train = [q for q in questions if q.gold_ids[0] not in held]
         self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
@@ -258,11 +262,12 @@ class QuerySideTask(RetrieverTask):
     """Query-side fine-tuning against the fixed passage vectors of `passage_model` (see the module doc)."""
 
     def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
-                 seed: int = 42, prefixes: tuple[str, str] = ("", ""), passage_model=None, progress=None):
+                 seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None,
+                 passage_model=None, progress=None):
         import torch
 
         from odqa.retrieval.dense import DenseEncoder
-        super().__init__(tokenizer, questions, cfg, batch_size, seed, prefixes)
+        super().__init__(tokenizer, questions, cfg, batch_size, seed, prefixes, extra)
         ids, _ = self.pool_windows()
         self.row = {}                      # (passage id, window number) -> row of `wv`
         for p in self.pool:
