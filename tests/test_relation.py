@@ -292,6 +292,26 @@ def test_config_validation():
         RETrainConfig(loss="hinge")
     with pytest.raises(OdqaError, match="no_relation_keep"):
         RETrainConfig(no_relation_keep=1.5)
+    with pytest.raises(OdqaError, match="class_weight"):
+        RETrainConfig(class_weight=0.5, loss="label_smoothing")
+
+
+def test_class_weights_favour_rare_labels_in_the_loss():
+    import torch
+
+    from odqa.modeling.losses import LossConfig, make_loss
+    from odqa.relation.task import class_weights
+    labels = np.array([0] * 16 + [1] * 4 + [2])          # label 3 never seen: counted as 1
+    assert class_weights(labels, 4, 0.0) is None
+    w = class_weights(labels, 4, 0.5)
+    assert torch.allclose(w, torch.tensor([1.0, 2.0, 4.0, 4.0]))
+    assert torch.allclose(class_weights(labels, 4, 1.0), torch.tensor([1.0, 4.0, 16.0, 16.0]))
+    logits = torch.zeros(2, 4)
+    logits[0, 0] = logits[1, 2] = 2.0                      # both examples equally well predicted
+    target = torch.tensor([0, 1])
+    plain, weighted = make_loss(LossConfig("ce"))(logits, target), make_loss(LossConfig("ce"), w)(logits, target)
+    # the worse-predicted example (target 1) has the larger weight: the weighted mean rises
+    assert weighted > plain
 
 
 # ----------------------------------------------------------------- features

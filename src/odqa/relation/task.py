@@ -53,6 +53,7 @@ class RETrainConfig:
     focal_gamma: float = 2.0
     label_smoothing: float = 0.1
     no_relation_keep: float = 1.0      # share of no_relation training examples kept (resampled each epoch)
+    class_weight: float = 0.0          # loss weight of label c = (n_most / n_c) ** this (0 = none, 0.5 = inverse sqrt)
     freeze_embeddings: bool = True
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -80,6 +81,9 @@ class RETrainConfig:
             raise OdqaError(f"max_length must be at least 8, got {self.max_length}")
         if not 0.0 <= self.no_relation_keep <= 1.0:
             raise OdqaError(f"no_relation_keep must be in [0, 1], got {self.no_relation_keep}")
+        if self.class_weight < 0 or (self.class_weight and self.loss == "label_smoothing"):
+            raise OdqaError(f"class_weight must be >= 0 and goes with loss ce or focal (got {self.class_weight} "
+                            f"with {self.loss})")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise OdqaError("batch sizes must be at least 1")
 
@@ -353,6 +357,17 @@ def evaluate_probs(probs: np.ndarray, gold: np.ndarray, settings: RESettings) ->
 # ------------------------------------------------------------------ task
 
 
+def class_weights(labels: np.ndarray, n_labels: int, power: float) -> torch.Tensor | None:
+    """Loss weights (n_most / n_c) ** power from the training label counts (None for power 0): rare
+    labels weigh more, which moves their probabilities up the ranking KLUE's macro AUPRC averages."""
+    if power < 0:
+        raise OdqaError(f"class_weight must be >= 0, got {power}")
+    if not power:
+        return None
+    counts = np.maximum(np.bincount(labels, minlength=n_labels), 1).astype(np.float64)
+    return torch.tensor((counts.max() / counts) ** power, dtype=torch.float32)
+
+
 class RETask:
     """The training loop's task: length-bucketed batches, loss, dev evaluation (micro-F1), saving."""
 
@@ -360,8 +375,9 @@ class RETask:
                  dev: list[REExample] | None, quiet: bool = False):
         self.tok, self.settings, self.cfg, self.quiet = tokenizer, settings, cfg, quiet
         self.hierarchy = Hierarchy(settings.labels) if settings.hierarchical else None
-        self.loss_fn = make_loss(LossConfig(cfg.loss, cfg.focal_gamma, cfg.label_smoothing))
         self.train = featurize(train, tokenizer, settings.markers, settings.max_length, settings.labels)
+        self.class_weights = class_weights(self.train.labels, len(settings.labels), cfg.class_weight)
+        self.loss_fn = make_loss(LossConfig(cfg.loss, cfg.focal_gamma, cfg.label_smoothing), self.class_weights)
         self.train_lengths = self.train.lengths()
         no_rel = settings.labels.index(NO_RELATION) if NO_RELATION in settings.labels else -1
         self.neg = np.flatnonzero(self.train.labels == no_rel)
