@@ -7,7 +7,11 @@ rows = [("typed markers, CE, flat, all no_relation (headline run, its step 203)"
 for name, label, flags in [("markers-none", "no markers", "--markers none"), ("focal", "focal loss (gamma 2)", "--loss focal"),
                            ("hierarchical", "hierarchical (family, then label)", "--hierarchical"),
                            ("undersample", "no_relation undersampled to 50 % per epoch", "--no-relation-keep 0.5"),
-                           ("label-smoothing", "label smoothing 0.1", "--loss label_smoothing")]:
+                           ("label-smoothing", "label smoothing 0.1", "--loss label_smoothing"),
+                           ("pretrain-1", "span-masking pretraining on all RE training sentences", "--backbone runs/e5-re-1"),
+                           ("pretrain-0.3", "span-masking pretraining, no_relation sentences undersampled to 30 %",
+                            "--backbone runs/e5-re-0.3"),
+                           ("cw05", "class weights (n_most / n_c) ** 0.5", "--set class_weight=0.5")]:
     rows.append((label, f"runs/re-abl-{name}/history.jsonl", flags))
 out = ["| variant (one change from the first row) | flags | micro-F1 | AUPRC | accuracy |", "| --- | --- | --- | --- | --- |"]
 for label, f, flags in rows:
