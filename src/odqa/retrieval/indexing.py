@@ -39,8 +39,7 @@ def _dense_settings(cfg: DenseConfig) -> dict | None:
     if not cfg.enabled:
         return None
     from odqa.modeling.backbone import backbone_info
-    from odqa.retrieval.dense import encoder_fingerprint
-    from odqa.retrieval.dense import check_stride, passage_encoder_spec
+    from odqa.retrieval.dense import check_stride, encoder_fingerprint, passage_encoder_spec
     info = backbone_info(cfg.encoder)
     check_stride(cfg.window_stride)
     passages = passage_encoder_spec(info.path) if info.kind == "local" else None

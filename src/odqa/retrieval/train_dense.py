@@ -122,6 +122,7 @@ def mine_negatives(questions: list[Question], pool: list[Passage], depth: int, s
 
 class RetrieverTask:
     """The training loop's task: batches, loss, evaluation, saving."""
+    mines_negatives = True     # BM25 hard negatives per question (the query side scores every pool window instead)
 
     def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
                  seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None):
@@ -139,7 +140,7 @@ class RetrieverTask:
         self.windows = {p.id: w for p, w in zip(self.pool, spans)}
         self.heldout = [q for q in questions if q.gold_ids[0] in held]
         self.train = [q for q in questions if q.gold_ids[0] not in held]
-        self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed)
+        self.negatives = mine_negatives(self.train, self.pool, cfg.negative_depth, seed) if self.mines_negatives else []
         self.positive = [self.answer_window(q) for q in self.train]
 
     def answer_window(self, q: Question) -> int:
@@ -260,6 +261,7 @@ class RetrieverTask:
 
 class QuerySideTask(RetrieverTask):
     """Query-side fine-tuning against the fixed passage vectors of `passage_model` (see the module doc)."""
+    mines_negatives = False
 
     def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
                  seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None,
