@@ -27,6 +27,11 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
     sidecar = json.loads((best / "odqa_retriever.json").read_text())
     assert sidecar["base_backbone"] == str(tiny) and sidecar["freeze_layers"] == 1
     assert sidecar["temperature"] == 0.05   # not an e5 model: the usual temperature
+    held = [json.loads(line) for line in (best / "heldout_questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(held) == rep["heldout_questions"] and all(h["gold_ids"] and h["question"] for h in held)
+    train_ids = {q["id"] for a in json.loads(open(train, encoding="utf-8").read())["data"]
+                 for p in a["paragraphs"] for q in p["qas"]}
+    assert {h["id"] for h in held} <= train_ids
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={best}"])
     build_index(corpus_file, "ft", cfg, index_root)
     assert load_index("ft", index_root).retriever("dense").search(["한라산"], 2)[0]

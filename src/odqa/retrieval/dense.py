@@ -169,15 +169,21 @@ class DenseEncoder:
     def encode_ids(self, ids: list[list[int]], progress: Callable[[int], None] | None = None,
                    kind: str = "passage") -> np.ndarray:
         """Token id lists (each within `max_length`) -> vectors, batched by length."""
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        pad = self.tokenizer.pad_token_id or 0
-        for s in range(0, len(order), self.batch_size):
-            batch = order[s:s + self.batch_size]
-            out[batch] = self._forward(*pad_ids([ids[i] for i in batch], pad), kind)
-            if progress:
-                progress(len(batch))
-        return out
+        return encode_by_length(ids, lambda i, m: self._forward(i, m, kind), self.dim,
+                                self.tokenizer.pad_token_id or 0, self.batch_size, progress)
+
+
+def encode_by_length(ids: list[list[int]], forward: Callable[[np.ndarray, np.ndarray], np.ndarray], dim: int,
+                     pad: int, batch_size: int, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """Token id lists -> `forward`'s vectors in input order, batched by length (little padding)."""
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = np.zeros((len(ids), dim), dtype=np.float32)
+    for s in range(0, len(order), batch_size):
+        batch = order[s:s + batch_size]
+        out[batch] = forward(*pad_ids([ids[i] for i in batch], pad))
+        if progress:
+            progress(len(batch))
+    return out
 
 
 def _runtime_model(model, quantize: str):

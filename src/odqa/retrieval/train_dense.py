@@ -38,6 +38,8 @@ from odqa.retrieval.dense import RETRIEVER_FILE
 from odqa.retrieval.sparse import passage_text
 from odqa.types import Passage, Question
 
+HELDOUT_FILE = "heldout_questions.jsonl"   # in each saved checkpoint: the questions that chose it
+
 
 @dataclass
 class RetrieverTrainConfig:
@@ -217,8 +219,16 @@ class RetrieverTask:
         return [w for _, w in wins], np.array([n for n, _ in wins])
 
     def window_vectors(self, model) -> np.ndarray:
-        ids, _ = self.pool_windows()
-        return np.vstack([self._embed(model, self._pad(ids[s:s + 32])).numpy() for s in range(0, len(ids), 32)])
+        """The pool's windows encoded by `model` (in inference mode), batched by length."""
+        import torch
+
+        from odqa.retrieval.dense import encode_by_length
+
+        def forward(ids, mask):
+            batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+            return self._embed(model, batch).float().numpy()
+        return encode_by_length(self.pool_windows()[0], forward, model.config.hidden_size,
+                                self.tok.pad_token_id or 0, 32)
 
     def evaluate(self, model) -> dict[str, float]:
         """Recall@1/5 of the held-out questions against the whole training pool (a passage scores
@@ -254,6 +264,10 @@ class RetrieverTask:
              "freeze_layers": self.cfg.freeze_layers,
              "hard_negatives": self.cfg.hard_negatives, "train_questions": len(self.train),
              "heldout_questions": len(self.heldout)}, indent=2))
+        with open(folder / HELDOUT_FILE, "w", encoding="utf-8") as fh:   # to evaluate them against a real index
+            for q in self.heldout:
+                fh.write(json.dumps({"id": q.id, "question": q.question, "answers": q.answers,
+                                     "gold_ids": q.gold_ids}, ensure_ascii=False) + "\n")
 
     def sidecar(self) -> dict:
         return {"side": "both"}
