@@ -210,3 +210,13 @@ def test_extra_passages_join_the_pool_as_negatives_only(tmp_path):
     assert len(task.heldout) == 4 and len(task.train) == 8   # held out: 2 of the 6 articles, never an extra passage
     assert all(q.gold_ids[0] in texts for q in task.heldout + task.train)
     assert any(n.startswith("x") for negs in task.negatives for n in negs)   # BM25 may pick them as hard negatives
+
+
+def test_default_freezes_a_third_of_the_layers(tmp_path):
+    """The default --freeze-layers (the measured recipe: 4 of e5-small's 12) scales with the backbone and
+    never names a layer a small backbone lacks."""
+    tiny = make_tiny_backbone(tmp_path / "enc6", layers=6)
+    out = tmp_path / "run"
+    odqa("train", "retriever", "--train", squad_file(tmp_path / "train.json"), "--out", out, "--backbone", tiny,
+         "--max-steps", "1", "--batch-size", "4", "--max-length", "32", "--holdout", "0.3", "--json", cwd=tmp_path)
+    assert json.loads((out / "best" / "odqa_retriever.json").read_text())["freeze_layers"] == 2

@@ -20,7 +20,7 @@ def retriever(
     epochs: float = typer.Option(1.0, "--epochs"),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Questions per batch (each brings 1 gold + 1 hard negative)."),
-    lr: float = typer.Option(2e-5, "--lr"),
+    lr: float = typer.Option(1e-5, "--lr", help="Peak learning rate (1e-5: the measured gain, BENCHMARKS.md)."),
     max_length: int = typer.Option(256, "--max-length", help="Passage tokens."),
     window_stride: int = typer.Option(128, "--window-stride", help="Longer passages become windows this many tokens "
                                       "apart, as `odqa index` makes them; the positive is the window holding the "
@@ -30,8 +30,9 @@ def retriever(
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
     time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
-    freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
-                                      "(faster steps on CPU, less drift from the pretrained encoder)."),
+    freeze_layers: int = typer.Option(-1, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
+                                      "(faster steps on CPU, less drift from the pretrained encoder; 0 = train all; "
+                                      "default: a third of the backbone's layers, 4 of e5-small's 12)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Share of training questions held out to pick the best checkpoint."),
     negatives: Optional[List[Path]] = typer.Option(None, "--negatives", help="Corpus file(s) whose passages join the "
                                                    "training pool as negatives only, e.g. the rest of the corpus you "
@@ -62,10 +63,12 @@ def retriever(
         raise OdqaError(f"--side must be 'both' or 'query', not '{side}'")
     questions = [q for f in train for q in load_questions(f)]
     extra = [p for f in negatives or () for p in load_corpus(f).passages]
+    tokenizer, model = load_backbone(backbone)
+    if freeze_layers < 0:
+        freeze_layers = int(getattr(model.config, "num_hidden_layers", 0)) // 3
     rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
                                 temperature=temperature or default_temperature(backbone),
                                 freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
-    tokenizer, model = load_backbone(backbone)
     prefixes = (e5_prefix("query", backbone), e5_prefix("passage", backbone))
     if side == "query":
         with bar(None, "passage windows", "win", quiet or json_out) as pb:

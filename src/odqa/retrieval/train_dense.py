@@ -52,7 +52,7 @@ class RetrieverTrainConfig:
     negative_depth: int = 10       # pick negatives among the BM25 top-N non-gold passages
     holdout: float = 0.1           # share of training questions held out for checkpoint choice
     freeze_embeddings: bool = True
-    freeze_layers: int = 0         # also freeze all embeddings and the first N transformer layers
+    freeze_layers: int = 0         # also freeze all embeddings and the first N layers (CLI default: a third of them)
 
 
 def default_temperature(backbone: str) -> float:
