@@ -75,6 +75,12 @@ def passage_base(backbone: str) -> str:
     return passage_encoder_spec(info.path) or info.path
 
 
+def _tensors(ids: np.ndarray, mask: np.ndarray) -> dict:
+    """A padded numpy batch as the model's keyword arguments."""
+    import torch
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
 def training_pool(questions: list[Question]) -> list[Passage]:
     seen: dict[str, Passage] = {}
     for q in questions:
@@ -182,11 +188,8 @@ class RetrieverTask:
 
     def _pad(self, id_lists: list[list[int]]):
         """Token id lists (windows, already within max_length) -> a padded batch."""
-        import torch
-
         from odqa.retrieval.dense import pad_ids
-        ids, mask = pad_ids(id_lists, self.tok.pad_token_id or 0)
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        return _tensors(*pad_ids(id_lists, self.tok.pad_token_id or 0))
 
     def train_batches(self, epoch: int, seed: int):
         import torch
@@ -220,15 +223,10 @@ class RetrieverTask:
 
     def window_vectors(self, model) -> np.ndarray:
         """The pool's windows encoded by `model` (in inference mode), batched by length."""
-        import torch
-
         from odqa.retrieval.dense import encode_by_length
-
         def forward(ids, mask):
-            batch = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-            return self._embed(model, batch).float().numpy()
-        return encode_by_length(self.pool_windows()[0], forward, model.config.hidden_size,
-                                self.tok.pad_token_id or 0, 32)
+            return self._embed(model, _tensors(ids, mask)).numpy()
+        return encode_by_length(self.pool_windows()[0], forward, model.config.hidden_size, self.tok.pad_token_id or 0, 32)
 
     def evaluate(self, model) -> dict[str, float]:
         """Recall@1/5 of the held-out questions against the whole training pool (a passage scores
