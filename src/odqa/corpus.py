@@ -60,6 +60,16 @@ def _load_json(path: Path):
         raise OdqaError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write one JSON object per line (UTF-8, Korean kept as is); returns the number of rows."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):

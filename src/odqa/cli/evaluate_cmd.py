@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -12,7 +11,7 @@ from odqa.cli.ask_cmd import ParticlesOpt
 from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
                              emit_json, hybrid_config, warn)
 from odqa.config import BM25Config
-from odqa.corpus import load_questions
+from odqa.corpus import load_questions, write_jsonl
 from odqa.errors import OdqaError
 from odqa.progress import bar
 from odqa.retrieval.evaluate import Judge, evaluate, parse_sweep, sweep_bm25, sweep_fusion
@@ -122,9 +121,7 @@ def retrieval(
     with bar(len(qs), "evaluating", "question", quiet or json_out) as pb:
         res = evaluate(retriever.search, qs, judge, k=k, progress=pb.update)
     if dump:
-        with open(dump, "w", encoding="utf-8") as fh:
-            for row in res["per_question"]:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(dump, res["per_question"])
     m = res["metrics"]
     if json_out:
         emit_json({"index": index, "questions": str(questions), "mode": mode, "metrics": m})

@@ -236,15 +236,15 @@ def export_text(examples: Iterable[REExample], out: str | Path) -> int:
     """Write the distinct sentences as JSONL `{id, title, text}` (the `odqa pretrain --corpus` shape)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    seen: set[str] = set()
-    tmp = out.with_name(f".{out.name}.tmp")
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    from odqa.corpus import write_jsonl
+
+    def distinct():
+        seen: set[str] = set()
         for ex in examples:
-            if ex.sentence in seen:
-                continue
-            seen.add(ex.sentence)
-            f.write(json.dumps({"id": ex.id, "title": "", "text": ex.sentence}, ensure_ascii=False) + "\n")
-            n += 1
+            if ex.sentence not in seen:
+                seen.add(ex.sentence)
+                yield {"id": ex.id, "title": "", "text": ex.sentence}
+    tmp = out.with_name(f".{out.name}.tmp")
+    n = write_jsonl(tmp, distinct())
     tmp.replace(out)
     return n

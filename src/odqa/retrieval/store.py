@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 from odqa import __version__
 from odqa.atomic import recover
-from odqa.corpus import Corpus, file_sha256
+from odqa.corpus import Corpus, file_sha256, write_jsonl
 from odqa.errors import OdqaError
 from odqa.types import Passage
 
@@ -37,10 +37,8 @@ def write_json(path: Path, data) -> None:
 
 
 def write_passages(folder: Path, corpus: Corpus) -> None:
-    with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
-        for p in corpus.passages:
-            fh.write(json.dumps({"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id},
-                                ensure_ascii=False) + "\n")
+    write_jsonl(folder / "passages.jsonl",
+                ({"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id} for p in corpus.passages))
     write_json(folder / "aliases.json", corpus.aliases)
 
 

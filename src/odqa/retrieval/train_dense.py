@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from odqa.corpus import write_jsonl
 from odqa.errors import OdqaError
 from odqa.retrieval.dense import RETRIEVER_FILE
 from odqa.retrieval.sparse import passage_text
@@ -262,10 +263,8 @@ class RetrieverTask:
              "freeze_layers": self.cfg.freeze_layers,
              "hard_negatives": self.cfg.hard_negatives, "train_questions": len(self.train),
              "heldout_questions": len(self.heldout)}, indent=2))
-        with open(folder / HELDOUT_FILE, "w", encoding="utf-8") as fh:   # to evaluate them against a real index
-            for q in self.heldout:
-                fh.write(json.dumps({"id": q.id, "question": q.question, "answers": q.answers,
-                                     "gold_ids": q.gold_ids}, ensure_ascii=False) + "\n")
+        write_jsonl(folder / HELDOUT_FILE, ({"id": q.id, "question": q.question, "answers": q.answers,   # to evaluate
+                                             "gold_ids": q.gold_ids} for q in self.heldout))     # on a real index
 
     def sidecar(self) -> dict:
         return {"side": "both"}
