@@ -15,16 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from odqa.corpus import load_questions, read_squad
-
-
-def write_jsonl(path: Path, rows) -> int:
-    n = 0
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+from odqa.corpus import load_questions, read_squad, write_jsonl
 
 
 def main() -> None:
