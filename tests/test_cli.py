@@ -45,7 +45,7 @@ def test_index_retrieve_evaluate_end_to_end(corpus_file, questions_file, tmp_pat
 
 def test_bad_input_gives_one_line_errors(corpus_file, tmp_path):
     p = odqa("retrieve", "질문", "--index", "nope", cwd=tmp_path, check=False)
-    assert p.returncode == 2
+    assert p.returncode == 4          # IndexNotFound
     assert p.stderr.strip() == ("odqa: error: index 'nope' not found in indexes/: build it with "
                                 "`odqa index CORPUS --name nope`")
     odqa("index", corpus_file, "--name", "mini", cwd=tmp_path)
@@ -54,7 +54,7 @@ def test_bad_input_gives_one_line_errors(corpus_file, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "text": "가"}\n{"id": 2\n', encoding="utf-8")
     p = odqa("index", bad, "--name", "bad", cwd=tmp_path, check=False)
-    assert p.returncode == 2 and f"{bad}:2: malformed JSON line" in p.stderr
+    assert p.returncode == 3 and f"{bad}:2: malformed JSON line" in p.stderr     # CorpusError
     p = odqa("index", corpus_file, "--name", "x", "--set", "bm25.k1=abc", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "bm25.k1" in p.stderr
 

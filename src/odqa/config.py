@@ -13,7 +13,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from odqa.errors import OdqaError
+from odqa.errors import ConfigError
 from odqa.text.analyzers import DEFAULT_POS
 
 
@@ -115,18 +115,18 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             value = [v for v in value.split(",") if v]
         if isinstance(value, list):
             return [str(v) for v in value]
-    raise OdqaError(f"config field '{where}': expected {getattr(typ, '__name__', typ)}, got {value!r}")
+    raise ConfigError(f"config field '{where}': expected {getattr(typ, '__name__', typ)}, got {value!r}")
 
 
 def _fill(cls, data: dict, prefix: str = ""):
     if not isinstance(data, dict):
-        raise OdqaError(f"config section '{prefix.rstrip('.') or 'top'}' must be a mapping")
+        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top'}' must be a mapping")
     hints = get_type_hints(cls)
     obj = cls()
     for key, value in data.items():
         if key not in hints:
             known = ", ".join(hints)
-            raise OdqaError(f"unknown config field '{prefix}{key}' (known: {known})")
+            raise ConfigError(f"unknown config field '{prefix}{key}' (known: {known})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
             setattr(obj, key, _fill(typ, value or {}, f"{prefix}{key}."))
@@ -139,16 +139,16 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     data = dataclasses.asdict(cfg)
     for item in overrides:
         if "=" not in item:
-            raise OdqaError(f"override '{item}' must look like section.field=value")
+            raise ConfigError(f"override '{item}' must look like section.field=value")
         key, value = item.split("=", 1)
         node = data
         parts = key.strip().split(".")
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):
-                raise OdqaError(f"unknown config field '{key}'")
+                raise ConfigError(f"unknown config field '{key}'")
             node = node[p]
         if parts[-1] not in node:
-            raise OdqaError(f"unknown config field '{key}'")
+            raise ConfigError(f"unknown config field '{key}'")
         node[parts[-1]] = yaml.safe_load(value)
     return _fill(type(cfg), data)
 
@@ -159,13 +159,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path:
         path = Path(path)
         if not path.exists():
-            raise OdqaError(f"{path}: config file not found")
+            raise ConfigError(f"{path}: config file not found")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
-            raise OdqaError(f"{path}{line}: malformed YAML") from None
+            raise ConfigError(f"{path}{line}: malformed YAML") from None
         cfg = _fill(cls, data)
     return apply_overrides(cfg, overrides or [])
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from odqa.errors import OdqaError
+from odqa.errors import CorpusError
 from odqa.types import Passage, Question
 
 FORMATS = ("auto", "wiki", "jsonl", "squad", "txt")
@@ -55,9 +55,9 @@ def _load_json(path: Path):
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except json.JSONDecodeError as e:
-        raise OdqaError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+        raise CorpusError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
     except UnicodeDecodeError as e:
-        raise OdqaError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
@@ -78,18 +78,18 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise OdqaError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+                raise CorpusError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
             if not isinstance(rec, dict):
-                raise OdqaError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+                raise CorpusError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
             yield lineno, rec
 
 
 def _field(rec: dict, name: str, where: str, kind=str):
     if name not in rec:
-        raise OdqaError(f"{where}: missing field '{name}'")
+        raise CorpusError(f"{where}: missing field '{name}'")
     value = rec[name]
     if not isinstance(value, kind):
-        raise OdqaError(f"{where}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
+        raise CorpusError(f"{where}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -109,7 +109,7 @@ def detect_format(path: Path) -> str:
         if first_line.endswith("}") and len(head.split("\n")) > 1:
             return "jsonl"
         return "wiki"
-    raise OdqaError(f"{path}: cannot tell the corpus format; pass --format wiki|jsonl|squad|txt")
+    raise CorpusError(f"{path}: cannot tell the corpus format; pass --format wiki|jsonl|squad|txt")
 
 
 # ----------------------------------------------------------------- readers
@@ -117,11 +117,11 @@ def read_wiki(path: Path) -> Iterator[Passage]:
     """Boostcamp `wikipedia_documents.json`: {key: {text, title, document_id, ...}}."""
     data = _load_json(path)
     if not isinstance(data, dict):
-        raise OdqaError(f"{path}: expected an object keyed by document id")
+        raise CorpusError(f"{path}: expected an object keyed by document id")
     for key, rec in data.items():
         where = f"{path}: record '{key}'"
         if not isinstance(rec, dict):
-            raise OdqaError(f"{where}: expected an object")
+            raise CorpusError(f"{where}: expected an object")
         text = _field(rec, "text", where)
         doc_id = str(rec.get("document_id", key))
         yield Passage(id=doc_id, title=str(rec.get("title", "")), text=text, doc_id=doc_id)
@@ -132,7 +132,7 @@ def read_jsonl(path: Path) -> Iterator[Passage]:
         where = f"{path}:{lineno}"
         pid = rec.get("id", rec.get("document_id"))
         if pid is None:
-            raise OdqaError(f"{where}: missing field 'id'")
+            raise CorpusError(f"{where}: missing field 'id'")
         text = _field(rec, "text", where)
         doc_id = str(rec.get("doc_id", rec.get("document_id", pid)))
         yield Passage(id=str(pid), title=str(rec.get("title", "")), text=text, doc_id=doc_id)
@@ -141,7 +141,7 @@ def read_jsonl(path: Path) -> Iterator[Passage]:
 def _squad_articles(path: Path) -> list[dict]:
     data = _load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise OdqaError(f"{path}: not SQuAD/KorQuAD JSON (missing field 'data')")
+        raise CorpusError(f"{path}: not SQuAD/KorQuAD JSON (missing field 'data')")
     return data["data"]
 
 
@@ -158,12 +158,12 @@ def read_squad(path: Path) -> Iterator[Passage]:
 def read_txt(path: Path) -> Iterator[Passage]:
     files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
     if not files:
-        raise OdqaError(f"{path}: no .txt files found")
+        raise CorpusError(f"{path}: no .txt files found")
     for f in files:
         try:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
-            raise OdqaError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+            raise CorpusError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
         rel = str(f.relative_to(path)) if path.is_dir() else f.name
         yield Passage(id=rel, title=f.stem, text=text, doc_id=rel)
 
@@ -178,7 +178,7 @@ def chunk_text(text: str, size: int, overlap: int) -> list[tuple[int, str]]:
     if size <= 0 or len(text) <= size:
         return [(0, text)]
     if not 0 <= overlap < size:
-        raise OdqaError(f"chunk overlap ({overlap}) must be >= 0 and < chunk size ({size})")
+        raise CorpusError(f"chunk overlap ({overlap}) must be >= 0 and < chunk size ({size})")
     pieces, start = [], 0
     while start < len(text):
         end = min(start + size, len(text))
@@ -209,9 +209,9 @@ def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_
                 dedup: bool = True) -> Corpus:
     path = Path(path)
     if not path.exists():
-        raise OdqaError(f"{path}: corpus not found")
+        raise CorpusError(f"{path}: corpus not found")
     if fmt not in FORMATS:
-        raise OdqaError(f"unknown corpus format '{fmt}' (choose from {', '.join(FORMATS)})")
+        raise CorpusError(f"unknown corpus format '{fmt}' (choose from {', '.join(FORMATS)})")
     fmt = detect_format(path) if fmt == "auto" else fmt
     stream: Iterable[Passage] = READERS[fmt](path)
     if chunk_size:
@@ -231,12 +231,12 @@ def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_
                 aliases[p.id] = by_text[key]
             continue
         if p.id in seen_ids:
-            raise OdqaError(f"{path}: duplicate passage id '{p.id}' with different text")
+            raise CorpusError(f"{path}: duplicate passage id '{p.id}' with different text")
         seen_ids.add(p.id)
         by_text[key] = p.id
         kept.append(p)
     if not kept:
-        raise OdqaError(f"{path}: corpus has no passages with text")
+        raise CorpusError(f"{path}: corpus has no passages with text")
     return Corpus(kept, aliases, n_dup, file_sha256(path), str(path.resolve()), fmt)
 
 
@@ -246,7 +246,7 @@ def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
     if isinstance(answers, dict):  # HF datasets shape {text: [...], answer_start: [...]}
         return [str(t) for t in answers.get("text", [])], [int(s) for s in answers.get("answer_start", [])]
     if not isinstance(answers, list):
-        raise OdqaError(f"{where}: field 'answers' must be a list")
+        raise CorpusError(f"{where}: field 'answers' must be a list")
     texts, starts = [], []
     for a in answers:
         if isinstance(a, str):
@@ -256,7 +256,7 @@ def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
             if "answer_start" in a:
                 starts.append(int(a["answer_start"]))
         else:
-            raise OdqaError(f"{where}: each answer needs a 'text' field")
+            raise CorpusError(f"{where}: each answer needs a 'text' field")
     return texts, starts
 
 
@@ -267,7 +267,7 @@ def _record_question(rec: dict, where: str, default_id: int) -> Question:
     texts, starts = _answers_of(rec, where)
     gold = rec.get("gold_ids", [])
     if not isinstance(gold, list):
-        raise OdqaError(f"{where}: field 'gold_ids' must be a list")
+        raise CorpusError(f"{where}: field 'gold_ids' must be a list")
     context = str(rec.get("context") or "")
     gold = [str(g) for g in gold]
     if not gold and context:
@@ -282,14 +282,14 @@ def _arrow_rows(path: Path) -> Iterator[dict]:
     try:
         from datasets import DatasetDict, load_from_disk
     except ImportError:
-        raise OdqaError(f"{path}: reading a datasets folder needs the `datasets` package (pip install odqa[ml])") from None
+        raise CorpusError(f"{path}: reading a datasets folder needs the `datasets` package (pip install odqa[ml])") from None
     try:
         ds = load_from_disk(str(path))
     except FileNotFoundError:
-        raise OdqaError(f"{path}: not a questions file nor a datasets.save_to_disk folder") from None
+        raise CorpusError(f"{path}: not a questions file nor a datasets.save_to_disk folder") from None
     if isinstance(ds, DatasetDict):
         if len(ds) != 1:
-            raise OdqaError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")
+            raise CorpusError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")
         ds = next(iter(ds.values()))
     yield from ds
 
@@ -299,7 +299,7 @@ def load_questions(path: str | Path) -> list[Question]:
     optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder."""
     path = Path(path)
     if not path.exists():
-        raise OdqaError(f"{path}: questions file not found")
+        raise CorpusError(f"{path}: questions file not found")
     out: list[Question] = []
     if detect_format(path) == "squad":
         for ai, article in enumerate(_squad_articles(path)):
@@ -321,5 +321,5 @@ def load_questions(path: str | Path) -> list[Question]:
     else:
         out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path)]
     if not out:
-        raise OdqaError(f"{path}: no questions found")
+        raise CorpusError(f"{path}: no questions found")
     return out

@@ -1,5 +1,49 @@
-"""User-facing errors: one line that names the file, line or field."""
+"""User-facing errors: one line that names the file, line or field.
+
+Callers catch them by type; the CLI prints `odqa: error: <message>` and exits with the class's
+`exit_code` (documented in the README):
+
+    OdqaError            2  anything else the user can fix (bad argument, bad value)
+    ├── ConfigError      2  a config file or `--set` field is malformed or out of range
+    ├── CorpusError      3  a corpus, questions or dataset file cannot be read
+    ├── IndexNotFound    4  no index of that name (or no manifest in its folder)
+    ├── IndexStale       5  the index is of another format or its inputs changed
+    ├── IndexCorrupt     5  a file of the index is missing, truncated or altered
+    └── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+"""
 
 
 class OdqaError(Exception):
     """An error the CLI prints as a single line (no traceback)."""
+    exit_code = 2
+
+
+class ConfigError(OdqaError):
+    """A config file, a `--set` override or a config field value is invalid."""
+
+
+class CorpusError(OdqaError):
+    """A corpus, questions or dataset file is missing or malformed."""
+    exit_code = 3
+
+
+class IndexError_(OdqaError):
+    """Base of the index errors (named with a trailing underscore: `IndexError` is a builtin)."""
+    exit_code = 5
+
+
+class IndexNotFound(IndexError_):
+    exit_code = 4
+
+
+class IndexStale(IndexError_):
+    """The index was built by another format version or from inputs that changed."""
+
+
+class IndexCorrupt(IndexError_):
+    """A file of the index is missing, truncated or altered."""
+
+
+class ModelError(OdqaError):
+    """A model folder, checkpoint or backbone spec is missing or invalid."""
+    exit_code = 6

@@ -37,7 +37,7 @@ def main() -> None:
         app(standalone_mode=False)
     except OdqaError as e:
         typer.echo(f"odqa: error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         typer.echo("odqa: interrupted", err=True)
         sys.exit(130)

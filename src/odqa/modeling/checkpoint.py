@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from odqa import __version__
-from odqa.errors import OdqaError
+from odqa.errors import ModelError
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
 
 HEAD_JSON = "odqa_head.json"
@@ -57,7 +57,7 @@ def make_head(kind: str, hidden: int, cfg: HeadConfig, **kw) -> nn.Module:
         return SpanHead(hidden, cfg)
     if kind == "classification":
         return ClassificationHead(hidden, kw["num_labels"], cfg, kw.get("pooling", "cls"), kw.get("n_entities", 2))
-    raise OdqaError(f"unknown head kind {kind!r}")
+    raise ModelError(f"unknown head kind {kind!r}")
 
 
 def build_model(backbone_spec: str, kind: str, cfg: HeadConfig, **head_kw) -> tuple[Any, BackboneWithHead]:
@@ -87,11 +87,11 @@ def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str
 def read_meta(folder: Path) -> dict[str, Any]:
     path = Path(folder) / HEAD_JSON
     if not path.exists():
-        raise OdqaError(f"{folder}: not an odqa model checkpoint (no {HEAD_JSON})")
+        raise ModelError(f"{folder}: not an odqa model checkpoint (no {HEAD_JSON})")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise OdqaError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        raise ModelError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
 
 
 def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, dict[str, Any]]:
@@ -102,13 +102,13 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
     quiet_transformers()
     folder = Path(folder)
     if not folder.is_dir():
-        raise OdqaError(f"{folder}: model folder not found")
+        raise ModelError(f"{folder}: model folder not found")
     meta = read_meta(folder)
     if meta.get("kind") != kind:
-        raise OdqaError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+        raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
-        raise OdqaError(f"{folder}: tokenizer does not match the one the head was trained with "
+        raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
                         f"({tokenizer_fingerprint(tokenizer)} != {meta['tokenizer']})")
     kw = {"add_pooling_layer": False} if AutoConfig.from_pretrained(str(folder)).model_type in POOLER_TYPES else {}
     backbone = AutoModel.from_pretrained(str(folder), **kw)
@@ -116,7 +116,7 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
     state = load_file(str(folder / HEAD_WEIGHTS))
     missing, unexpected = head.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise OdqaError(f"{folder}: head weights do not match its config (missing {list(missing)[:3]}, "
+        raise ModelError(f"{folder}: head weights do not match its config (missing {list(missing)[:3]}, "
                         f"unexpected {list(unexpected)[:3]})")
     model = BackboneWithHead(backbone, head, kind, {k: v for k, v in meta.items() if k not in ("extra",)})
     model.eval()

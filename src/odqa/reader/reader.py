@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odqa.errors import OdqaError
+from odqa.errors import ModelError
 from odqa.modeling.checkpoint import load_model
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
@@ -23,7 +23,7 @@ class Reader:
         self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
         settings = self.meta.get("extra", {}).get("reader", {}).get("window")
         if settings is None:
-            raise OdqaError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
+            raise ModelError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
         self.window = WindowSettings(**settings)
         self.window.n_best = max(self.window.n_best, n_best)
         self.batch_size = batch_size

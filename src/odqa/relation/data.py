@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from odqa.errors import OdqaError
+from odqa.errors import CorpusError, OdqaError
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,19 @@ def load_labels(path: str | Path | None = None) -> list[str]:
         return list(KLUE_RE_LABELS)
     path = Path(path)
     if not path.exists():
-        raise OdqaError(f"{path}: label file not found")
+        raise CorpusError(f"{path}: label file not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise OdqaError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        raise CorpusError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
     labels = data.get("relations") if isinstance(data, dict) else data
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-        raise OdqaError(f"{path}: expected {{\"relations\": [label, ...]}} or a JSON list of label strings")
+        raise CorpusError(f"{path}: expected {{\"relations\": [label, ...]}} or a JSON list of label strings")
     if len(set(labels)) != len(labels):
         dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise OdqaError(f"{path}: duplicate label(s) {', '.join(dup)}")
+        raise CorpusError(f"{path}: duplicate label(s) {', '.join(dup)}")
     if labels[0] != NO_RELATION:
-        raise OdqaError(f"{path}: the first label must be {NO_RELATION!r} (KLUE's metrics exclude it), "
+        raise CorpusError(f"{path}: the first label must be {NO_RELATION!r} (KLUE's metrics exclude it), "
                         f"got {labels[0]!r}")
     return labels
 
@@ -111,7 +111,7 @@ def _raw_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             need = {"sentence", "subject_entity", "object_entity"}
             missing = need - set(reader.fieldnames or [])
             if missing:
-                raise OdqaError(f"{path}: CSV lacks column(s) {', '.join(sorted(missing))} "
+                raise CorpusError(f"{path}: CSV lacks column(s) {', '.join(sorted(missing))} "
                                 f"(expected id, sentence, subject_entity, object_entity, label)")
             for i, row in enumerate(reader):
                 yield f"line {reader.line_num}", {**row, "_index": i}
@@ -123,16 +123,16 @@ def _raw_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 try:
                     yield f"line {n}", json.loads(line)
                 except json.JSONDecodeError as e:
-                    raise OdqaError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
+                    raise CorpusError(f"{path}: line {n}: invalid JSON ({e.msg})") from None
         return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise OdqaError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        raise CorpusError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
-        raise OdqaError(f"{path}: expected a JSON list of KLUE-RE records (guid, sentence, subject_entity, ...)")
+        raise CorpusError(f"{path}: expected a JSON list of KLUE-RE records (guid, sentence, subject_entity, ...)")
     for i, rec in enumerate(data):
         yield f"record {i}", rec
 
@@ -176,32 +176,32 @@ def load_re(path: str | Path, labels: list[str] | None = None, require_labels: b
     """
     path = Path(path)
     if not path.exists():
-        raise OdqaError(f"{path}: data file not found")
+        raise CorpusError(f"{path}: data file not found")
     known = set(labels) if labels is not None else None
     examples: list[REExample] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
     for where, rec in _raw_records(path):
         if not isinstance(rec, dict):
-            raise OdqaError(f"{path}: {where}: expected an object, got {type(rec).__name__}")
+            raise CorpusError(f"{path}: {where}: expected an object, got {type(rec).__name__}")
         rid = str(rec.get("guid", rec.get("id", "")) or "").strip() or str(rec.get("_index", where))
         loc = f"{path}: {where} ({rid})"
         sentence = rec.get("sentence")
         if not isinstance(sentence, str):
-            raise OdqaError(f"{loc}: missing or non-string 'sentence'")
+            raise CorpusError(f"{loc}: missing or non-string 'sentence'")
         try:
             subj = _entity(rec.get("subject_entity"), "subject_entity")
             obj = _entity(rec.get("object_entity"), "object_entity")
         except ValueError as e:
-            raise OdqaError(f"{loc}: {e}") from None
+            raise CorpusError(f"{loc}: {e}") from None
         label = None
         if require_labels:
             raw = rec.get("label")
             if raw is None or str(raw).strip() == "":
-                raise OdqaError(f"{loc}: missing label")
+                raise CorpusError(f"{loc}: missing label")
             label = str(raw).strip()
             if known is not None and label not in known:
-                raise OdqaError(f"{loc}: unknown label {label!r} (not one of the {len(known)} labels in use)")
+                raise CorpusError(f"{loc}: unknown label {label!r} (not one of the {len(known)} labels in use)")
         problem = _offset_problem(sentence, subj, "subject_entity") or _offset_problem(sentence, obj, "object_entity")
         if problem:
             skipped.append((f"{where} ({rid})", problem))
@@ -209,13 +209,13 @@ def load_re(path: str | Path, labels: list[str] | None = None, require_labels: b
                 log.warning("%s: skipped: %s", loc, problem)
             continue
         if rid in seen:
-            raise OdqaError(f"{loc}: duplicate id {rid!r}")
+            raise CorpusError(f"{loc}: duplicate id {rid!r}")
         seen.add(rid)
         examples.append(REExample(rid, sentence, subj, obj, label, str(rec.get("source") or "")))
     if len(skipped) > max_reports:
         log.warning("%s: skipped %d records with entity offsets that do not match the word", path, len(skipped))
     if not examples:
-        raise OdqaError(f"{path}: no usable records" + (f" ({len(skipped)} skipped)" if skipped else ""))
+        raise CorpusError(f"{path}: no usable records" + (f" ({len(skipped)} skipped)" if skipped else ""))
     return REData(str(path), examples, skipped)
 
 
@@ -225,7 +225,7 @@ def load_re(path: str | Path, labels: list[str] | None = None, require_labels: b
 def undersample_no_relation(examples: list[REExample], keep: float, seed: int) -> list[REExample]:
     """All relation examples plus round(keep * n) of the no_relation ones (chosen with `seed`), in order."""
     if not 0.0 <= keep <= 1.0:
-        raise OdqaError(f"no_relation keep ratio must be in [0, 1], got {keep}")
+        raise CorpusError(f"no_relation keep ratio must be in [0, 1], got {keep}")
     neg = [i for i, ex in enumerate(examples) if ex.label == NO_RELATION]
     k = round(keep * len(neg))
     chosen = set(random.Random(seed).sample(neg, k)) if k < len(neg) else set(neg)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from odqa.atomic import AtomicFolder
-from odqa.errors import OdqaError
+from odqa.errors import ModelError, OdqaError
 
 OPSET = 17
 RECIPE = 1          # bump when the export or quantisation recipe changes: old cache entries are not reused
@@ -44,7 +44,7 @@ def require_onnxruntime():
         import onnx  # noqa: F401
         import onnxruntime
     except ImportError:
-        raise OdqaError(INSTALL_HINT) from None
+        raise ModelError(INSTALL_HINT) from None
     return onnxruntime
 
 
@@ -126,12 +126,12 @@ def export_fp32(spec: str, out: Path) -> None:
                               dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
                               do_constant_folding=True)
         except Exception as e:  # noqa: BLE001 - surface as one line
-            raise OdqaError(f"ONNX export of '{spec}' failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            raise ModelError(f"ONNX export of '{spec}' failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         ref = wrapper(ids, mask).numpy()
     got = _session(out, 1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     err = float(np.abs(got - ref)[mask.numpy().astype(bool)].max())
     if not err <= 1e-3 * max(1.0, float(np.abs(ref).max())):
-        raise OdqaError(f"ONNX export of '{spec}' does not reproduce the torch encoder (max difference {err:.3g})")
+        raise ModelError(f"ONNX export of '{spec}' does not reproduce the torch encoder (max difference {err:.3g})")
 
 
 def quantize_int8(src: Path, out: Path) -> None:
@@ -168,7 +168,7 @@ def onnx_model_path(spec: str, path: str, quantize: str, cache_dir: str | Path |
     from odqa.retrieval.dense import encoder_fingerprint
     require_onnxruntime()
     if quantize not in KINDS:
-        raise OdqaError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
+        raise ModelError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
     sha = encoder_fingerprint(path)
     kind = KINDS[quantize]
     folder = cache_folder(sha, kind, cache_dir)
@@ -210,7 +210,7 @@ class OnnxRunner:
         except OdqaError:
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise OdqaError(f"cannot load the cached ONNX encoder {self.model_path} ({str(e).splitlines()[0]}); "
+            raise ModelError(f"cannot load the cached ONNX encoder {self.model_path} ({str(e).splitlines()[0]}); "
                             f"delete {self.model_path.parent} to export it again") from None
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 from odqa import __version__
 from odqa.atomic import recover
 from odqa.corpus import Corpus, file_sha256, write_jsonl
-from odqa.errors import OdqaError
+from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale, OdqaError
 from odqa.types import Passage
 
 FORMAT_VERSION = 1
@@ -67,14 +67,14 @@ def read_manifest(name: str, root: str | Path | None = None) -> tuple[Path, dict
     recover(folder)
     path = folder / MANIFEST
     if not path.exists():
-        raise OdqaError(f"index '{name}' not found in {folder.parent}/: build it with "
+        raise IndexNotFound(f"index '{name}' not found in {folder.parent}/: build it with "
                         f"`odqa index CORPUS --name {name}`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise OdqaError(f"{path}:{e.lineno}: malformed manifest ({e.msg}); rebuild with --force") from None
+        raise IndexCorrupt(f"{path}:{e.lineno}: malformed manifest ({e.msg}); rebuild with --force") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise OdqaError(f"index '{name}' has format version {manifest.get('format_version')}, this odqa reads "
+        raise IndexStale(f"index '{name}' has format version {manifest.get('format_version')}, this odqa reads "
                         f"{FORMAT_VERSION}: rebuild with `odqa index CORPUS --name {name} --force`")
     return folder, manifest
 
