@@ -305,7 +305,7 @@ def test_user_dictionary_on_nodes_and_bad_settings(fake, corpus_file, index_root
         build_index(corpus_file, "x", apply_overrides(IndexConfig(), ["backend=solr"]), index_root)
 
 
-def test_missing_nori_says_so_and_falls_back_only_when_allowed(corpus_file, index_root, capsys):
+def test_missing_nori_says_so_and_falls_back_only_when_allowed(corpus_file, index_root, caplog):
     fake = FakeES(nori=False)
     with pytest.raises(OdqaError, match=r"at http://es.test:9200 has no analysis-nori plugin.*--allow-fallback"):
         build(fake, corpus_file, index_root)
@@ -314,7 +314,7 @@ def test_missing_nori_says_so_and_falls_back_only_when_allowed(corpus_file, inde
     (create,) = fake.sent("PUT", res.manifest["elasticsearch"]["index"])
     assert create["settings"]["analysis"] == {"analyzer": {"odqa_korean": {"type": "cjk"}}}
     assert res.manifest["analyzer"]["name"] == "cjk"
-    assert "using the cjk bigram analyzer" in capsys.readouterr().err
+    assert "using the cjk bigram analyzer" in logged(caplog)
 
 
 def test_query_bodies():
@@ -367,14 +367,14 @@ def test_load_index_retrieves_and_evaluates_like_a_local_index(fake, corpus_file
         idx.retriever("dense")
 
 
-def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_encoder, capsys):
+def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_encoder, caplog):
     res = build(fake, corpus_file, index_root, "dense.enabled=true", f"dense.encoder={fake_encoder}",
                 "elastic.num_candidates=30")
     (create,) = fake.sent("PUT", res.manifest["elasticsearch"]["index"])
     assert create["mappings"]["properties"]["vector"] == {"type": "dense_vector", "dims": 16, "index": True,
                                                           "similarity": "cosine"}
     assert res.manifest["dense"]["dim"] == 16 and res.manifest["dense"]["index"] == "dense_vector"
-    assert res.manifest["dense"]["window_stride"] == 0 and capsys.readouterr().err == ""   # one vector per passage
+    assert res.manifest["dense"]["window_stride"] == 0 and logged(caplog) == ""   # one vector per passage
     assert all(len(d["vector"]) == 16 for d in fake.indices[res.manifest["elasticsearch"]["index"]]["docs"].values())
 
     idx = load_index("mini", index_root, connection=fake.connection())
@@ -412,14 +412,14 @@ def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_
     n = len(fake.requests)
     assert idx.retriever("hybrid", HybridConfig(method="rrf")).search([q], 2)[0][0].passage.id == "p3"
     assert not any("retriever" in b for m, p, ops in fake.requests[n:] if p.endswith("_msearch") for b in ops[1::2])
-    assert capsys.readouterr().err == ""
+    assert logged(caplog) == ""
 
     # license unreadable: try the retriever; the server refuses the whole _msearch -> warn once, fuse on the client
     fake.fault = lambda m, p, b: _err(403, "security_exception", "action [cluster:monitor/xpack/license/get] is "
                                       "unauthorized") if p == "/_license" else None
     hy = idx.retriever("hybrid", HybridConfig(method="rrf"))
     assert hy.server and hy.search([q], 2)[0][0].passage.id == "p3" and hy.search([q], 2) and not hy.server
-    err = capsys.readouterr().err
+    err = logged(caplog)
     assert err.count("fusing on the client instead") == 1 and "license is non-compliant" in err
 
     # elastic.fusion: server never falls back (and says why the server refused)
@@ -526,7 +526,7 @@ def test_meta_manifest_is_checked_on_load(fake, corpus_file, index_root):
     assert any("changed since the build" in s for s in stale)
 
     fake.indices[concrete]["meta"]["odqa"]["format_version"] = 99
-    with pytest.raises(OdqaError, match="format version 99, this odqa reads 1: rebuild with"):
+    with pytest.raises(OdqaError, match=r"format version 99, this odqa reads 2 \(and migrates from 1\): rebuild with `odqa index .* --name mini --backend elasticsearch --force`"):
         load_index("mini", index_root, connection=conn)
     fake.indices[concrete]["meta"] = {}
     with pytest.raises(OdqaError, match=f"index '{concrete}' behind alias 'mini' on {URL} has no odqa manifest"):
@@ -596,6 +596,13 @@ def test_search_retries_then_gives_a_clear_error(fake, corpus_file, index_root):
                                         r"es_rejected_execution_exception: search queue full\)"):
         idx.retriever().search(["한라산"], 3)
     assert slept == [1.0, 2.0]
+
+
+def logged(caplog) -> str:
+    """What odqa logged since the last call (warnings go through `logging`; the CLI prints them)."""
+    text = caplog.text
+    caplog.clear()
+    return text
 
 
 @pytest.fixture
@@ -677,8 +684,8 @@ def test_missing_client_package_is_one_clear_line(monkeypatch):
         es_module()
 
 
-def test_explicit_window_stride_is_not_used_on_elasticsearch(fake, corpus_file, index_root, fake_encoder, capsys):
+def test_explicit_window_stride_is_not_used_on_elasticsearch(fake, corpus_file, index_root, fake_encoder, caplog):
     res = build(fake, corpus_file, index_root, "dense.enabled=true", f"dense.encoder={fake_encoder}",
                 "dense.window_stride=64")
     assert res.manifest["dense"]["window_stride"] == 0
-    assert "dense.window_stride is not used" in capsys.readouterr().err
+    assert "dense.window_stride is not used" in logged(caplog)

@@ -9,7 +9,7 @@ import pytest
 
 from odqa.config import IndexConfig, apply_overrides
 from odqa.errors import OdqaError
-from odqa.retrieval import store
+from odqa.retrieval import manifest as store
 from odqa.retrieval.indexing import build_index, load_index
 from tests.conftest import write_jsonl
 
@@ -44,8 +44,8 @@ def test_load_reports_exactly_what_is_stale(corpus_file, index_root, monkeypatch
         fh.write(json.dumps({"id": "p9", "text": "새 문서"}, ensure_ascii=False) + "\n")
     stale = load_index("t", index_root).stale
     assert len(stale) == 1 and "changed since the build" in stale[0] and str(corpus_file) in stale[0]
-    import odqa.retrieval.indexing as indexing
-    monkeypatch.setattr(indexing, "installed_version", lambda name: "mecab-9.9")
+    import odqa.retrieval.local as local
+    monkeypatch.setattr(local, "installed_version", lambda name: "mecab-9.9")
     assert any("now mecab-9.9" in s for s in load_index("t", index_root).stale)
     res = build_index(corpus_file, "t", IndexConfig(), index_root)
     assert res.status == "rebuilt" and "corpus content" in res.reasons

@@ -172,3 +172,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def with_changes(cfg: Any, **changes: Any) -> Any:
+    """A copy of config section `cfg` with `changes` applied (and checked like any other value)."""
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.replace(cfg, **changes)
+    return type(cfg).model_validate({**cfg.model_dump(), **changes})

@@ -1,8 +1,9 @@
-"""Shared CLI plumbing: output in text or JSON, index options, config loading."""
+"""Shared CLI plumbing: output in text or JSON, logging, index options, config loading."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -14,6 +15,30 @@ from odqa.config import IndexConfig, load_config
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema in README).")
 IndexDirOpt = typer.Option(None, "--index-dir", help="Folder holding indexes (default: $ODQA_INDEX_DIR or ./indexes).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+_HANDLER: logging.Handler | None = None
+
+
+class _OneLine(logging.Formatter):
+    """`odqa: warning: ...` (the library's records, as the CLI prints its own warnings)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"odqa: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """The CLI's logging: odqa's records on stderr, one line each (INFO with -v, else WARNING).
+    Other libraries' loggers are left as they are."""
+    global _HANDLER
+    log = logging.getLogger("odqa")
+    if _HANDLER is not None:
+        log.removeHandler(_HANDLER)
+    _HANDLER = logging.StreamHandler(sys.stderr)
+    _HANDLER.setFormatter(_OneLine())
+    log.addHandler(_HANDLER)
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
 
 
 def emit_json(data: Any) -> None:
@@ -28,22 +53,17 @@ def warn(msg: str) -> None:
     typer.echo(f"odqa: warning: {msg}", err=True)
 
 
+def warn_stale(idx) -> None:
+    for reason in idx.stale:
+        warn(f"index '{idx.name}' is stale: {reason}")
+
+
 def index_config(config: Optional[Path], overrides: list[str] | None, **flags: Any) -> IndexConfig:
     extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
     return load_config(config, list(overrides or []) + extra, IndexConfig)
 
 
-ModeOpt = typer.Option("sparse", "--mode", "-m", help="sparse | dense | hybrid")
-AlphaOpt = typer.Option(None, "--alpha", help="Hybrid: weight of the dense score (default from config, 0.5).")
-FusionOpt = typer.Option(None, "--fusion", help="Hybrid: minmax | zscore | rrf.")
+ModeOpt = typer.Option("sparse", "--mode", "-m", help="sparse | dense | hybrid | auto")
+AlphaOpt = typer.Option(None, "--alpha", help="Hybrid: weight of the dense score (default: the index's hybrid.alpha).")
+FusionOpt = typer.Option(None, "--fusion", help="Hybrid: minmax | zscore | rrf (default: the index's hybrid.method).")
 EncoderOpt = typer.Option(None, "--encoder", help="Dense encoder spec; must match the one the index was built with.")
-
-
-def hybrid_config(alpha: float | None, fusion: str | None):
-    from odqa.config import HybridConfig
-    cfg = HybridConfig()
-    if alpha is not None:
-        cfg.alpha = alpha
-    if fusion is not None:
-        cfg.method = fusion
-    return cfg

@@ -1,4 +1,4 @@
-"""`odqa evaluate` (answers, end to end) and `odqa evaluate retrieval`."""
+"""`odqa evaluate` (answers, end to end) and `odqa evaluate retrieval`: renderings of the API's reports."""
 
 from __future__ import annotations
 
@@ -9,13 +9,8 @@ import typer
 
 from odqa.cli.ask_cmd import ParticlesOpt
 from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
-                             emit_json, hybrid_config, warn)
-from odqa.config import BM25Config
-from odqa.corpus import load_questions, write_jsonl
+                             emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
-from odqa.progress import bar
-from odqa.retrieval.evaluate import Judge, evaluate, parse_sweep, sweep_bm25, sweep_fusion
-from odqa.retrieval.indexing import load_index
 
 app = typer.Typer(invoke_without_command=True)
 
@@ -24,7 +19,7 @@ app = typer.Typer(invoke_without_command=True)
 def answers(
     ctx: typer.Context,
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
-    reader: Optional[List[Path]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to ensemble by soft voting."),
+    reader: Optional[List[str]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to ensemble by soft voting."),
     questions: Optional[Path] = typer.Option(None, "--questions", help="Questions with answers (SQuAD/KorQuAD JSON, JSONL)."),
     closed: bool = typer.Option(False, "--closed", help="Read only each question's gold passage (needs contexts)."),
     k: int = typer.Option(10, "-k", min=1, help="Passages read per question (open domain)."),
@@ -48,12 +43,32 @@ def answers(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from odqa.cli.qa_eval_cmd import run_answers
+    from odqa.api.evaluation import evaluate_answers
+    from odqa.api.pipeline import Pipeline
     if questions is None or (not closed and index is None):
         raise OdqaError("give --questions and --index (or --closed); see `odqa evaluate --help`")
-    run_answers(index=index, readers=list(reader or []), questions=questions, closed=closed, k=k, mode=mode,
-                hybrid=hybrid_config(alpha, fusion), encoder=encoder, retrieval_weight=retrieval_weight,
-                particles=particles, limit=limit, out=out, index_dir=index_dir, json_out=json_out, quiet=quiet)
+    readers = list(reader or [])
+    if closed:
+        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles)
+    else:
+        pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
+                                   fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
+                                   particles=particles)
+        warn_stale(pipe.index)
+    if pipe.sentence_level:
+        warn("no --reader: answers are whole sentences, so EM/F1 will be low (train one with `odqa train reader`)")
+    rep = evaluate_answers(pipe, questions, closed=closed, k=k, limit=limit, out=out, quiet=quiet or json_out)
+    m = rep.metrics
+    if json_out:
+        emit_json(m)
+        return
+    where = "closed domain (gold passage)" if closed else f"open domain, index '{index}', {pipe.mode} top-{k}"
+    echo(f"{m['scored']} questions, {where}: EM {m['em']:.2f}  F1 {m['f1']:.2f}  (no answer: {m['no_answer']})")
+    if "retrieval" in m:
+        echo("retrieval " + "  ".join(f"{key}={v:.4f}" for key, v in m["retrieval"].items()))
+    echo("seconds per question: " + "  ".join(f"{s} {v:.3f}" for s, v in m["seconds_per_question"].items()))
+    if out:
+        echo(f"wrote {out}/predictions.json, nbest.json, metrics.json")
 
 
 def _print_metrics(m: dict) -> None:
@@ -83,48 +98,30 @@ def retrieval(
 
     With --mode hybrid, --sweep tries fusion weights instead: --sweep alpha=0.2,0.4,0.6
     """
+    from odqa.api.indexes import evaluate_retrieval, load_index, sweep_retrieval
     idx = load_index(index, index_dir)
-    for reason in idx.stale:
-        warn(f"index '{index}' is stale: {reason}")
-    qs = load_questions(questions)
-    judge = Judge(idx.canonical, idx.passage_ids())
-    retriever = idx.retriever(mode, hybrid_config(alpha, fusion), encoder)
+    warn_stale(idx)
     if sweep:
-        grid = parse_sweep(sweep)
-        n = 1
-        for v in grid.values():
-            n *= len(v)
-        with bar(n, "sweep", "setting", quiet or json_out) as pb:
-            if mode == "hybrid":
-                res = sweep_fusion(retriever, qs, judge, grid, metric, k, pb.update)
-            elif mode == "sparse":
-                s = idx.manifest["sparse"]
-                base = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
-                res = sweep_bm25(idx.passages, idx.analyzer(), base, s["include_title"], qs, judge, grid, metric,
-                                 pb.update)
-            else:
-                raise OdqaError("--sweep works with --mode sparse (k1, b, delta) or --mode hybrid (alpha, rrf_k)")
+        res = sweep_retrieval(idx, questions, sweep, mode, metric, k, alpha, fusion, encoder,
+                              quiet=quiet or json_out)
         if json_out:
-            emit_json({"index": index, "questions": str(questions), "mode": mode, **res})
+            emit_json(res.to_json())
             return
-        for row in res["rows"]:
+        for row in res.rows:
             params = " ".join(f"{k}={v:g}" for k, v in row["params"].items())
             echo(f"{params:<24} " + "  ".join(f"{k}={row[k]:.4f}" for k in ("recall@1", "recall@5", "recall@20", "mrr")))
-        params = res["best"]["params"]
-        if mode == "hybrid":
+        params = res.best["params"]
+        if res.mode == "hybrid":
             use = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in params.items())
             echo(f"best by {metric}: {use}  (pass it to odqa retrieve/evaluate/ask)")
         else:
             use = " ".join(f"--set bm25.{k}={v:g}" for k, v in params.items())
             echo(f"best by {metric}: {use}  (rebuild: odqa index CORPUS --name {index} {use} --force)")
         return
-    with bar(len(qs), "evaluating", "question", quiet or json_out) as pb:
-        res = evaluate(retriever.search, qs, judge, k=k, progress=pb.update)
-    if dump:
-        write_jsonl(dump, res["per_question"])
-    m = res["metrics"]
+    res = evaluate_retrieval(idx, questions, mode, k, alpha, fusion, encoder, dump=dump, quiet=quiet or json_out)
+    m = res.metrics
     if json_out:
-        emit_json({"index": index, "questions": str(questions), "mode": mode, "metrics": m})
+        emit_json(res.to_json())
         return
     echo(f"{m['questions']} questions on index '{index}' (judged by {m['judged_by']}), "
          f"{m['queries_per_second']} queries/s")

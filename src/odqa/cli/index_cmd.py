@@ -9,7 +9,6 @@ import typer
 
 from odqa.cli.common import IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
 from odqa.errors import OdqaError
-from odqa.retrieval.indexing import build_index
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
 
@@ -69,7 +68,9 @@ def index(
                                           verify=False if es_insecure else None, timeout=cfg.elastic.timeout)
     elif es_flags:
         raise OdqaError("--es-* options need --backend elasticsearch")
-    res = build_index(corpus, name, cfg, index_dir, force=force, quiet=quiet or json_out, connection=connection)
+    from odqa.api.indexes import build_index
+    res = build_index(corpus, name, cfg, index_dir=index_dir, force=force, quiet=quiet or json_out,
+                      connection=connection)
     m = res.manifest
     if json_out:
         emit_json({"status": res.status, "index": name, "path": str(res.folder), "changed": res.reasons,

@@ -10,6 +10,7 @@ from odqa import __version__
 from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.cli import re_cmd
 from odqa.cli import ensemble_cmd, pretrain_cmd
+from odqa.cli.common import setup_logging
 from odqa.errors import OdqaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,29 +26,36 @@ app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("ensemble")(ensemble_cmd.ensemble)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
-        typer.echo(__version__)
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"odqa {__version__}")
         raise typer.Exit()
 
 
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Log odqa's informational messages on stderr (odqa -v COMMAND)."),
+          ) -> None:
+    setup_logging(verbose)
+
+
 def main() -> None:
+    setup_logging()
     try:
         app(standalone_mode=False)
     except OdqaError as e:
         typer.echo(f"odqa: error: {e}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
+        typer.echo("odqa: interrupted (an index or checkpoint being written was left as it was before)", err=True)
+        sys.exit(130)
+    except typer.Abort:
         typer.echo("odqa: interrupted", err=True)
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except typer.TyperException as e:      # usage errors: typer's own message and usage line, exit 2
+        show = getattr(e, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(e, "exit_code", 2))

@@ -7,15 +7,8 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json,
-                             hybrid_config, warn)
-from odqa.retrieval.indexing import load_index
-
-
-def hit_json(h) -> dict:
-    p = h.passage
-    return {"rank": h.rank, "score": round(h.score, 6), "id": p.id, "title": p.title, "doc_id": p.doc_id,
-            "text": p.text, "source": h.source}
+from odqa.cli.common import AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json, warn_stale
+from odqa.cli.render import hit_json, snippet
 
 
 def retrieve(
@@ -33,16 +26,19 @@ def retrieve(
 
     Example: odqa retrieve "한라산의 높이는?" --index demo -k 5 --mode hybrid
     """
-    idx = load_index(index, index_dir)
-    for reason in idx.stale:
-        warn(f"index '{index}' is stale: {reason}")
-    hits = idx.retriever(mode, hybrid_config(alpha, fusion), encoder).search([query], k)[0]
+    from odqa.api.pipeline import Pipeline
+    from odqa.retrieval.base import check_queries
+
+    check_queries([query])
+    pipe = Pipeline.from_index(index, reader="none", mode=mode, k=k, index_dir=index_dir, alpha=alpha,
+                               fusion=fusion, encoder=encoder, lazy_reader=True)
+    warn_stale(pipe.index)
+    hits = pipe.retrieve(query)
     if json_out:
-        emit_json({"query": query, "index": index, "mode": mode, "hits": [hit_json(h) for h in hits]})
+        emit_json({"query": query, "index": index, "mode": pipe.mode, "hits": [hit_json(h) for h in hits]})
         return
     if not hits:
         echo("no passage matches this question")
     for h in hits:
-        snippet = h.passage.text.replace("\n", " ")
         echo(f"{h.rank:>3}. [{h.score:7.3f}] {h.passage.title} ({h.passage.id})")
-        echo(f"     {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+        echo(f"     {snippet(h.passage.text)}")

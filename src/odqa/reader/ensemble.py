@@ -157,3 +157,20 @@ def write_json(path: str | Path, data: Any) -> Path:
         tmp.unlink(missing_ok=True)
         raise OdqaError(f"{path}: cannot write ({e.strerror or e})") from None
     return path
+
+
+class VotingReader:
+    """Several readers answering as one: their n-best lists soft-voted per question (equal weights)."""
+
+    def __init__(self, members: Sequence[Any], weights: Sequence[float] | None = None):
+        self.members, self.weights = list(members), weights
+        self.name = "+".join(getattr(m, "name", "?") for m in self.members)
+        self.sentence_level = all(getattr(m, "sentence_level", False) for m in self.members)
+
+    def read_batch(self, questions: list[str], hits: list, quiet: bool = True) -> list:
+        from odqa.reader.postprocess import Span
+        per_member = [m.read_batch(questions, hits, quiet=quiet) for m in self.members]
+        nbests = [{str(i): [s.to_json() for s in spans] for i, spans in enumerate(answers)} for answers in per_member]
+        voted = soft_vote(nbests, self.weights, warn_mismatch=False)
+        return [[Span(e["text"], e["passage_id"], e["start"], e["end"], e.get("score", 0.0), e["probability"])
+                 for e in voted.get(str(i), [])] for i in range(len(questions))]

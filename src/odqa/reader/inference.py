@@ -6,6 +6,7 @@ little padding; the training task's evaluation and `Reader` share this code.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +47,12 @@ def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None) -> 
 
 def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Passage]],
                   settings: WindowSettings, batch_size: int = 32, retrieval_scores: list[list[float]] | None = None,
-                  quiet: bool = True) -> list[list[Span]]:
-    """Candidate spans per question over every window of every one of its passages (not yet merged)."""
+                  quiet: bool = True, tokenize_lock=None) -> list[list[Span]]:
+    """Candidate spans per question over every window of every one of its passages (not yet merged).
+
+    A model in training mode is switched to eval for the call and back (the training task's
+    evaluation); a model already in eval mode is not touched, so concurrent callers may share it.
+    `tokenize_lock` serialises the tokenizer call (fast tokenizers keep truncation settings as state)."""
     pair_q, pair_ctx, pair_owner = [], [], []
     for qi, (q, ps) in enumerate(zip(questions, passages)):
         for pj, p in enumerate(ps):
@@ -57,10 +62,13 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     out: list[list[Span]] = [[] for _ in questions]
     if not pair_q:
         return out
-    win = make_windows(tokenizer, pair_q, pair_ctx, settings.max_length, settings.stride, settings.max_query_length)
+    with tokenize_lock or nullcontext():
+        win = make_windows(tokenizer, pair_q, pair_ctx, settings.max_length, settings.stride,
+                           settings.max_query_length)
     order = sorted(range(len(win)), key=lambda i: len(win.input_ids[i]))
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     progress = bar(len(order), "reading", "window", quiet=quiet)
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
@@ -78,5 +86,6 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
                     out[qi].append(Span(p.text[s:e], p.id, s, e, score, retrieval_score=r))
             progress.update(len(idx))
     progress.close()
-    model.train(was_training)
+    if was_training:
+        model.train()
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from odqa.errors import ModelError
@@ -15,10 +16,7 @@ class Reader:
     """Loads a span checkpoint (backbone + head + window settings) written by `odqa train reader`."""
 
     def __init__(self, folder: str | Path, batch_size: int = 32, n_best: int = 20, retrieval_weight: float = 0.0,
-                 extra_steps: list[Step] | None = None, threads: int = 0):
-        import torch
-        if threads > 0:
-            torch.set_num_threads(threads)
+                 extra_steps: list[Step] | None = None):
         self.folder = Path(folder)
         self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
         settings = self.meta.get("extra", {}).get("reader", {}).get("window")
@@ -28,6 +26,8 @@ class Reader:
         self.window.n_best = max(self.window.n_best, n_best)
         self.batch_size = batch_size
         self.post: PostProcessor = default_postprocessor(n_best, retrieval_weight, extra_steps)
+        self.model.eval()                      # once: concurrent reads never switch modes
+        self._tokenize = threading.Lock()      # a fast tokenizer's truncation settings are shared state
 
     @property
     def name(self) -> str:
@@ -38,7 +38,7 @@ class Reader:
         passages = [[h.passage for h in hs] for hs in hits]
         scores = [[h.score for h in hs] for hs in hits]
         raw = predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
-                            scores, quiet=quiet)
+                            scores, quiet=quiet, tokenize_lock=self._tokenize)
         return [self.post(spans, {p.id: p.text for p in ps}) for spans, ps in zip(raw, passages)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:

@@ -19,22 +19,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from odqa.atomic import AtomicFolder
-from odqa.config import DenseConfig, HybridConfig, IndexConfig
+from odqa.config import DenseConfig, HybridConfig, IndexConfig, with_changes
 from odqa.corpus import file_sha256, load_corpus
 from odqa.errors import OdqaError
 from odqa.progress import bar
 from odqa.retrieval import es_schema as schema
+from odqa.retrieval import manifest as mf
 from odqa.retrieval import store
 from odqa.retrieval.base import check_queries
 from odqa.retrieval.es_client import (RETRY_STATUS, ESClient, ESConnection, RequestFailed, Retried, Retryable,
                                       _body_reason, warn)
 from odqa.retrieval.hybrid import HybridRetriever
-from odqa.retrieval.indexing import BuildResult, LoadedIndex, _same_dense, _settings
+from odqa.retrieval.index import Index
 from odqa.types import Hit, Passage
 
 BACKEND = "elasticsearch"
@@ -119,17 +120,17 @@ def _drop(client: ESClient, index: str) -> bool:
 
 
 def _write_pointer(folder: Path, name: str, conn: ESConnection, manifest: dict) -> None:
-    pointer = {"format_version": store.FORMAT_VERSION, "backend": BACKEND, "name": name,
+    pointer = {"format_version": mf.FORMAT_VERSION, "backend": BACKEND, "name": name,
                "odqa_version": manifest.get("odqa_version"), "built_at": manifest.get("built_at"),
                "elasticsearch": {**conn.public(), "alias": name, "index": manifest[BACKEND]["index"]}}
     with AtomicFolder(folder) as tmp:
-        store.write_json(tmp / store.MANIFEST, pointer)
+        mf.write_json(tmp / mf.MANIFEST, pointer)
 
 
 def _refuse_local(folder: Path, name: str, force: bool) -> None:
-    if (folder / store.MANIFEST).exists() and not force:
+    if mf.manifest_path(folder).exists() and not force:
         try:
-            _, m = store.read_manifest(name, folder.parent)
+            m = mf.read_manifest(folder, name, folder.parent)
         except OdqaError:
             return
         if m.get("backend") != BACKEND:
@@ -138,10 +139,12 @@ def _refuse_local(folder: Path, name: str, force: bool) -> None:
 
 
 def _build_reasons(old: dict, corpus_sha: str, settings: dict, cfg: IndexConfig) -> list[str]:
-    if old.get("format_version") != store.FORMAT_VERSION:
+    try:
+        old = mf.migrate(old, "", "")
+    except OdqaError:
         return ["format version"]
-    reasons = store.same_build(old, corpus_sha, {k: v for k, v in settings.items() if k != "dense"})
-    if not _same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
+    reasons = mf.same_build(old, corpus_sha, {k: v for k, v in settings.items() if k != "dense"})
+    if not mf.same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
         reasons.append("dense")
     have = old.get(BACKEND) or {}
     if any(have.get(k) != v for k, v in _es_settings(cfg).items() if k in LAYOUT_KEYS):
@@ -150,7 +153,7 @@ def _build_reasons(old: dict, corpus_sha: str, settings: dict, cfg: IndexConfig)
 
 
 def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                   quiet: bool = False, connection: ESConnection | None = None, sleep=time.sleep) -> BuildResult:
+                   quiet: bool = False, connection: ESConnection | None = None, sleep=time.sleep) -> mf.BuildResult:
     """Build index NAME on Elasticsearch behind alias NAME (see the module docstring)."""
     schema.check_name(name)
     folder = store.index_dir(name, root)
@@ -172,7 +175,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
             warn(f"Elasticsearch keeps one vector per passage: passages longer than dense.max_length "
                  f"({cfg.dense.max_length} tokens) are cut there, dense.window_stride is not used (split long "
                  f"documents with corpus.chunk_size instead)")
-        cfg = replace(cfg, dense=replace(cfg.dense, window_stride=0))
+        cfg = with_changes(cfg, dense=with_changes(cfg.dense, window_stride=0))
     if cfg.dense.enabled and not schema.at_least(version, 8, 4):
         raise OdqaError(f"Elasticsearch at {conn.url} is version {version}: kNN search of dense vectors needs 8.4 "
                         f"or newer (build without --dense, or upgrade the cluster)")
@@ -180,7 +183,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     corpus_path = Path(corpus_path)
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
                          cfg.corpus.dedup)
-    settings = _settings(cfg, _analyzer_spec(nori, version, cfg, user_dict))
+    settings = mf.build_settings(cfg, _analyzer_spec(nori, version, cfg, user_dict))
     settings["sparse"] = {**settings["sparse"], "backend": BACKEND, "method": "lucene"}
     if settings["dense"]:
         settings["dense"] = {**settings["dense"], "index": "dense_vector"}
@@ -188,12 +191,14 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     targets, old = _served(client, name)
     reasons = _build_reasons(old, corpus.sha256, settings, cfg) if old is not None else []
     if old is not None and not reasons and not force:
+        old = mf.migrate(old, name, f"{conn.url} index '{targets[0]}'")
         search = {k: v for k, v in _es_settings(cfg).items() if k in SEARCH_KEYS}
-        if any(old.get(BACKEND, {}).get(k) != v for k, v in search.items()):
-            old = {**old, BACKEND: {**old.get(BACKEND, {}), **search}}
+        hybrid = mf.hybrid_settings(cfg.hybrid)
+        if any(old.get(BACKEND, {}).get(k) != v for k, v in search.items()) or old.get("hybrid") != hybrid:
+            old = {**old, "hybrid": hybrid, BACKEND: {**old.get(BACKEND, {}), **search}}
             _write_meta(client, targets[0], old)
         _write_pointer(folder, name, conn, old)
-        return BuildResult("up-to-date", folder, _located(old, conn.url, targets[0]))
+        return mf.BuildResult("up-to-date", folder, _located(old, conn.url, targets[0]))
 
     encoder = None
     if settings["dense"]:
@@ -208,7 +213,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
         if not _drop(client, t):
             warn(f"could not delete the previous index '{t}' on {conn.url}; delete it by hand")
     _write_pointer(folder, name, conn, manifest)
-    return BuildResult("rebuilt" if targets else "built", folder, _located(manifest, conn.url), reasons)
+    return mf.BuildResult("rebuilt" if targets else "built", folder, _located(manifest, conn.url), reasons)
 
 
 def _served(client: ESClient, name: str) -> tuple[list[str], dict | None]:
@@ -245,9 +250,9 @@ def _build_new(client: ESClient, name: str, targets: list[str], corpus, corpus_p
         count = client.call(f"count documents in '{concrete}'", client.es.count, index=concrete)["count"]
         if count != total:
             raise OdqaError(f"Elasticsearch holds {count} documents in '{concrete}', {total} were sent")
-        manifest = store.new_manifest(name, store.corpus_record(corpus, corpus_path, settings["corpus"]),
-                                      settings["analyzer"], settings["sparse"], time.perf_counter() - t0)
-        manifest["backend"] = BACKEND
+        manifest = mf.new_manifest(name, mf.corpus_record(corpus, corpus_path, settings["corpus"]),
+                                   settings["analyzer"], settings["sparse"], time.perf_counter() - t0, BACKEND,
+                                   mf.hybrid_settings(cfg.hybrid))
         manifest["dense"] = {**settings["dense"], **dense_stats} if settings["dense"] else None
         manifest[BACKEND] = {"index": concrete, "alias": name, "server_version": version, **_es_settings(cfg)}
         _write_meta(client, concrete, manifest)
@@ -442,8 +447,8 @@ class ESAliases(Mapping):
 
 
 @dataclass
-class ElasticIndex(LoadedIndex):
-    """A LoadedIndex whose retrievers search Elasticsearch (same interface as a local index)."""
+class ElasticIndex(Index):
+    """An Index whose retrievers search Elasticsearch (same interface as a local index)."""
     client: Any = None
     alias: str = ""
 
@@ -461,21 +466,16 @@ class ElasticIndex(LoadedIndex):
 
     @property
     def sparse(self) -> ElasticRetriever:
-        if "sparse" not in self._cache:
-            self._cache["sparse"] = ElasticRetriever(self.client, self.alias, "sparse")
-        return self._cache["sparse"]
+        return self.cached("sparse", lambda: ElasticRetriever(self.client, self.alias, "sparse"))
 
     def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0) -> ElasticRetriever:
         enc = self.query_encoder(encoder, quantize, threads)
         key = ("dense", id(enc))
-        if key not in self._cache:
-            self._cache[key] = ElasticRetriever(self.client, self.alias, "dense", enc, self._es("num_candidates", 100))
-        return self._cache[key]
+        return self.cached(key, lambda: ElasticRetriever(self.client, self.alias, "dense", enc,
+                                                          self._es("num_candidates", 100)))
 
-    def retriever(self, mode: str = "sparse", hybrid: HybridConfig | None = None, encoder: str | None = None):
-        if mode != "hybrid":
-            return super().retriever(mode, hybrid, encoder)
-        cfg, fusion = hybrid or HybridConfig(), self._es("fusion", "auto")
+    def hybrid(self, cfg: HybridConfig, encoder: str | None = None) -> ElasticHybrid:
+        fusion = self._es("fusion", "auto")
         server = fusion == "server" or (fusion == "auto" and cfg.method == "rrf"
                                         and schema.server_rrf_supported(self._es("server_version", "0.0"))
                                         and schema.rrf_licensed(self.client.license_type()))
@@ -492,7 +492,7 @@ def load_es_index(name: str, folder: Path, pointer: dict, connection: ESConnecti
     """The index behind `pointer` (indexes/NAME/manifest.json), its manifest read from `_meta` and checked."""
     where = pointer.get(BACKEND) or {}
     if not where.get("url") or not where.get("alias"):
-        raise OdqaError(f"{folder / store.MANIFEST}: Elasticsearch pointer without url/alias; rebuild with "
+        raise OdqaError(f"{folder / mf.MANIFEST}: Elasticsearch pointer without url/alias; rebuild with "
                         f"`odqa index CORPUS --backend elasticsearch --name {name}`")
     client = ESClient(connection or _load_connection(where))
     alias = where["alias"]
@@ -505,13 +505,15 @@ def load_es_index(name: str, folder: Path, pointer: dict, connection: ESConnecti
         raise OdqaError(f"index '{targets[0]}' behind alias '{alias}' on {client.url} has no odqa manifest in its "
                         f"_meta (not built by odqa?): rebuild with `odqa index CORPUS --backend elasticsearch "
                         f"--name {name} --force`")
-    if manifest.get("format_version") != store.FORMAT_VERSION:
-        raise OdqaError(f"index '{name}' on {client.url} has format version {manifest.get('format_version')}, this "
-                        f"odqa reads {store.FORMAT_VERSION}: rebuild with `odqa index CORPUS --backend elasticsearch "
-                        f"--name {name} --force`")
+    manifest = mf.migrate(manifest, name, f"{client.url} index '{targets[0]}'")
     version = client.version()
-    stale = store.staleness(manifest, lambda _analyzer: f"elasticsearch-{version}")
+    stale = mf.staleness(manifest, lambda _analyzer: f"elasticsearch-{version}")
     manifest = _located(manifest, client.url, targets[0])
     count = int(manifest.get("corpus", {}).get("passages", 0))
     return ElasticIndex(name, folder, manifest, ESPassages(client, alias, count), ESAliases(client, alias), stale,
                         client=client, alias=alias)
+
+
+# the backend registry's entry points (odqa.retrieval.indexing)
+build = build_es_index
+load = load_es_index

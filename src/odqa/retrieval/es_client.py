@@ -8,9 +8,9 @@ package is imported here, lazily, so odqa works without the optional extra.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from odqa.errors import OdqaError
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 60.0
@@ -35,7 +37,7 @@ def es_module():
 
 
 def warn(msg: str) -> None:
-    print(f"odqa: warning: {msg}", file=sys.stderr)
+    log.warning(msg)
 
 
 def _one_line(s: Any, limit: int = 300) -> str:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from odqa.config import BM25Config
+from odqa.config import BM25Config, with_changes
 from odqa.errors import OdqaError
 from odqa.metrics import RECALL_KS, mrr, recall_at_k
 from odqa.types import Hit, Question
@@ -110,7 +110,7 @@ def bm25_variant(base: BM25Config, point: dict[str, float]) -> BM25Config:
     unknown = set(point) - allowed
     if unknown:
         raise OdqaError(f"cannot sweep {', '.join(sorted(unknown))} for BM25 (sweepable: k1, b, delta)")
-    return replace(base, **point)
+    return with_changes(base, **point)
 
 
 def sweep_bm25(passages, analyzer, base: BM25Config, include_title: bool, questions: list[Question],
@@ -167,7 +167,7 @@ def sweep_fusion(hybrid, questions: list[Question], judge: Judge, grid: dict[str
     rows = []
     for point in grid_points(grid):
         point = {n: (int(v) if n in ("rrf_k", "depth") else v) for n, v in point.items()}
-        cfg = replace(hybrid.cfg, **point)
+        cfg = with_changes(hybrid.cfg, **point)
 
         def search(qs, kk, cfg=cfg):
             return [fuse(s[:cfg.depth], d[:cfg.depth], cfg, kk) for s, d in (cands[q] for q in qs)]

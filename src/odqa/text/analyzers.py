@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
+import threading
 import unicodedata
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
@@ -108,32 +109,41 @@ class KiwiAnalyzer(Analyzer):
         except ImportError:
             raise OdqaError("analyzer 'kiwi' needs kiwipiepy: pip install kiwipiepy") from None
         self._kiwi = Kiwi(num_workers=self.workers, load_typo_dict=False, load_multi_dict=False)
+        self._lock = threading.Lock()     # one Kiwi object, callers from several threads take turns
 
     def tokenize(self, texts, progress=None):
         out = []
         step = 256
         for i in range(0, len(texts), step):
             batch = texts[i:i + step]
-            for toks in self._kiwi.tokenize(batch):
+            with self._lock:
+                analysed = list(self._kiwi.tokenize(batch))
+            for toks in analysed:
                 out.append([_norm(t.form) for t in toks if self.keep(t.tag)])
             if progress:
                 progress(len(batch))
         return out
 
 
-_MECAB = None
+_LOCAL = threading.local()     # one MeCab tagger per thread (a tagger is not safe to share)
+
+
+def mecab_tagger():
+    """This thread's MeCab tagger (made on first use)."""
+    tagger = getattr(_LOCAL, "mecab", None)
+    if tagger is None:
+        import mecab
+        tagger = _LOCAL.mecab = mecab.MeCab()
+    return tagger
 
 
 def _mecab_terms(args: tuple[list[str], tuple[str, ...]]) -> list[list[str]]:
-    global _MECAB
     texts, pos = args
-    if _MECAB is None:
-        import mecab
-        _MECAB = mecab.MeCab()
+    tagger = mecab_tagger()
     out = []
     for text in texts:
         terms = []
-        for surface, tag in _MECAB.pos(text):
+        for surface, tag in tagger.pos(text):
             if not pos or tag.split("+", 1)[0].startswith(pos):
                 terms.append(_norm(surface))
         out.append(terms)

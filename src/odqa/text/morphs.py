@@ -8,12 +8,13 @@ morpheme-aligned masking in `odqa.pretrain`. No torch here.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
 from odqa.errors import OdqaError
-from odqa.text.analyzers import installed_version
+from odqa.text.analyzers import installed_version, mecab_tagger
 
 MORPH_ANALYZERS = ("mecab", "kiwi")
 
@@ -26,30 +27,27 @@ class Morph:
     form: str    # the surface text[start:end]
 
 
-_MECAB = None
 _KIWI = None
+_KIWI_LOCK = threading.Lock()     # one shared Kiwi; callers take turns
 
 
 def _mecab():
-    global _MECAB
-    if _MECAB is None:
-        try:
-            import mecab
-        except ImportError:
-            raise OdqaError("analyzer 'mecab' needs python-mecab-ko: pip install python-mecab-ko") from None
-        _MECAB = mecab.MeCab()
-    return _MECAB
+    try:
+        return mecab_tagger()
+    except ImportError:
+        raise OdqaError("analyzer 'mecab' needs python-mecab-ko: pip install python-mecab-ko") from None
 
 
-def _kiwi():
+def _kiwi_tokenize(texts: list[str]) -> list:
     global _KIWI
-    if _KIWI is None:
-        try:
-            from kiwipiepy import Kiwi
-        except ImportError:
-            raise OdqaError("analyzer 'kiwi' needs kiwipiepy: pip install kiwipiepy") from None
-        _KIWI = Kiwi(num_workers=1, load_typo_dict=False, load_multi_dict=False)
-    return _KIWI
+    with _KIWI_LOCK:
+        if _KIWI is None:
+            try:
+                from kiwipiepy import Kiwi
+            except ImportError:
+                raise OdqaError("analyzer 'kiwi' needs kiwipiepy: pip install kiwipiepy") from None
+            _KIWI = Kiwi(num_workers=1, load_typo_dict=False, load_multi_dict=False)
+        return list(_KIWI.tokenize(texts))
 
 
 def _from_mecab(text: str) -> list[Morph]:
@@ -97,5 +95,4 @@ def morphemes(texts: Sequence[str], analyzer: str = "mecab") -> list[list[Morph]
     check_analyzer(analyzer)
     if analyzer == "mecab":
         return [_from_mecab(t) for t in texts]
-    kiwi = _kiwi()
-    return [_from_kiwi_tokens(t, toks) for t, toks in zip(texts, kiwi.tokenize(list(texts)))]
+    return [_from_kiwi_tokens(t, toks) for t, toks in zip(texts, _kiwi_tokenize(list(texts)))]

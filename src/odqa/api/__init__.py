@@ -1,0 +1,42 @@
+"""odqa's application layer: the one place the CLI and the HTTP server call into.
+
+    import odqa
+    odqa.build_index("wikipedia_documents.json", "wiki")
+    p = odqa.Pipeline.from_index("wiki", reader="runs/reader/best")
+    print(p.ask("대한민국의 수도는 어디인가?").answer.text)
+
+Names are imported lazily, so `import odqa` stays cheap (no torch until a model is loaded).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline",
+    "open_reader": "odqa.api.readers",
+    "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
+    "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
+    "RetrievalReport": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
+    "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",
+    "train_reader": "odqa.api.training", "train_retriever": "odqa.api.training", "train_particles": "odqa.api.training",
+    "train_re": "odqa.api.training", "evaluate_re": "odqa.api.training", "predict_re": "odqa.api.training",
+    "pretrain": "odqa.api.training",
+    "IndexConfig": "odqa.config", "load_config": "odqa.config",
+    "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
+    "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",
+    "ModelError": "odqa.errors",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'odqa.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

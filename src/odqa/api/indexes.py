@@ -1,0 +1,127 @@
+"""Indexes from Python: build, load, list, and measure retrieval on a question set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, Union
+
+from odqa.config import BM25Config, IndexConfig, load_config
+from odqa.corpus import load_questions, write_jsonl
+from odqa.errors import OdqaError
+from odqa.progress import bar
+from odqa.retrieval import store
+from odqa.retrieval.evaluate import Judge, evaluate, grid_points, parse_sweep, sweep_bm25, sweep_fusion
+from odqa.retrieval.index import Index
+from odqa.retrieval.indexing import build_index as _build
+from odqa.retrieval.indexing import load_index as _load
+from odqa.retrieval.manifest import BuildResult
+from odqa.types import Question
+
+Questions = Union[str, Path, Sequence[Question]]
+
+
+def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path | None = None,
+                overrides: Sequence[str] = (), index_dir: str | Path | None = None, force: bool = False,
+                quiet: bool = False, connection=None) -> BuildResult:
+    """Build (or update) index NAME from a corpus file or folder.
+
+    config: an IndexConfig, a YAML file, or None (configs/default.yaml's defaults); overrides:
+    `section.field=value` strings applied on top (checked before any work starts)."""
+    if not isinstance(config, IndexConfig):
+        config = load_config(config, list(overrides), IndexConfig)
+    elif overrides:
+        from odqa.config import apply_overrides
+        config = apply_overrides(config, list(overrides))
+    return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection)
+
+
+def load_index(name: str, index_dir: str | Path | None = None, connection=None) -> Index:
+    """Index NAME (local or Elasticsearch); `.stale` lists why it no longer matches its sources."""
+    return _load(name, index_dir, connection)
+
+
+def list_indexes(index_dir: str | Path | None = None) -> list[str]:
+    """Names of the indexes in the index folder."""
+    return store.list_indexes(index_dir)
+
+
+def as_questions(questions: Questions, limit: int = 0) -> list[Question]:
+    qs = load_questions(questions) if isinstance(questions, (str, Path)) else list(questions)
+    return qs[:limit] if limit else qs
+
+
+def questions_label(questions: Questions, loaded: list[Question]) -> str:
+    return str(questions) if isinstance(questions, (str, Path)) else f"{len(loaded)} questions"
+
+
+def _index(index: str | Index, index_dir) -> Index:
+    return index if isinstance(index, Index) else _load(index, index_dir)
+
+
+@dataclass
+class RetrievalReport:
+    index: str
+    questions: str
+    mode: str
+    metrics: dict            # questions, recall@k.., mrr, judged_by, seconds, queries_per_second
+    per_question: list[dict] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "questions": self.questions, "mode": self.mode, "metrics": self.metrics}
+
+
+@dataclass
+class SweepReport:
+    index: str
+    questions: str
+    mode: str
+    metric: str
+    best: dict               # params + recall@k.. + mrr
+    rows: list[dict]
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "questions": self.questions, "mode": self.mode, "metric": self.metric,
+                "best": self.best, "rows": self.rows}
+
+
+def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sparse", k: int = 100,
+                       alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
+                       index_dir: str | Path | None = None, dump: str | Path | None = None,
+                       quiet: bool = True) -> RetrievalReport:
+    """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string)."""
+    idx = _index(index, index_dir)
+    qs = as_questions(questions)
+    mode = idx.resolve_mode(mode)
+    retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
+    with bar(len(qs), "evaluating", "question", quiet) as pb:
+        res = evaluate(retriever.search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
+    if dump:
+        write_jsonl(Path(dump), res["per_question"])
+    return RetrievalReport(idx.name, questions_label(questions, qs),
+                           mode, res["metrics"], res["per_question"])
+
+
+def sweep_retrieval(index: str | Index, questions: Questions, sweep: Sequence[str] | dict, mode: str = "sparse",
+                    metric: str = "recall@1", k: int = 100, alpha: float | None = None, fusion: str | None = None,
+                    encoder: str | None = None, index_dir: str | Path | None = None,
+                    quiet: bool = True) -> SweepReport:
+    """Try every combination of a grid on questions: BM25 k1/b/delta (sparse) or fusion alpha/rrf_k/depth (hybrid)."""
+    idx = _index(index, index_dir)
+    qs = as_questions(questions)
+    mode = idx.resolve_mode(mode)
+    grid = sweep if isinstance(sweep, dict) else parse_sweep(list(sweep))
+    judge = Judge(idx.canonical, idx.passage_ids())
+    with bar(len(grid_points(grid)), "sweep", "setting", quiet) as pb:
+        if mode == "hybrid":
+            res = sweep_fusion(idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder), qs, judge, grid,
+                               metric, k, pb.update)
+        elif mode == "sparse":
+            s = idx.manifest["sparse"]
+            base = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
+            res = sweep_bm25(idx.passages, idx.analyzer(), base, s["include_title"], qs, judge, grid, metric,
+                             pb.update)
+        else:
+            raise OdqaError("--sweep works with --mode sparse (k1, b, delta) or --mode hybrid (alpha, rrf_k)")
+    return SweepReport(idx.name, questions_label(questions, qs),
+                       mode, res["metric"], res["best"], res["rows"])

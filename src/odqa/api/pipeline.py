@@ -1,0 +1,176 @@
+"""`Pipeline`: retrieve -> read -> answers, loaded once, with per-stage timings.
+
+    import odqa
+    p = odqa.Pipeline.from_index("demo")            # load the index and the reader once
+    r = p.ask("한라산의 높이는 몇 미터인가?")          # QAResult: answers (best first), hits, timings
+    print(r.answers[0].text, r.timings)
+
+One loaded pipeline serves concurrent `ask` calls from several threads with the answers that
+sequential calls give: its stages hold no per-call state, and what they build lazily is built
+once under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from odqa.api.readers import ReaderSpec, open_reader, reader_paths
+from odqa.errors import OdqaError
+from odqa.reader.postprocess import Span
+from odqa.retrieval.base import Retriever, check_queries
+from odqa.types import Hit
+
+DEVICES = ("auto", "cpu")
+
+
+class SpanReader(Protocol):
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]: ...
+
+
+@dataclass
+class QAResult:
+    question: str
+    answers: list[Span]            # best first; empty = no answer found
+    hits: list[Hit]                # the passages read, best first
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage (share of the batch)
+
+    @property
+    def answer(self) -> Span | None:
+        return self.answers[0] if self.answers else None
+
+    def passage(self, span: Span):
+        return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
+
+    def answer_json(self, span: Span) -> dict:
+        p = self.passage(span)
+        return {**span.to_json(), "title": p.title if p else ""}
+
+    def __str__(self) -> str:
+        if not self.answers:
+            return f"{self.question} -> (no answer)"
+        best = self.answers[0]
+        p = self.passage(best)
+        return f"{self.question} -> {best.text} ({best.probability:.2f}, {p.title if p else best.passage_id})"
+
+
+def check_device(device: str) -> str:
+    """The device models run on. GPU placement is not built yet: CPU only."""
+    if device not in DEVICES:
+        raise OdqaError(f"device '{device}' is not supported yet (odqa runs on the CPU; choose from "
+                        f"{', '.join(DEVICES)})")
+    return "cpu"
+
+
+def drop_unmatched(hits: list[Hit]) -> list[Hit]:
+    """BM25 score 0 means no query term matched: such passages are not read."""
+    return [h for h in hits if h.score > 0 or h.source != "sparse"]
+
+
+def _settings(reader, retrieval_weight: float, particles) -> dict:
+    return {"readers": reader_paths(reader), "retrieval_weight": retrieval_weight,
+            "particles": str(particles) if particles is not None else None}
+
+
+class Pipeline:
+    """A retriever and a reader composed; `from_index` builds one from an index name."""
+
+    def __init__(self, retriever: Retriever | None, reader: SpanReader | Callable[[], SpanReader], k: int = 10, *,
+                 index=None, mode: str | None = None, reader_settings: dict | None = None, top: int = 20):
+        """reader: a reader, or a function that makes one (called once, on the first read)."""
+        if k < 1:
+            raise OdqaError(f"k must be at least 1, got {k}")
+        self.retriever, self.k, self.top = retriever, k, top
+        self._reader, self._lock = reader, threading.Lock()
+        self.index, self.mode = index, mode
+        # readers (folders; [] = sentence level), retrieval_weight, particles: as results report them
+        self.reader_settings = reader_settings or {"readers": [], "retrieval_weight": 0.0, "particles": None}
+        self.load_seconds: dict[str, float] = {}     # load_index, load_reader (set by the constructors)
+
+    @classmethod
+    def from_index(cls, name: str, reader: ReaderSpec | Sequence[ReaderSpec] = None, mode: str = "auto",
+                   k: int = 10, index_dir: str | Path | None = None, device: str = "auto",
+                   alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
+                   retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
+                   connection=None, lazy_reader: bool = False) -> "Pipeline":
+        """Load index NAME and a reader once.
+
+        reader: a checkpoint folder (`odqa train reader` OUT/best), a list of them (soft-voted),
+        or None / "none" (sentence-level answers). mode: auto (hybrid when the index has vectors,
+        else sparse) | sparse | dense | hybrid. alpha/fusion override the index's fusion settings.
+        lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
+        """
+        from odqa.retrieval.indexing import load_index
+        check_device(device)
+        t0 = time.perf_counter()
+        idx = load_index(name, index_dir, connection)
+        mode = idx.resolve_mode(mode)
+        retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
+        t1 = time.perf_counter()
+
+        def make():
+            return open_reader(reader, idx, n_best, retrieval_weight, particles)
+        p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
+                reader_settings=_settings(reader, retrieval_weight, particles))
+        p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
+        return p
+
+    @classmethod
+    def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",
+                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20) -> "Pipeline":
+        """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
+        check_device(device)
+        t0 = time.perf_counter()
+        rd = open_reader(reader, None, n_best, retrieval_weight, particles)
+        p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles), top=n_best)
+        p.load_seconds = {"load_index": 0.0, "load_reader": time.perf_counter() - t0}
+        return p
+
+    @property
+    def reader(self) -> SpanReader:
+        with self._lock:
+            if not hasattr(self._reader, "read_batch"):
+                self._reader = self._reader()
+            return self._reader
+
+    @property
+    def sentence_level(self) -> bool:
+        return bool(getattr(self.reader, "sentence_level", False))
+
+    def _need_retriever(self) -> Retriever:
+        if self.retriever is None:
+            raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
+        return self.retriever
+
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        return self._need_retriever().search(check_queries(questions), k or self.k)
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        return self.retrieve_batch([question], k)[0]
+
+    def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+        """Answers for questions over the passages given (best first, at most `top` each)."""
+        return [spans[:self.top] for spans in self.reader.read_batch(list(questions), list(hits), quiet=quiet)]
+
+    def ask_batch(self, questions: Sequence[str], k: int | None = None, batch_size: int = 64,
+                  progress: Callable[[int], None] | None = None) -> list[QAResult]:
+        questions = check_queries(questions)
+        out: list[QAResult] = []
+        for b in range(0, len(questions), batch_size):
+            qs = questions[b:b + batch_size]
+            t0 = time.perf_counter()
+            hits = [drop_unmatched(hs) for hs in self.retrieve_batch(qs, k)]
+            t1 = time.perf_counter()
+            spans = self.read(qs, hits)
+            t2 = time.perf_counter()
+            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - t1) / len(qs)}
+            out += [QAResult(q, s, h, dict(share)) for q, s, h in zip(qs, spans, hits)]
+            if progress:
+                progress(len(qs))
+        return out
+
+    def ask(self, question: str, k: int | None = None) -> QAResult:
+        return self.ask_batch([question], k)[0]

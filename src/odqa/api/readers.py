@@ -1,0 +1,74 @@
+"""Which reader answers: a checkpoint folder, several (soft-voted), or sentence-level evidence.
+
+The one place that decides the reader default: no reader given -> sentence-level answers on
+the index's dense encoder (or the offline e5 encoder when the index has none); `"none"` asks
+for that explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence, Union
+
+from odqa.errors import ModelError, OdqaError
+
+PARTICLES_FILE = "particles.json"
+NO_READER = "none"
+ReaderSpec = Union[str, Path, None]
+
+
+def _particle_steps(reader: ReaderSpec, particles: ReaderSpec) -> list:
+    if particles is None:
+        return []
+    if str(particles) == "auto":
+        if reader is None or str(reader) == NO_READER:
+            raise OdqaError("--particles auto needs --reader (the rules live in the reader folder)")
+        particles = Path(reader) / PARTICLES_FILE
+        if not particles.exists():
+            raise ModelError(f"{particles}: no particle rules: learn them with "
+                             f"`odqa train particles --reader {reader} --train TRAIN.json`")
+    from odqa.reader.postprocess import particle_step
+    from odqa.text.particles import ParticleRules
+    return [particle_step(ParticleRules.load(Path(particles)))]
+
+
+def sentence_reader(index=None, n_best: int = 20):
+    """Best evidence sentences, scored by the index's dense encoder (or the offline e5 encoder)."""
+    from odqa.reader.sentence import SentenceReader
+    if index is not None and index.has_dense():
+        encoder = index.query_encoder()
+    else:
+        from odqa.retrieval.dense import DenseEncoder
+        encoder = DenseEncoder("offline:multilingual-e5-small", 256)
+    return SentenceReader(encoder, n_best=n_best)
+
+
+def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
+                retrieval_weight: float = 0.0, particles: ReaderSpec = None):
+    """The reader for `reader`: a checkpoint folder, a list of them (soft-voted on character
+    offsets), or None / "none" for sentence-level answers."""
+    if isinstance(reader, (list, tuple)):
+        if len(reader) == 1:
+            reader = reader[0]
+        elif not reader:
+            reader = None
+        else:
+            from odqa.reader.ensemble import VotingReader
+            return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles) for r in reader])
+    if reader is None or str(reader) == NO_READER:
+        if particles is not None and str(particles) == "auto":
+            _particle_steps(reader, particles)      # raises: auto needs a reader folder
+        return sentence_reader(index, n_best)
+    folder = Path(reader)
+    if not folder.exists():
+        raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, "
+                         f"or '{NO_READER}' for sentence-level answers)")
+    from odqa.reader.reader import Reader
+    return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
+                  extra_steps=_particle_steps(reader, particles))
+
+
+def reader_paths(reader: ReaderSpec | Sequence[ReaderSpec]) -> list[str]:
+    """How results name the readers: their folders ([] = sentence level)."""
+    specs = list(reader) if isinstance(reader, (list, tuple)) else [reader]
+    return [str(r) for r in specs if r is not None and str(r) != NO_READER]

@@ -1,0 +1,218 @@
+"""The index manifest: format version, migrations from older versions, build results, staleness.
+
+Every index (local folder or Elasticsearch pointer + `_meta.odqa`) carries a manifest. This
+module is the one place that knows its shape:
+
+- `FORMAT_VERSION` and `MIGRATIONS`: a manifest of an older version is brought up to date in
+  memory by the registered steps (version N -> N + 1); one older than the oldest step, or newer
+  than this odqa, is refused with the exact command that rebuilds it.
+- `new_manifest`, `corpus_record`: what a build records.
+- `build_settings`, `same_build`, `same_dense`, `same_vectors`: what decides a rebuild.
+- `staleness`: why a loaded index no longer matches its sources or tools.
+
+No backend is imported here: local and Elasticsearch backends both import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from odqa import __version__
+from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict
+from odqa.corpus import Corpus, file_sha256
+from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
+
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
+DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
+# what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
+# query side (a query-side fine-tuned folder over the same passage encoder) keeps them
+VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
+               "e5_prefixes")
+
+
+def _v1_to_v2(m: dict) -> dict:
+    """Version 2 names the backend in every manifest and records the hybrid fusion settings
+    (`hybrid`, search-time defaults; version 1 indexes used the built-in defaults)."""
+    return {**m, "format_version": 2, "backend": m.get("backend", "local"), "hybrid": m.get("hybrid")}
+
+
+# version N -> the step that turns a version-N manifest into version N + 1
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+
+
+def rebuild_command(name: str, manifest: dict | None = None, root: str | Path | None = None) -> str:
+    """The exact command that rebuilds index NAME from the corpus its manifest names."""
+    corpus = ((manifest or {}).get("corpus") or {}).get("path") or "CORPUS"
+    backend = " --backend elasticsearch" if (manifest or {}).get("backend") == "elasticsearch" else ""
+    where = f" --index-dir {root}" if root else ""
+    return f"odqa index {corpus} --name {name}{backend}{where} --force"
+
+
+def migrate(manifest: dict, name: str, where: str, root: str | Path | None = None) -> dict:
+    """`manifest` at FORMAT_VERSION, migrated step by step; refused if no path leads there."""
+    version = first = manifest.get("format_version")
+    while isinstance(version, int) and version < FORMAT_VERSION and version in MIGRATIONS:
+        manifest = MIGRATIONS[version](manifest)
+        version = manifest["format_version"]
+    if version != FORMAT_VERSION:
+        raise IndexStale(f"{where}: index '{name}' has format version {version}, this odqa reads "
+                         f"{FORMAT_VERSION} (and migrates from {min(MIGRATIONS)}): rebuild with "
+                         f"`{rebuild_command(name, manifest, root)}`")
+    return manifest if version == first else {**manifest, "migrated_from": first}
+
+
+def manifest_path(folder: Path) -> Path:
+    return folder / MANIFEST
+
+
+def read_manifest(folder: Path, name: str, root: str | Path | None = None) -> dict:
+    """The manifest of the index in `folder`, migrated to this format version."""
+    path = manifest_path(folder)
+    if not path.exists():
+        what = "has no manifest.json" if folder.exists() else "not found"
+        raise IndexNotFound(f"index '{name}' {what} in {folder.parent}/: build it with "
+                            f"`odqa index CORPUS --name {name}`" + (" --force" if folder.exists() else ""))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise IndexCorrupt(f"{path}:{e.lineno}: malformed manifest ({e.msg}); rebuild with "
+                           f"`{rebuild_command(name, None, root)}`") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise IndexCorrupt(f"{path}: unreadable manifest ({e}); rebuild with "
+                           f"`{rebuild_command(name, None, root)}`") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"{path}: manifest is not a JSON object; rebuild with "
+                           f"`{rebuild_command(name, None, root)}`")
+    return migrate(manifest, name, str(path), root)
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def replace_manifest(folder: Path, manifest: dict) -> None:
+    """Rewrite the manifest of a built index in place (written aside, then renamed)."""
+    tmp = folder / f".{MANIFEST}.tmp-{os.getpid()}"
+    write_json(tmp, manifest)
+    os.replace(tmp, manifest_path(folder))
+
+
+def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
+    st = path.stat()
+    return {"path": corpus.source, "sha256": corpus.sha256, "size": st.st_size, "mtime": st.st_mtime,
+            "format": corpus.fmt, "passages": len(corpus.passages),
+            "duplicates_merged": corpus.n_duplicates, **corpus_cfg}
+
+
+def new_manifest(name: str, corpus: dict, analyzer: dict, sparse: dict, build_seconds: float,
+                 backend: str = "local", hybrid: dict | None = None) -> dict:
+    return {"format_version": FORMAT_VERSION, "odqa_version": __version__, "name": name, "backend": backend,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": round(build_seconds, 3),
+            "corpus": corpus, "analyzer": analyzer, "sparse": sparse, "dense": None, "hybrid": hybrid}
+
+
+@dataclass
+class BuildResult:
+    status: str               # built | rebuilt | up-to-date
+    folder: Path
+    manifest: dict
+    reasons: list[str] = field(default_factory=list)
+
+
+# --- what decides a rebuild ----------------------------------------------------------------------
+
+def dense_settings(cfg: DenseConfig) -> dict | None:
+    if not cfg.enabled:
+        return None
+    from odqa.modeling.backbone import backbone_info
+    from odqa.retrieval.dense import check_stride, encoder_fingerprint, passage_encoder_spec
+    info = backbone_info(cfg.encoder)
+    check_stride(cfg.window_stride)
+    passages = passage_encoder_spec(info.path) if info.kind == "local" else None
+    sha = encoder_fingerprint(info.path)
+    return {"encoder": cfg.encoder, "encoder_sha256": sha,
+            "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
+            "max_length": cfg.max_length, "window_stride": cfg.window_stride, "quantize": cfg.quantize,
+            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "e5_prefixes": info.e5_prefixes}
+
+
+def build_settings(cfg: IndexConfig, analyzer_spec: dict) -> dict:
+    """What a build records per part (corpus, analyzer, sparse, dense); a change rebuilds that part."""
+    corpus = to_dict(cfg.corpus)
+    corpus.pop("format")
+    return {"corpus": corpus, "analyzer": analyzer_spec,
+            "sparse": {"backend": "bm25s", "include_title": cfg.include_title, **to_dict(cfg.bm25)},
+            "dense": dense_settings(cfg.dense)}
+
+
+def hybrid_settings(cfg: HybridConfig) -> dict:
+    """Search-time fusion defaults stored with the index (a change rewrites the manifest, no rebuild)."""
+    return to_dict(cfg)
+
+
+def same_build(old: dict, new_corpus_sha: str, settings: dict) -> list[str]:
+    """Differences between an existing manifest and what a new build would record ([] = no-op)."""
+    diffs = []
+    if old.get("corpus", {}).get("sha256") != new_corpus_sha:
+        diffs.append("corpus content")
+    for key, value in settings.items():
+        have = old.get(key) if key != "corpus" else {k: old["corpus"].get(k) for k in value}
+        if have != value:
+            diffs.append(key)
+    return diffs
+
+
+def same_dense(old: dict | None, new: dict | None) -> bool:
+    return bool(old and new) and all(old.get(k, DENSE_DEFAULTS.get(k)) == new.get(k, DENSE_DEFAULTS.get(k))
+                                     for k in DENSE_KEYS)
+
+
+def same_vectors(old: dict | None, new: dict | None) -> bool:
+    """The stored passage vectors serve the new settings (same passage encoder and layout)."""
+    if not (old and new):
+        return False
+    have = {**{k: old.get(k, DENSE_DEFAULTS.get(k)) for k in VECTOR_KEYS},
+            "passage_sha256": old.get("passage_sha256", old.get("encoder_sha256"))}
+    return all(have[k] == new.get(k, DENSE_DEFAULTS.get(k)) for k in VECTOR_KEYS)
+
+
+def rebuild_reasons(old: dict, corpus_sha: str, settings: dict) -> list[str]:
+    reasons = same_build(old, corpus_sha, {k: v for k, v in settings.items() if k != "dense"})
+    if not same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
+        reasons.append("dense")
+    return reasons
+
+
+# --- staleness of a loaded index -----------------------------------------------------------------
+
+def _corpus_changed(rec: dict) -> str | None:
+    path = Path(rec.get("path", ""))
+    if not path.exists():
+        return None
+    st = path.stat()
+    if st.st_size == rec.get("size") and st.st_mtime == rec.get("mtime"):
+        return None
+    sha = file_sha256(path)
+    if sha != rec.get("sha256"):
+        return f"corpus {path} changed since the build (sha256 {rec.get('sha256', '')[:12]} -> {sha[:12]})"
+    return None
+
+
+def staleness(manifest: dict, analyzer_version: Callable[[str], str]) -> list[str]:
+    """Human-readable reasons why an index no longer matches its sources or tools."""
+    reasons = []
+    an = manifest.get("analyzer", {})
+    installed = analyzer_version(an.get("name", ""))
+    if installed != an.get("version"):
+        reasons.append(f"analyzer '{an.get('name')}' was {an.get('version')} at build time, now {installed}")
+    changed = _corpus_changed(manifest.get("corpus", {}))
+    if changed:
+        reasons.append(changed)
+    return reasons
