@@ -167,3 +167,21 @@ def test_an_index_of_the_previous_format_is_migrated_and_an_older_one_refused(bu
     with pytest.raises(IndexStale) as e:
         odqa.load_index("old", root)
     assert f"odqa index {corpus} --name old" in str(e.value) and "--force" in str(e.value)
+
+
+def test_an_hf_question_answering_checkpoint_reads_like_an_odqa_reader(built, tiny, tmp_path):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+    torch.manual_seed(0)
+    cfg = BertConfig.from_pretrained(str(tiny))
+    folder = tmp_path / "hf-qa"
+    BertForQuestionAnswering(cfg).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(tiny)).save_pretrained(folder)
+    p = odqa.Pipeline.from_index("h", reader=folder, index_dir=built["root"], k=2)
+    assert p.reader.window.max_length <= 128 and not p.sentence_level
+    r = p.ask("지리산의 최고봉은?")
+    assert r.answers and all(r.passage(a).text[a.start:a.end] == a.text for a in r.answers)
+    (tmp_path / "neither").mkdir()
+    (tmp_path / "neither" / "config.json").write_text('{"architectures": ["BertModel"]}')
+    with pytest.raises(odqa.ModelError, match="not a reader: expected an odqa reader checkpoint"):
+        odqa.Pipeline.from_index("h", reader=tmp_path / "neither", index_dir=built["root"])

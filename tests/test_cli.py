@@ -1,3 +1,5 @@
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -7,12 +9,47 @@ import pytest
 
 
 def odqa(*args, cwd, check=True):
+    """Run `odqa ARGS` in this process (as the console script would), from folder `cwd`:
+    a CompletedProcess with the exit code, stdout and stderr."""
+    from odqa.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    argv, here = sys.argv, os.getcwd()
+    sys.argv = ["odqa", *map(str, args)]
+    code = 0
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+    p = subprocess.CompletedProcess(["odqa", *args], code, out.getvalue(), err.getvalue())
+    if check and p.returncode != 0:
+        raise AssertionError(f"odqa {args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def odqa_process(*args, cwd, check=True):
+    """`python -m odqa ARGS` in a new process (what a shell user runs)."""
     env = {**os.environ, "ODQA_QUIET": "1"}
     p = subprocess.run([sys.executable, "-m", "odqa", *map(str, args)], cwd=cwd, env=env,
                        capture_output=True, text=True, timeout=300)
     if check and p.returncode != 0:
         raise AssertionError(f"odqa {args} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def test_a_real_process_prints_usage_errors_versions_and_one_line_errors(tmp_path):
+    p = odqa_process("--version", cwd=tmp_path)
+    assert p.stdout.strip().startswith("odqa ") and p.returncode == 0
+    for argv in (["bogus"], ["ask"], ["retrieve", "질문", "--index", "x", "-k", "0"]):
+        p = odqa_process(*argv, cwd=tmp_path, check=False)
+        assert p.returncode == 2 and "Traceback" not in p.stderr and "Usage:" in p.stderr, (argv, p.stderr)
+    p = odqa_process("retrieve", "질문", "--index", "nope", cwd=tmp_path, check=False)
+    assert p.returncode == 4 and len(p.stderr.strip().splitlines()) == 1
 
 
 def test_index_retrieve_evaluate_end_to_end(corpus_file, questions_file, tmp_path):

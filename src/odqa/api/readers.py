@@ -32,6 +32,13 @@ def _particle_steps(reader: ReaderSpec, particles: ReaderSpec) -> list:
     return [particle_step(ParticleRules.load(Path(particles)))]
 
 
+def is_hub_name(spec: str) -> bool:
+    """`owner/name` as the model hub spells it (not a local path)."""
+    parts = spec.split("/")
+    return (len(parts) == 2 and all(parts) and not spec.startswith((".", "~"))
+            and all(c.isalnum() or c in "-_." for c in spec.replace("/", "")))
+
+
 def sentence_reader(index=None, n_best: int = 20):
     """Best evidence sentences, scored by the index's dense encoder (or the offline e5 encoder)."""
     from odqa.reader.sentence import SentenceReader
@@ -45,8 +52,9 @@ def sentence_reader(index=None, n_best: int = 20):
 
 def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
                 retrieval_weight: float = 0.0, particles: ReaderSpec = None):
-    """The reader for `reader`: a checkpoint folder, a list of them (soft-voted on character
-    offsets), or None / "none" for sentence-level answers."""
+    """The reader for `reader`: a checkpoint folder (odqa's or an HF question-answering one), a hub
+    name of an HF QA model, a list of them (soft-voted on character offsets), or None / "none" for
+    sentence-level answers."""
     if isinstance(reader, (list, tuple)):
         if len(reader) == 1:
             reader = reader[0]
@@ -60,9 +68,9 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
             _particle_steps(reader, particles)      # raises: auto needs a reader folder
         return sentence_reader(index, n_best)
     folder = Path(reader)
-    if not folder.exists():
-        raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, "
-                         f"or '{NO_READER}' for sentence-level answers)")
+    if not folder.exists() and not is_hub_name(str(reader)):
+        raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, an HF "
+                         f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
     from odqa.reader.reader import Reader
     return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
                   extra_steps=_particle_steps(reader, particles))

@@ -1,4 +1,9 @@
-"""A trained extractive reader: `Reader(folder).read(question, hits) -> list[Answer]`."""
+"""A trained extractive reader: `Reader(folder).read(question, hits) -> list[Answer]`.
+
+The folder is an odqa reader checkpoint (`odqa train reader`: backbone + span head + window
+settings) or a Hugging Face question-answering checkpoint (`AutoModelForQuestionAnswering`,
+start/end logits); a hub name of one works too when the hub is reachable.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,33 @@ import threading
 from pathlib import Path
 
 from odqa.errors import ModelError
-from odqa.modeling.checkpoint import load_model
+from odqa.modeling.checkpoint import HEAD_JSON, load_model
+from odqa.reader.hf_qa import is_hf_qa_folder
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
 from odqa.types import Answer, Hit
 
 
 class Reader:
-    """Loads a span checkpoint (backbone + head + window settings) written by `odqa train reader`."""
+    """A span model over windows: an odqa checkpoint or an HF question-answering checkpoint."""
 
     def __init__(self, folder: str | Path, batch_size: int = 32, n_best: int = 20, retrieval_weight: float = 0.0,
                  extra_steps: list[Step] | None = None):
         self.folder = Path(folder)
-        self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
-        settings = self.meta.get("extra", {}).get("reader", {}).get("window")
-        if settings is None:
-            raise ModelError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
-        self.window = WindowSettings(**settings)
+        if (self.folder / HEAD_JSON).exists():
+            self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
+            settings = self.meta.get("extra", {}).get("reader", {}).get("window")
+            if settings is None:
+                raise ModelError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
+            self.window = WindowSettings(**settings)
+        elif self.folder.is_dir() and not is_hf_qa_folder(self.folder):
+            raise ModelError(f"{self.folder}: not a reader: expected an odqa reader checkpoint ({HEAD_JSON}, from "
+                             f"`odqa train reader`) or a Hugging Face question-answering checkpoint (config.json "
+                             f"with a *ForQuestionAnswering architecture)")
+        else:                                   # an HF QA folder, or a hub name
+            from odqa.reader.hf_qa import load_hf_qa
+            self.tokenizer, self.model, self.window = load_hf_qa(folder)
+            self.meta = {"kind": "span", "hf_question_answering": str(folder)}
         self.window.n_best = max(self.window.n_best, n_best)
         self.batch_size = batch_size
         self.post: PostProcessor = default_postprocessor(n_best, retrieval_weight, extra_steps)
