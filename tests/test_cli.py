@@ -111,3 +111,17 @@ def test_demo_runs_offline_on_bundled_corpus(tmp_path):
     passage = next(h for h in ex["hits"] if h["id"] == best["passage_id"])
     assert passage["text"][best["start"]:best["end"]] == best["text"]
     assert any(g in a["text"] for e in out["examples"] for a in e["answers"][:1] for g in e["gold"])
+
+
+def test_predict_writes_the_submission_shape(corpus_file, tmp_path):
+    odqa("index", corpus_file, "--name", "mini", cwd=tmp_path)
+    qs = tmp_path / "test.jsonl"
+    qs.write_text('{"id": "t1", "question": "거북선으로 왜군을 물리친 무신은?"}\n{"id": "t2", "question": "김치는?"}\n',
+                  encoding="utf-8")
+    rep = json.loads(odqa("predict", qs, "--index", "mini", "--out", tmp_path / "p.json", "--json",
+                          cwd=tmp_path).stdout)
+    preds = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
+    assert rep["questions"] == 2 and set(preds) == {"t1", "t2"} and rep["sentence_level"]
+    assert "이순신" in preds["t1"]          # the sentence-level answer holds the evidence
+    p = odqa("predict", qs, cwd=tmp_path, check=False)
+    assert p.returncode == 2 and "give --index" in p.stderr
