@@ -54,7 +54,7 @@ def test_onnx_fp32_and_int8_agree_with_torch(tiny, cache, fp32):
 
 
 def test_cache_is_reused_not_exported_again(tiny, cache, monkeypatch):
-    from odqa.retrieval import onnx_encoder
+    from odqa.modeling import onnx_runtime as onnx_encoder
     first = encoder(tiny, "onnx-int8").onnx.model_path
     mtime = first.stat().st_mtime_ns
 
@@ -69,7 +69,7 @@ def test_cache_is_reused_not_exported_again(tiny, cache, monkeypatch):
 
 
 def test_corrupt_or_missing_cache_is_exported_again(tiny, cache, fp32):
-    from odqa.retrieval import onnx_encoder
+    from odqa.modeling import onnx_runtime as onnx_encoder
     path = encoder(tiny, "onnx").onnx.model_path
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one flipped byte
@@ -84,7 +84,7 @@ def test_corrupt_or_missing_cache_is_exported_again(tiny, cache, fp32):
 
 
 def test_unloadable_cache_entry_gives_clear_error(tiny, cache, monkeypatch):
-    from odqa.retrieval import onnx_encoder
+    from odqa.modeling import onnx_runtime as onnx_encoder
     path = encoder(tiny, "onnx").onnx.model_path
     monkeypatch.setattr(onnx_encoder, "_problem", lambda folder, want: None)  # pretend the bad file checks out
     real = path.read_bytes()
@@ -117,8 +117,8 @@ def test_unknown_quantize_and_model_argument(tiny):
         DenseEncoder(tiny, quantize="onnx", model=object())
 
 
-def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, index_root, monkeypatch, capsys):
-    from odqa.retrieval import indexing
+def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, index_root, monkeypatch, caplog):
+    from odqa.retrieval import local as indexing
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", "dense.quantize=onnx-int8",
                                           "dense.max_length=64"])
     monkeypatch.setattr(indexing, "QUANT_MIN_COSINE", 1.01)   # any real quantisation falls below this
@@ -127,7 +127,7 @@ def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, in
     check = res.manifest["dense"]["quantize_check"]   # int8 vectors compared with fp32 ones at build time
     assert check["passages"] == len(load_index("o", index_root).passages) and 0.9 < check["min_cosine"] <= 1.0
     assert check["min_cosine"] <= check["mean_cosine"]
-    assert "--quantize onnx-int8 bends this encoder's vectors" in capsys.readouterr().err
+    assert "--quantize onnx-int8 bends this encoder's vectors" in caplog.text
     idx = load_index("o", index_root)
     retriever = idx.dense()
     assert retriever.encoder.quantize == "onnx-int8" and retriever.encoder.runtime == "onnx"

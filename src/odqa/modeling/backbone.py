@@ -20,6 +20,7 @@ import struct
 import tempfile
 import unicodedata
 from collections import defaultdict, deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -799,18 +800,24 @@ def e5_prefix(kind: str, spec_or_path: str | Path) -> str:
     return E5_QUERY_PREFIX if kind == "query" else E5_PASSAGE_PREFIX
 
 
-def quiet_transformers() -> None:
-    """odqa reports what matters itself (truncation, missing weights): silence HF logs and bars."""
+@contextmanager
+def quiet_transformers():
+    """While loading or saving, HF logs only errors and shows no bars (odqa reports what matters itself:
+    truncation, missing weights); the previous settings come back afterwards. A context manager, and a
+    decorator: `@quiet_transformers()`."""
     from transformers.utils import logging as hf_logging
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        from huggingface_hub.utils import disable_progress_bars
-        disable_progress_bars()
-    except ImportError:  # pragma: no cover - hub utilities ship with transformers
-        pass
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
+@quiet_transformers()
 def load_backbone(
     spec: str,
     cache_dir: str | Path | None = None,
@@ -821,7 +828,6 @@ def load_backbone(
     """(tokenizer, model) for ``spec``; ``auto_class`` defaults to ``AutoModel``."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    quiet_transformers()
     path = resolve_backbone(spec, cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     cls = auto_class or AutoModel

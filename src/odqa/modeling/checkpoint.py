@@ -18,6 +18,7 @@ from torch import nn
 
 from odqa import __version__
 from odqa.errors import ModelError
+from odqa.modeling.backbone import quiet_transformers
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
 
 HEAD_JSON = "odqa_head.json"
@@ -69,12 +70,11 @@ def build_model(backbone_spec: str, kind: str, cfg: HeadConfig, **head_kw) -> tu
     return tokenizer, BackboneWithHead(backbone, head, kind, meta)
 
 
+@quiet_transformers()
 def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str, Any] | None = None) -> None:
     """Write the checkpoint into `folder` (the caller makes it atomic, e.g. the training loop)."""
     from safetensors.torch import save_file
 
-    from odqa.modeling.backbone import quiet_transformers
-    quiet_transformers()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(folder)
@@ -94,12 +94,12 @@ def read_meta(folder: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
 
 
+@quiet_transformers()
 def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, dict[str, Any]]:
     """(tokenizer, model in eval mode, meta) from a checkpoint folder; refuses a mismatched one."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from odqa.modeling.backbone import POOLER_TYPES, quiet_transformers
-    quiet_transformers()
+    from odqa.modeling.backbone import POOLER_TYPES
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from odqa.errors import ModelError
+from odqa.modeling.backbone import quiet_transformers
 from odqa.reader.inference import WindowSettings
 
 
@@ -42,6 +43,7 @@ def is_hf_qa_folder(folder: Path) -> bool:
     return any(str(a).endswith("ForQuestionAnswering") for a in archs)
 
 
+@quiet_transformers()
 def load_hf_qa(spec: str | Path, max_length: int = 384, stride: int = 128):
     """(tokenizer, model in eval mode, window settings) of an HF QA checkpoint (folder or hub name)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer

@@ -4,7 +4,7 @@ Texts are tokenised once, sorted by length and batched, so short passages are no
 padded to the longest one (length bucketing). `quantize` picks the runtime:
 ``none`` (torch fp32), ``int8`` (torch dynamic int8 Linear layers), ``onnx`` (ONNX
 Runtime fp32) or ``onnx-int8`` (ONNX Runtime dynamic int8, the fastest on CPU); the
-ONNX model is exported once and cached (`odqa.retrieval.onnx_encoder`).
+ONNX model is exported once and cached; the runtimes live in `odqa.modeling.encoders`.
 
 Passages longer than the encoder's limit are either cut (the default before windows existed)
 or, with a window stride, split into overlapping windows of `max_length` tokens, one vector
@@ -17,8 +17,8 @@ that one (the base encoder, whose vectors the training scored against).
 
 from __future__ import annotations
 
-import sys
-import warnings
+import logging
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,50 +26,14 @@ import numpy as np
 
 from odqa.config import DenseConfig
 from odqa.errors import OdqaError
+from odqa.modeling.encoders import (QUANTIZE, RETRIEVER_FILE, WEIGHT_FILES, EncoderRuntime,  # noqa: F401 (re-exported)
+                                    encoder_fingerprint, mean_pool, mean_pool_np, passage_encoder_spec)
+from odqa.modeling.runtimes import make_runtime
 from odqa.retrieval.base import check_queries
 from odqa.types import Hit, Passage
 
+log = logging.getLogger(__name__)
 INDEX_TYPES = ("flat", "hnsw", "ivf")
-QUANTIZE = ("none", "int8", "onnx", "onnx-int8")
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-RETRIEVER_FILE = "odqa_retriever.json"    # written by `odqa train retriever`
-
-
-def encoder_fingerprint(path: str | Path) -> str:
-    """sha256 of the encoder's weight file (or its hub name when it has no local folder)."""
-    from odqa.modeling.backbone import file_sha256  # memoised on path, size and mtime
-    folder = Path(path)
-    for name in WEIGHT_FILES:
-        f = folder / name
-        if f.exists():
-            return file_sha256(f)
-    return f"hub:{path}"
-
-
-def passage_encoder_spec(path: str | Path) -> str | None:
-    """The passage encoder a query-side fine-tuned encoder folder pairs with (None: one shared encoder)."""
-    import json
-    f = Path(path) / RETRIEVER_FILE
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text(encoding="utf-8")).get("passage_encoder")
-    except (OSError, ValueError) as e:
-        raise OdqaError(f"{f}: unreadable ({e})") from None
-
-
-def mean_pool(hidden, mask):
-    import torch
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2, dim=-1)
-
-
-def mean_pool_np(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`mean_pool` in numpy (the ONNX runtime's output is numpy)."""
-    m = mask[..., None].astype(np.float32)
-    pooled = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
 
 class DenseEncoder:
@@ -78,39 +42,36 @@ class DenseEncoder:
 
     def __init__(self, spec: str, max_length: int = 256, batch_size: int = 32, quantize: str = "none",
                  threads: int = 0, model=None, tokenizer=None):
+        """`threads` sizes the ONNX Runtime session; the torch runtimes use torch's own thread setting
+        (process-wide, so it is left to the application: `torch.set_num_threads`)."""
         from odqa.modeling.backbone import backbone_info, e5_prefix, load_backbone
 
         if quantize not in QUANTIZE:
             raise OdqaError(f"unknown quantize '{quantize}' (choose from {', '.join(QUANTIZE)})")
         self.spec, self.max_length, self.batch_size, self.quantize = spec, max_length, batch_size, quantize
-        self.runtime = "onnx" if quantize.startswith("onnx") else "torch"
         info = backbone_info(spec)
         self.path = info.path
-        self.onnx = self.passage_model = None
         self.passage_spec = passage_encoder_spec(self.path) if info.kind == "local" else None
-        if self.runtime == "onnx":
-            if model is not None:
-                raise OdqaError("the onnx runtimes export the encoder from its folder; do not pass model=")
-            if self.passage_spec:
-                raise OdqaError(f"encoder '{spec}' is a query-side encoder (passages: '{self.passage_spec}'): "
-                                f"the onnx runtimes take one shared encoder; use --quantize none or int8")
-            from transformers import AutoConfig, AutoTokenizer
-            from odqa.modeling.backbone import quiet_transformers
-            from odqa.retrieval.onnx_encoder import OnnxRunner
-            quiet_transformers()
-            self.onnx = OnnxRunner(spec, self.path, quantize, threads)
-            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(self.path))
-            self.model = None
-            self._dim = int(AutoConfig.from_pretrained(str(self.path)).hidden_size)
-        else:
-            import torch
-            if threads:
-                torch.set_num_threads(threads)
-            if model is None:
-                tokenizer, model = load_backbone(spec)
-            self.tokenizer, self.model = tokenizer, _runtime_model(model.eval(), quantize)
-            self._dim = int(self.model.config.hidden_size)
+        onnx = quantize.startswith("onnx")
+        if onnx and self.passage_spec:
+            raise OdqaError(f"encoder '{spec}' is a query-side encoder (passages: '{self.passage_spec}'): "
+                            f"the onnx runtimes take one shared encoder; use --quantize none or int8")
+        if onnx and model is not None:
+            raise OdqaError("the onnx runtimes export the encoder from its folder; do not pass model=")
+        if not onnx and model is None:
+            tokenizer, model = load_backbone(spec)
+        self.runner: EncoderRuntime = make_runtime(spec, self.path, quantize, threads, model)
+        self.runtime = self.runner.name
+        self.model = getattr(self.runner, "model", None)      # the torch module (None on ONNX Runtime)
+        self.onnx = self.runner if onnx else None
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.tokenizer = tokenizer
+        self._dim = self.runner.dim
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
+        self._passages: EncoderRuntime | None = None
+        self._lock = threading.Lock()
         self._warned = False
 
     @property
@@ -126,7 +87,7 @@ class DenseEncoder:
         for ids in self._full_ids(texts, kind):
             if len(ids) > self.max_length:
                 if kind == "query" and not self._warned:
-                    print(f"odqa: warning: query longer than {self.max_length} tokens was truncated", file=sys.stderr)
+                    log.warning("query longer than %d tokens was truncated", self.max_length)
                     self._warned = True
                 ids = ids[:self.max_length - 1] + ids[-1:]  # keep the closing special token
             out.append(ids)
@@ -134,21 +95,15 @@ class DenseEncoder:
 
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray, kind: str = "passage") -> np.ndarray:
         """One padded batch -> L2-normalised mean-pooled vectors (float32)."""
-        if self.onnx is not None:
-            return mean_pool_np(self.onnx.run(input_ids, mask), mask)
-        import torch
-        model = self._passage_model() if kind == "passage" and self.passage_spec else self.model
-        with torch.inference_mode():
-            ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(mask)
-            hidden = model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-            return mean_pool(hidden, mask_t).float().numpy()
+        runner = self._passage_runtime() if kind == "passage" and self.passage_spec else self.runner
+        return runner.vectors(input_ids, mask)
 
-    def _passage_model(self):
+    def _passage_runtime(self) -> EncoderRuntime:
         """The base encoder of a query-side folder, loaded on first use (querying an index never needs it)."""
-        if self.passage_model is None:
-            from odqa.modeling.backbone import load_backbone
-            self.passage_model = _runtime_model(load_backbone(self.passage_spec)[1].eval(), self.quantize)
-        return self.passage_model
+        with self._lock:
+            if self._passages is None:
+                self._passages = make_runtime(self.passage_spec, self.passage_spec, self.quantize)
+            return self._passages
 
     def window_ids(self, texts: Sequence[str], stride: int) -> tuple[list[list[int]], np.ndarray]:
         """Passages as windows of at most `max_length` tokens, `stride` tokens apart; returns the windows'
@@ -184,16 +139,6 @@ def encode_by_length(ids: list[list[int]], forward: Callable[[np.ndarray, np.nda
         if progress:
             progress(len(batch))
     return out
-
-
-def _runtime_model(model, quantize: str):
-    """The model as the torch runtime runs it: as is, or with dynamic int8 Linear layers."""
-    if quantize != "int8":
-        return model
-    import torch
-    with warnings.catch_warnings():  # torch marks eager dynamic quantisation deprecated; it still works
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def pad_ids(id_lists: Sequence[Sequence[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:

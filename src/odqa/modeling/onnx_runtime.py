@@ -27,6 +27,7 @@ import numpy as np
 
 from odqa.atomic import AtomicFolder
 from odqa.errors import ModelError, OdqaError
+from odqa.modeling.encoders import encoder_fingerprint, mean_pool_np
 
 OPSET = 17
 RECIPE = 1          # bump when the export or quantisation recipe changes: old cache entries are not reused
@@ -165,7 +166,6 @@ class _DropOnnxruntime(logging.Filter):
 
 def onnx_model_path(spec: str, path: str, quantize: str, cache_dir: str | Path | None = None) -> Path:
     """The cached ONNX file for encoder `spec` (folder `path`) and `quantize`, exporting it when needed."""
-    from odqa.retrieval.dense import encoder_fingerprint
     require_onnxruntime()
     if quantize not in KINDS:
         raise ModelError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
@@ -215,3 +215,18 @@ class OnnxRunner:
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+
+class OnnxRuntime:
+    """The encoder exported to ONNX (fp32 or int8), run by ONNX Runtime; `threads` sizes its session."""
+    name = "onnx"
+
+    def __init__(self, spec: str, path: str | Path, quantize: str, threads: int = 0):
+        from transformers import AutoConfig
+
+        self.runner = OnnxRunner(spec, str(path), quantize, threads)
+        self.model_path = self.runner.model_path
+        self.dim = int(AutoConfig.from_pretrained(str(path)).hidden_size)
+
+    def vectors(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return mean_pool_np(self.runner.run(input_ids, attention_mask), attention_mask)
