@@ -29,7 +29,7 @@ def atire(query, docs, k1, b):
 
 @pytest.mark.parametrize("k1,b", [(1.2, 0.75), (0.3, 0.2), (2.0, 1.0)])
 def test_atire_matches_formula(k1, b):
-    scorer = BM25Scorer(BM25Config("atire", k1, b)).fit(DOCS)
+    scorer = BM25Scorer(BM25Config(method="atire", k1=k1, b=b)).fit(DOCS)
     for q in (["a"], ["b", "e"], ["c", "d", "zzz"]):
         expected = atire(q, DOCS, k1, b)
         idx, sc = scorer.top_k([q], 4)
@@ -47,15 +47,15 @@ def test_top_k_sorted_and_capped():
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_variant_ranks_the_obvious_document_first(method):
-    scorer = BM25Scorer(BM25Config(method, 1.2, 0.75)).fit(DOCS)
+    scorer = BM25Scorer(BM25Config(method=method, k1=1.2, b=0.75)).fit(DOCS)
     idx, _ = scorer.top_k([["d"]], 1)
     assert int(idx[0, 0]) == 2
 
 
 def test_reference_backend_agrees_on_ranking():
     docs = DOCS + [["f", "g"], ["g", "h", "h"], ["x"], ["y", "z"], ["a", "x", "y"]]
-    fast = BM25Scorer(BM25Config("robertson", 1.5, 0.75)).fit(docs)
-    ref = BM25Scorer(BM25Config("robertson", 1.5, 0.75), backend="rank-bm25").fit(docs)
+    fast = BM25Scorer(BM25Config(method="robertson", k1=1.5, b=0.75)).fit(docs)
+    ref = BM25Scorer(BM25Config(method="robertson", k1=1.5, b=0.75), backend="rank-bm25").fit(docs)
     for q in (["d"], ["h", "e"], ["b", "z"]):
         (fi,), (fs,) = fast.top_k([q], len(docs))
         (ri,), (rs,) = ref.top_k([q], len(docs))
@@ -64,5 +64,5 @@ def test_reference_backend_agrees_on_ranking():
 
 
 def test_unknown_method():
-    with pytest.raises(OdqaError, match="unknown BM25 method"):
-        BM25Scorer(BM25Config("okapi"))
+    with pytest.raises(OdqaError, match="config field 'method': input should be 'atire'"):
+        BM25Scorer(BM25Config(method="okapi"))

@@ -1,24 +1,23 @@
-import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
 from odqa.config import IndexConfig, apply_overrides, load_config
-from odqa.errors import OdqaError
+from odqa.errors import ConfigError, OdqaError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_yaml_documents_exactly_the_defaults():
     data = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
-    assert data == dataclasses.asdict(IndexConfig())
+    assert data == IndexConfig().model_dump()
 
 
 def test_overrides_are_typed():
     cfg = apply_overrides(IndexConfig(), ["bm25.k1=1.5", "analyzer.pos=NN,VV", "corpus.dedup=false"])
     assert cfg.bm25.k1 == 1.5 and cfg.analyzer.pos == ["NN", "VV"] and cfg.corpus.dedup is False
-    with pytest.raises(OdqaError, match="config field 'bm25.k1': expected float"):
+    with pytest.raises(OdqaError, match="config field 'bm25.k1': input should be a valid number.*got 'high'"):
         apply_overrides(IndexConfig(), ["bm25.k1=high"])
     with pytest.raises(OdqaError, match="unknown config field 'bm25.k3'"):
         apply_overrides(IndexConfig(), ["bm25.k3=1"])
@@ -32,3 +31,38 @@ def test_yaml_errors(tmp_path):
     f.write_text("bm25: [1,\n")
     with pytest.raises(OdqaError, match="c.yaml:.*malformed YAML"):
         load_config(f)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("bm25.k1=-1", "config field 'bm25.k1': input should be greater than 0, got -1"),
+    ("bm25.b=5", "config field 'bm25.b': input should be less than or equal to 1, got 5"),
+    ("bm25.method=atir", "config field 'bm25.method': input should be 'atire', 'robertson', 'lucene', 'bm25l' or 'bm25+', got 'atir'"),
+    ("hybrid.alpha=1.5", "config field 'hybrid.alpha': input should be less than or equal to 1"),
+    ("dense.quantize=int4", "config field 'dense.quantize'"),
+    ("corpus.dedup=maybe", "config field 'corpus.dedup': input should be a valid boolean"),
+    ("backend=solr", "config field 'backend'"),
+])
+def test_values_out_of_range_or_misspelt_are_refused_when_loaded(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [override])
+    assert message in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_config_file_values_are_checked_too(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("corpus:\n  chunk_size: 100\n  chunk_overlap: 100\n")
+    with pytest.raises(ConfigError, match="chunk_overlap \\(100\\) must be below corpus.chunk_size"):
+        load_config(f)
+    f.write_text("bm25:\n  k1: 0\n")
+    with pytest.raises(ConfigError, match="'bm25.k1': input should be greater than 0"):
+        load_config(f)
+
+
+def test_assignment_is_checked_and_the_hybrid_section_is_used(corpus_file, index_root):
+    cfg = IndexConfig()
+    with pytest.raises(ConfigError, match="config field 'b': input should be less than or equal to 1"):
+        cfg.bm25.b = 3
+    from odqa.retrieval.indexing import build_index, load_index
+    build_index(corpus_file, "t", load_config(None, ["hybrid.alpha=0.8", "hybrid.method=rrf"]), index_root)
+    hy = load_index("t", index_root).hybrid_config()
+    assert hy.alpha == 0.8 and hy.method == "rrf"

@@ -198,7 +198,7 @@ def test_windowed_index_scores_a_passage_by_its_best_window(tiny, tmp_path, inde
     # changing the stride rebuilds the dense part only; a bad stride or a broken owners file is one clear error
     res = build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=16"]), index_root)
     assert res.reasons == ["dense"] and res.manifest["dense"]["vectors"] < d["vectors"]
-    with pytest.raises(OdqaError, match="window_stride -1"):
+    with pytest.raises(OdqaError, match="config field 'dense.window_stride': input should be greater than or equal to 0, got -1"):
         build_index(corpus, "w", apply_overrides(cfg, ["dense.window_stride=-1"]), index_root)
     np.save(index_root / "w" / "dense" / "owners.npy", np.array([0, 1]))
     with pytest.raises(OdqaError, match="owners.npy: does not match"):
@@ -215,5 +215,5 @@ def test_zscore_fusion_standardises_each_list():
                                  "d": 0.5 * low_s, "e": 0.5 * low_s + 0.5 * low_d})
     one = fuse(hits([("a", 3.0)], "sparse"), de, HybridConfig(method="zscore", alpha=0.0), 2)
     assert [h.passage.id for h in one] == ["a", "c"]      # a one-hit list still ranks its hit first
-    with pytest.raises(OdqaError, match="unknown fusion method 'mean'"):
+    with pytest.raises(OdqaError, match="config field 'method': input should be 'minmax', 'zscore' or 'rrf', got 'mean'"):
         fuse(sp, de, HybridConfig(method="mean"), 3)

@@ -297,11 +297,11 @@ def test_user_dictionary_on_nodes_and_bad_settings(fake, corpus_file, index_root
     assert create["settings"]["analysis"]["tokenizer"]["odqa_nori"]["user_dictionary"] == "analysis/userdict_ko.txt"
     with pytest.raises(OdqaError, match="Lucene's BM25; --method bm25l needs the local backend"):
         build(fake, corpus_file, index_root, "bm25.method=bm25l")
-    with pytest.raises(OdqaError, match="unknown elastic.fusion 'magic'"):
+    with pytest.raises(OdqaError, match="config field 'elastic.fusion': input should be 'auto', 'server' or 'client'"):
         build(fake, corpus_file, index_root, "elastic.fusion=magic")
     with pytest.raises(OdqaError, match="invalid Elasticsearch index name 'Mini'"):
         build(fake, corpus_file, index_root, name="Mini")
-    with pytest.raises(OdqaError, match="unknown backend 'solr'"):
+    with pytest.raises(OdqaError, match="config field 'backend': input should be 'local' or 'elasticsearch'"):
         build_index(corpus_file, "x", apply_overrides(IndexConfig(), ["backend=solr"]), index_root)
 
 

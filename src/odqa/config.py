@@ -1,4 +1,9 @@
-"""Typed configuration: dataclasses with defaults, loaded from YAML, overridden from the CLI.
+"""Typed configuration: validated models with defaults, loaded from YAML, overridden from the CLI.
+
+Index configs are pydantic models: enums are `Literal`s, ranges are checked, unknown fields are
+refused, and every value is checked when the config is loaded or overridden, before any work starts
+(one `ConfigError` line naming the field). Task configs that are still dataclasses load through the
+same functions.
 
 `configs/default.yaml` documents every field; a test keeps it equal to these defaults.
 Overrides use dotted keys: `bm25.k1=1.5`, `analyzer.name=kiwi`.
@@ -6,90 +11,146 @@ Overrides use dotted keys: `bm25.k1=1.5`, `analyzer.name=kiwi`.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from odqa.errors import ConfigError
 from odqa.text.analyzers import DEFAULT_POS
 
 
-@dataclass
-class CorpusConfig:
-    format: str = "auto"          # auto | wiki | jsonl | squad | txt
-    chunk_size: int = 0           # characters per passage; 0 keeps documents whole
-    chunk_overlap: int = 0        # characters shared by neighbouring chunks
-    dedup: bool = True            # merge passages with identical text
+_VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("odqa_config_validating", default=False)
 
 
-@dataclass
-class AnalyzerConfig:
-    name: str = "mecab"           # mecab | kiwi | whitespace | char-ngram
-    pos: list[str] = field(default_factory=lambda: list(DEFAULT_POS))  # POS tag prefixes kept
-    workers: int = 0              # 0 = min(cores, 4)
+class Section(BaseModel):
+    """A config section: unknown fields refused, values checked when set as when loaded; a bad value
+    raises ConfigError (one line naming the field), also from Python (`BM25Config(k1=-1)`)."""
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __init__(self, **data: Any):
+        if _VALIDATING.get():                  # a section inside a section: the outer call reports it
+            super().__init__(**data)
+            return
+        token = _VALIDATING.set(True)
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise _config_error(e) from None
+        finally:
+            _VALIDATING.reset(token)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as e:
+            raise _config_error(e) from None
 
 
-@dataclass
-class BM25Config:
-    method: str = "atire"         # atire | robertson | lucene | bm25l | bm25+
-    k1: float = 0.3               # chosen on KorQuAD train questions (BENCHMARKS.md); re-tune with --sweep
-    b: float = 0.2
-    delta: float = 0.5            # only for bm25l and bm25+
+class CorpusConfig(Section):
+    format: Literal["auto", "wiki", "jsonl", "squad", "txt"] = "auto"
+    chunk_size: int = Field(0, ge=0)          # characters per passage; 0 keeps documents whole
+    chunk_overlap: int = Field(0, ge=0)       # characters shared by neighbouring chunks
+    dedup: bool = True                        # merge passages with identical text
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self):
+        if self.chunk_size and self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"corpus.chunk_overlap ({self.chunk_overlap}) must be below corpus.chunk_size "
+                             f"({self.chunk_size})")
+        return self
 
 
-@dataclass
-class DenseConfig:
-    enabled: bool = False         # also build a dense (bi-encoder + FAISS) index
-    encoder: str = "offline:multilingual-e5-small"   # backbone spec: offline:..., a folder, or a hub name
-    max_length: int = 256         # tokens per passage (queries are truncated with a warning)
-    window_stride: int = 128      # 0 = cut longer passages; N = windows of max_length tokens, N apart
-    batch_size: int = 32          # sequences per forward pass (sorted by length)
-    quantize: str = "none"        # none | int8 (torch dynamic int8) | onnx | onnx-int8 (ONNX Runtime; odqa[onnx])
-    index: str = "flat"           # flat (exact inner product) | hnsw | ivf
-    hnsw_m: int = 32              # graph degree for hnsw
-    hnsw_ef_search: int = 128     # hnsw candidate list at search time (faiss's default 16 loses recall)
-    ivf_nlist: int = 0            # lists for ivf; 0 = about 4*sqrt(passages)
-    threads: int = 0              # torch / onnxruntime intra-op threads; 0 = the runtime's default
+class AnalyzerConfig(Section):
+    name: Literal["mecab", "kiwi", "whitespace", "char-ngram"] = "mecab"
+    pos: list[str] = Field(default_factory=lambda: list(DEFAULT_POS))  # POS tag prefixes kept
+    workers: int = Field(0, ge=0)             # 0 = min(cores, 4)
+
+    @field_validator("pos", mode="before")
+    @classmethod
+    def _comma_list(cls, v):
+        return [x for x in v.split(",") if x] if isinstance(v, str) else v
 
 
-@dataclass
-class HybridConfig:
-    method: str = "zscore"        # minmax | zscore (weighted fusion of normalised scores) | rrf (reciprocal rank)
-    alpha: float = 0.35           # weight of the dense score in minmax/zscore fusion (sparse gets 1 - alpha)
-    depth: int = 100              # candidates taken from each retriever before fusing
-    rrf_k: int = 60               # rank offset in RRF
+class BM25Config(Section):
+    method: Literal["atire", "robertson", "lucene", "bm25l", "bm25+"] = "atire"
+    k1: float = Field(0.3, gt=0)              # chosen on KorQuAD train questions (BENCHMARKS.md); re-tune with --sweep
+    b: float = Field(0.2, ge=0, le=1)
+    delta: float = Field(0.5, ge=0)           # only for bm25l and bm25+
 
 
-@dataclass
-class ElasticConfig:
+class DenseConfig(Section):
+    enabled: bool = False                     # also build a dense (bi-encoder + FAISS) index
+    encoder: str = Field("offline:multilingual-e5-small", min_length=1)  # offline:..., a folder, or a hub name
+    max_length: int = Field(256, ge=8, le=8192)   # tokens per passage (queries are truncated with a warning)
+    window_stride: int = Field(128, ge=0)     # 0 = cut longer passages; N = windows of max_length tokens, N apart
+    batch_size: int = Field(32, ge=1)         # sequences per forward pass (sorted by length)
+    quantize: Literal["none", "int8", "onnx", "onnx-int8"] = "none"
+    index: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, ge=2)             # graph degree for hnsw
+    hnsw_ef_search: int = Field(128, ge=1)    # hnsw candidate list at search time (faiss's default 16 loses recall)
+    ivf_nlist: int = Field(0, ge=0)           # lists for ivf; 0 = about 4*sqrt(passages)
+    threads: int = Field(0, ge=0)             # onnxruntime intra-op threads; 0 = the runtime's default
+
+
+class HybridConfig(Section):
+    method: Literal["minmax", "zscore", "rrf"] = "zscore"
+    alpha: float = Field(0.35, ge=0, le=1)    # weight of the dense score in minmax/zscore fusion
+    depth: int = Field(100, ge=1)             # candidates taken from each retriever before fusing
+    rrf_k: int = Field(60, ge=1)              # rank offset in RRF
+
+
+class ElasticConfig(Section):
     """The Elasticsearch backend (`backend: elasticsearch`); connection settings come from flags/env."""
-    decompound_mode: str = "mixed"   # nori compounds: none | discard | mixed (compound and its parts)
+    decompound_mode: Literal["none", "discard", "mixed"] = "mixed"
     user_dictionary: str = ""        # local nori user dictionary file, sent inline; "" = none
     user_dictionary_path: str = ""   # or: a dictionary file already on every node (relative to its config dir)
     allow_fallback: bool = False     # without the nori plugin, use the cjk bigram analyzer instead of failing
-    shards: int = 1                  # primary shards of the index
-    replicas: int = 1                # replica shards (0 on a single node avoids a yellow cluster)
-    bulk_size: int = 500             # passages per bulk request
-    retries: int = 5                 # retries of a request answered 429/5xx or timed out, with backoff
-    backoff: float = 1.0             # seconds before the first retry; doubles each time (at most 60)
-    timeout: float = 60.0            # seconds to wait for one request
-    num_candidates: int = 100        # kNN candidates per shard (at least k)
-    fusion: str = "auto"             # hybrid rrf: auto (server RRF retriever when supported) | server | client
+    shards: int = Field(1, ge=1)
+    replicas: int = Field(1, ge=0)
+    bulk_size: int = Field(500, ge=1)
+    retries: int = Field(5, ge=0)
+    backoff: float = Field(1.0, ge=0)
+    timeout: float = Field(60.0, gt=0)
+    num_candidates: int = Field(100, ge=1)
+    fusion: Literal["auto", "server", "client"] = "auto"
 
 
-@dataclass
-class IndexConfig:
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
-    bm25: BM25Config = field(default_factory=BM25Config)
+class IndexConfig(Section):
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    analyzer: AnalyzerConfig = Field(default_factory=AnalyzerConfig)
+    bm25: BM25Config = Field(default_factory=BM25Config)
     include_title: bool = True    # index "title\ntext" rather than text alone
-    dense: DenseConfig = field(default_factory=DenseConfig)
-    hybrid: HybridConfig = field(default_factory=HybridConfig)
-    backend: str = "local"        # local (in-process BM25 + FAISS, one folder) | elasticsearch
-    elastic: ElasticConfig = field(default_factory=ElasticConfig)
+    dense: DenseConfig = Field(default_factory=DenseConfig)
+    hybrid: HybridConfig = Field(default_factory=HybridConfig)   # search-time fusion defaults of the index
+    backend: Literal["local", "elasticsearch"] = "local"
+    elastic: ElasticConfig = Field(default_factory=ElasticConfig)
+
+
+def _config_error(e: ValidationError, prefix: str = "") -> ConfigError:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err.get("loc", ()))
+    where = f"{prefix}{loc}".rstrip(".") or "config"
+    if err.get("type") == "extra_forbidden":
+        return ConfigError(f"unknown config field '{where}'")
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, BaseModel)) else f", got {got!r}"
+    return ConfigError(f"config field '{where}': {msg[0].lower() + msg[1:] if msg else msg}{shown}")
+
+
+def validate_config(cls: type, data: dict) -> Any:
+    """`cls` from a mapping, checked; one ConfigError line naming the first bad field."""
+    token = _VALIDATING.set(True)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise _config_error(e) from None
+    finally:
+        _VALIDATING.reset(token)
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -135,26 +196,41 @@ def _fill(cls, data: dict, prefix: str = ""):
     return obj
 
 
-def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
-    data = dataclasses.asdict(cfg)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' must look like section.field=value")
-        key, value = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            if not isinstance(node.get(p), dict):
-                raise ConfigError(f"unknown config field '{key}'")
-            node = node[p]
-        if parts[-1] not in node:
+def _is_model(cls_or_obj: Any) -> bool:
+    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
+    return issubclass(cls, BaseModel)
+
+
+def _set_dotted(data: dict, item: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.field=value")
+    key, value = item.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
             raise ConfigError(f"unknown config field '{key}'")
+        node = node[part]
+    if parts[-1] not in node:
+        known = ", ".join(node)
+        raise ConfigError(f"unknown config field '{key}' (known: {known})")
+    try:
         node[parts[-1]] = yaml.safe_load(value)
-    return _fill(type(cfg), data)
+    except yaml.YAMLError:
+        node[parts[-1]] = value
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """`cfg` with dotted `section.field=value` overrides (values parsed as YAML), checked."""
+    data = to_dict(cfg)
+    for item in overrides:
+        _set_dotted(data, item)
+    return validate_config(type(cfg), data) if _is_model(cfg) else _fill(type(cfg), data)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 cls: type = IndexConfig) -> Any:
+    """`cls` from a YAML file (or its defaults), with overrides; every value checked before any work starts."""
     cfg = cls()
     if path:
         path = Path(path)
@@ -166,16 +242,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}{line}: malformed YAML") from None
-        cfg = _fill(cls, data)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file is a mapping of sections")
+        cfg = validate_config(cls, data) if _is_model(cls) else _fill(cls, data)
     return apply_overrides(cfg, overrides or [])
 
 
 def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
+    return cfg.model_dump() if _is_model(cfg) else dataclasses.asdict(cfg)
 
 
 def with_changes(cfg: Any, **changes: Any) -> Any:
     """A copy of config section `cfg` with `changes` applied (and checked like any other value)."""
     if dataclasses.is_dataclass(cfg):
         return dataclasses.replace(cfg, **changes)
-    return type(cfg).model_validate({**cfg.model_dump(), **changes})
+    return validate_config(type(cfg), {**cfg.model_dump(), **changes})

@@ -85,10 +85,7 @@ def _es_settings(cfg: IndexConfig) -> dict:
 def _check_config(cfg: IndexConfig) -> None:
     if cfg.bm25.method in ("bm25l", "bm25+"):
         raise OdqaError(f"Elasticsearch scores with Lucene's BM25; --method {cfg.bm25.method} needs the local backend")
-    if cfg.elastic.fusion not in schema.FUSIONS:
-        raise OdqaError(f"unknown elastic.fusion '{cfg.elastic.fusion}' (choose from {', '.join(schema.FUSIONS)})")
-    if cfg.elastic.bulk_size < 1 or cfg.elastic.retries < 0 or cfg.elastic.num_candidates < 1:
-        raise OdqaError("elastic.bulk_size and elastic.num_candidates must be >= 1, elastic.retries >= 0")
+    # the rest (fusion, bulk size, retries, candidates) is checked when the config is loaded (odqa.config)
 
 
 def _read_meta(client: ESClient, index: str) -> dict | None:
