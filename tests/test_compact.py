@@ -20,7 +20,8 @@ def trained(tmp_path):
     with torch.no_grad():
         model.backbone.encoder.layer[0].attention.self.query.weight.add_(0.01)
     save_model(model, tok, tmp_path / "ck", extra={"reader": {"window": {"max_length": 48, "stride": 16}}})
-    (tmp_path / "ck" / "particles.json").write_text('{"rules": []}')
+    from odqa.text.particles import ParticleRules
+    ParticleRules().save(tmp_path / "ck" / "particles.json")
     return base, tmp_path / "ck"
 
 
@@ -40,7 +41,7 @@ def test_pack_stores_only_changes_and_rebuilds_the_checkpoint(trained, tmp_path,
     assert "backbone.encoder.layer.1.attention.self.query.weight" not in rec["changed"]
     assert (tmp_path / "c" / "particles.json").exists() and not (tmp_path / "c" / "tokenizer.json").exists()
     rebuilt = materialise(tmp_path / "c", cache_dir=tmp_path / "cache")
-    assert json.loads((rebuilt / "particles.json").read_text()) == {"rules": []}
+    assert (rebuilt / "particles.json").read_bytes() == (ck / "particles.json").read_bytes()
     for a, b in zip(_outputs(ck), _outputs(rebuilt)):
         assert torch.allclose(a, b, atol=tol) if tol else torch.equal(a, b)
     assert materialise(tmp_path / "c", cache_dir=tmp_path / "cache") == rebuilt     # cached
@@ -53,8 +54,42 @@ def test_an_altered_or_missing_compact_file_is_named_with_the_reinstall_command(
     data = bytearray(w.read_bytes())
     data[-1] ^= 0xFF
     w.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match=f"{w}: altered or truncated .* reinstall it: pip install X"):
+    with pytest.raises(ModelError, match=f"{w}: altered or truncated .*; pip install X"):
         materialise(tmp_path / "c", cache_dir=tmp_path / "cache", reinstall="pip install X")
     w.unlink()
     with pytest.raises(ModelError, match=f"{w}: missing"):
         materialise(tmp_path / "c", cache_dir=tmp_path / "cache")
+
+
+def test_a_shipped_reader_is_found_by_name_and_is_the_default(trained, tmp_path, monkeypatch):
+    import odqa
+    from odqa.api.readers import open_reader, reader_paths
+    from odqa.modeling.shipped import shipped_models
+    base, ck = trained
+    models = tmp_path / "models"
+    pack(ck, models / "ko-reader", str(base), "int8")
+    (models / "ko-reader" / "card.json").write_text(json.dumps({"kind": "reader", "licence": "CC BY-SA 4.0"}))
+    monkeypatch.setenv("ODQA_MODELS_DIR", str(models))
+    monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    (m,) = shipped_models()
+    assert m.to_json()["licence"] == "CC BY-SA 4.0" and m.to_json()["size_mb"] > 0
+    rd = open_reader("ko-reader")
+    assert not getattr(rd, "sentence_level", False) and len(rd.post.steps) > len(open_reader(ck).post.steps)
+    assert reader_paths(None) == ["ko-reader"] and not getattr(open_reader(None), "sentence_level", False)
+    assert open_reader("none").sentence_level
+    (models / "ko-reader" / COMPACT_WEIGHTS).unlink()
+    with pytest.raises(odqa.ModelError, match="compact.safetensors: missing from the shipped model 'ko-reader'"):
+        open_reader("ko-reader")
+
+
+def test_odqa_models_pack_and_list(trained, tmp_path, monkeypatch):
+    from tests.test_cli import odqa
+    base, ck = trained
+    out = tmp_path / "models" / "ko-reader"
+    rep = json.loads(odqa("models", "pack", ck, "--out", out, "--base", base, "--json", cwd=tmp_path).stdout)
+    assert rep["changed"] >= 1 and rep["shared"] >= 1 and 0 < rep["size_mb"]
+    (out / "card.json").write_text(json.dumps({"kind": "reader", "licence": "CC BY-SA 4.0", "data": "x"}))
+    monkeypatch.setenv("ODQA_MODELS_DIR", str(tmp_path / "models"))
+    listed = json.loads(odqa("models", "--json", cwd=tmp_path).stdout)["models"]
+    assert [m["name"] for m in listed] == ["ko-reader"] and listed[0]["kind"] == "reader"
+    assert "ko-reader" in odqa("models", cwd=tmp_path).stdout

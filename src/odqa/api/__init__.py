@@ -14,7 +14,7 @@ import importlib
 
 _EXPORTS = {
     "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline",
-    "open_reader": "odqa.api.readers",
+    "open_reader": "odqa.api.readers", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
     "RetrievalReport": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",

@@ -1,8 +1,10 @@
-"""Which reader answers: a checkpoint folder, several (soft-voted), or sentence-level evidence.
+"""Which reader answers: a shipped model by name, a checkpoint folder, several (soft-voted), or
+sentence-level evidence.
 
-The one place that decides the reader default: no reader given -> sentence-level answers on
-the index's dense encoder (or the offline e5 encoder when the index has none); `"none"` asks
-for that explicitly.
+The one place that decides the reader default: no reader given -> the shipped reader
+(`ko-reader`, with its particle rules) when it is installed, else sentence-level answers on the
+index's dense encoder (or the offline e5 encoder when the index has none); `"none"` asks for
+sentence-level answers explicitly.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from pathlib import Path
 from typing import Sequence, Union
 
 from odqa.errors import ModelError, OdqaError
+from odqa.modeling.shipped import find_shipped, shipped_checkpoint
 
 PARTICLES_FILE = "particles.json"
 NO_READER = "none"
+DEFAULT_READER = "ko-reader"
 ReaderSpec = Union[str, Path, None]
 
 
@@ -63,15 +67,23 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
         else:
             from odqa.reader.ensemble import VotingReader
             return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles) for r in reader])
+    if reader is None and find_shipped(DEFAULT_READER, "reader") is not None:
+        reader = DEFAULT_READER
     if reader is None or str(reader) == NO_READER:
         if particles is not None and str(particles) == "auto":
             _particle_steps(reader, particles)      # raises: auto needs a reader folder
         return sentence_reader(index, n_best)
+    from odqa.reader.reader import Reader
+    if not Path(reader).exists() and find_shipped(str(reader)) is not None:   # a shipped model by name: its own particle rules by default
+        folder = shipped_checkpoint(str(reader), "reader")
+        if particles is None and (folder / PARTICLES_FILE).exists():
+            particles = folder / PARTICLES_FILE
+        return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
+                      extra_steps=_particle_steps(folder, particles))
     folder = Path(reader)
     if not folder.exists() and not is_hub_name(str(reader)):
         raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, an HF "
                          f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
-    from odqa.reader.reader import Reader
     return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
                   extra_steps=_particle_steps(reader, particles))
 
@@ -79,4 +91,6 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
 def reader_paths(reader: ReaderSpec | Sequence[ReaderSpec]) -> list[str]:
     """How results name the readers: their folders ([] = sentence level)."""
     specs = list(reader) if isinstance(reader, (list, tuple)) else [reader]
+    if specs in ([], [None]) and find_shipped(DEFAULT_READER, "reader") is not None:
+        return [DEFAULT_READER]
     return [str(r) for r in specs if r is not None and str(r) != NO_READER]

@@ -115,7 +115,7 @@ def is_compact(folder: str | Path) -> bool:
 
 
 def read_record(folder: Path, reinstall: str = "") -> dict:
-    hint = f"; reinstall it: {reinstall}" if reinstall else ""
+    hint = f"; {reinstall}" if reinstall else ""
     path = folder / COMPACT_JSON
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -146,7 +146,7 @@ def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinsta
     base_file = _weights_file(base_folder)
     if _sha256(base_file) != record["base_weights_sha256"]:
         raise ModelError(f"{folder}: was packed on another version of its base backbone {record['base']} "
-                         f"({base_file} differs){'; reinstall it: ' + reinstall if reinstall else ''}")
+                         f"({base_file} differs){'; ' + reinstall if reinstall else ''}")
     base_state = load_file(str(base_file))
     changed = _dequantize(load_file(str(folder / COMPACT_WEIGHTS)))
     backbone = {n: base_state[n] for n in record["shared"]}
