@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Release recipe of the shipped models (one command: bash scripts/release_models.sh [DATA_DIR]).
+# Trains the default reader on the two Korean training files and learns its particle rules, trains the
+# default RE model, packs both into src/odqa/data/models/ and evaluates the packed models next to the
+# full-precision checkpoints they came from. Every step resumes (--resume) after an interruption.
+# Reader: CNN span head (led the linear head at 200 steps; BENCHMARKS.md, "Span heads"), recipe of the
+# "Reader" section: 256-token windows, stride 64, 5 % no-answer windows, batch 16, lr 1e-4, 1.6 epochs.
+set -euo pipefail
+DATA=${1:-../shared/data}
+RUNS=${RUNS:-runs}
+MODELS=src/odqa/data/models
+resume() { [ -d "$1/last" ] && echo --resume || true; }
+
+odqa train reader --train "$DATA/korquad1/korquad1_train.json" --train "$DATA/klue_mrc/klue_mrc_train.json" \
+    --dev "$DATA/korquad1/korquad1_dev.json" --out "$RUNS/reader-cnn-full" --head cnn --max-length 256 --stride 64 \
+    --negative-ratio 0.05 --batch-size 16 --lr 1e-4 --epochs 1.6 --eval-every 100 --eval-limit 150 --time-budget 140 \
+    $(resume "$RUNS/reader-cnn-full") --json
+odqa train particles --reader "$RUNS/reader-cnn-full/best" --train "$DATA/korquad1/korquad1_train.json" --limit 1000 --json
+odqa models pack "$RUNS/reader-cnn-full/best" --out "$MODELS/ko-reader" --precision int8 --json
+
+odqa re train --train "$DATA/klue_re/klue-re-train-subset.json" --dev "$DATA/klue_re/klue-re-dev-public.json" \
+    --out "$RUNS/re-cw05" --epochs 3 --set class_weight=0.5 --time-budget 45 $(resume "$RUNS/re-cw05") --json
+odqa models pack "$RUNS/re-cw05/best" --out "$MODELS/ko-re" --precision int8 --json
+
+# figures: full precision next to the packed model (closed domain, all 812 dev questions)
+odqa evaluate --closed --reader "$RUNS/reader-cnn-full/best" --particles auto \
+    --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-full.json"
+odqa evaluate --closed --reader ko-reader --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-packed.json"
