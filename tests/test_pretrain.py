@@ -211,7 +211,7 @@ def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
     with pytest.raises(OdqaError, match="exceeds the backbone's 128 positions"):
         run_pretrain(corpus_file, tmp_path / "z", PretrainConfig(backbone=tiny, max_length=512))
     p = odqa("pretrain", "--corpus", tmp_path / "none.jsonl", "--out", tmp_path / "y", cwd=tmp_path, check=False)
-    assert p.returncode == 2 and p.stderr.strip() == f"odqa: error: {tmp_path / 'none.jsonl'}: corpus not found"
+    assert p.returncode == 3 and p.stderr.strip() == f"odqa: error: {tmp_path / 'none.jsonl'}: corpus not found"
     assert "Example: odqa pretrain" in odqa("pretrain", "--help", cwd=tmp_path).stdout
 
 

@@ -7,24 +7,12 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json, warn
+from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json
 
 app = typer.Typer(no_args_is_help=True, help="KLUE relation extraction: train, evaluate, predict, export text.")
 
 LabelsOpt = typer.Option(None, "--labels", help="relation_list.json (default: the one beside the data file, "
                                                 "else KLUE's 30 labels).")
-
-
-def _report_skipped(data) -> None:
-    if data.skipped:
-        where, why = data.skipped[0]
-        warn(f"{data.path}: skipped {len(data.skipped)} record(s) whose entity offsets do not match the word "
-             f"(first: {where}: {why})")
-
-
-def _labels(path: Optional[Path], data_file: Path) -> list[str]:
-    from odqa.relation.data import default_label_file, load_labels
-    return load_labels(path or default_label_file(data_file))
 
 
 @app.command("train")
@@ -70,86 +58,26 @@ def train(
     Example: odqa re train --train klue-re-train-subset.json --dev klue-re-dev-public.json
     --backbone offline:multilingual-e5-small --out runs/re --time-budget 85
     """
-    import dataclasses
-    import time
+    from odqa.api.relation import re_config, train_re
 
-    from odqa.config import load_config
-    from odqa.errors import OdqaError
-    from odqa.modeling.checkpoint import read_meta
-    from odqa.relation.data import load_re
-    from odqa.relation.task import RESettings, RETask, RETrainConfig, build_re_model
-    from odqa.training import TrainConfig, frozen_prefixes, train as run_training
-
-    cfg = load_config(config, list(overrides or []), RETrainConfig)
-    flags = dict(backbone=backbone, markers=markers, pooling=pooling, head=head, hierarchical=hierarchical, loss=loss,
-                 focal_gamma=focal_gamma, label_smoothing=label_smoothing, no_relation_keep=no_relation_keep,
-                 max_length=max_length, batch_size=batch_size, lr=lr, epochs=epochs, max_steps=max_steps,
-                 stop_after=stop_after, eval_every=eval_every, dev_limit=dev_limit, patience=patience, time_budget=time_budget,
-                 freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
-    for k, v in flags.items():
-        if v is not None:
-            setattr(cfg, k, v)
-    cfg = RETrainConfig(**dataclasses.asdict(cfg))   # validate the merged values
-    label_list = _labels(labels, train_file)
-    settings = RESettings(label_list, cfg.markers, cfg.pooling, cfg.hierarchical, cfg.max_length)
-    if resume:
-        last = out / "last"
-        if not last.is_dir():
-            raise OdqaError(f"cannot resume: no checkpoint at {last} (train once without --resume)")
-        prev = RESettings.from_extra(read_meta(last).get("extra", {}), str(last))
-        prev.check(settings, str(last))
-        if prev.train.get("backbone", cfg.backbone) != cfg.backbone:
-            raise OdqaError(f"{last}: the checkpoint started from backbone {prev.train['backbone']!r}, "
-                            f"not {cfg.backbone!r}")
-    train_data = load_re(train_file, label_list)
-    _report_skipped(train_data)
-    dev_data = load_re(dev_file, label_list) if dev_file else None
-    if dev_data:
-        _report_skipped(dev_data)
-    if cfg.markers == "e1" and cfg.freeze_embeddings:
-        warn("--markers e1 with frozen word embeddings: the new [E1]..[/E2] embeddings stay at their initial "
-             "values (use --train-embeddings to learn them)")
-    t0 = time.perf_counter()
-    tokenizer, model, settings = build_re_model(cfg, label_list)
-    settings.train = {**dataclasses.asdict(cfg), "train_file": str(train_file),
-                      "dev_file": str(dev_file) if dev_file else None}
-    task = RETask(tokenizer, settings, cfg, train_data.examples, dev_data.examples if dev_data else None,
-                  quiet=quiet or json_out)
-    tcfg = TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, epochs=cfg.epochs,
-                       max_steps=cfg.max_steps, stop_after=cfg.stop_after, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                       eval_every=cfg.eval_every, early_stopping_patience=cfg.patience,
-                       metric="micro_f1" if dev_data else "loss", greater_is_better=bool(dev_data), seed=cfg.seed,
-                       num_threads=cfg.threads, time_budget_minutes=cfg.time_budget,
-                       freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
-    res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
-    best_row = next((r for r in res.history if r["step"] == res.best_step), {})
-    report = {"out": str(out / "best"), "train_examples": len(train_data.examples),
-              "train_skipped": len(train_data.skipped), "examples_per_epoch": task.num_examples(),
-              "train_truncated": task.train.truncated,
-              "dev_examples": len(task.dev) if task.dev is not None else 0,
-              "dev_skipped": len(dev_data.skipped) if dev_data else 0,
-              "best_step": res.best_step, "steps": res.steps, "epochs_done": res.epochs_done,
-              "stopped": res.stopped_reason, "minutes": round((time.perf_counter() - t0) / 60, 1),
-              "best": {k: best_row.get(k) for k in ("micro_f1", "auprc", "accuracy", "loss", "train_loss")
-                       if k in best_row},
-              "config": dataclasses.asdict(cfg)}
+    cfg = re_config(config, overrides or [], backbone=backbone, markers=markers, pooling=pooling, head=head,
+                    hierarchical=hierarchical, loss=loss, focal_gamma=focal_gamma, label_smoothing=label_smoothing,
+                    no_relation_keep=no_relation_keep, max_length=max_length, batch_size=batch_size, lr=lr,
+                    epochs=epochs, max_steps=max_steps, stop_after=stop_after, eval_every=eval_every,
+                    dev_limit=dev_limit, patience=patience, time_budget=time_budget,
+                    freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
+    report = train_re(cfg, train_file, out, dev_file, labels, resume=resume, quiet=quiet or json_out)
     if json_out:
         emit_json(report)
         return
     b = report["best"]
     if "micro_f1" in b:
-        echo(f"best dev micro-F1 {b['micro_f1']:.2f}, AUPRC {b['auprc']:.2f} at step {res.best_step} "
-             f"({res.steps} steps, {report['minutes']} min, {res.stopped_reason})")
+        echo(f"best dev micro-F1 {b['micro_f1']:.2f}, AUPRC {b['auprc']:.2f} at step {report['best_step']} "
+             f"({report['steps']} steps, {report['minutes']} min, {report['stopped']})")
     else:
-        echo(f"trained {res.steps} steps ({report['minutes']} min, {res.stopped_reason}); no --dev: kept the "
+        echo(f"trained {report['steps']} steps ({report['minutes']} min, {report['stopped']}); no --dev: kept the "
              f"lowest training loss")
     echo(f"model saved to {out / 'best'}: odqa re evaluate --model {out / 'best'} --data DEV.json")
-
-
-def _load_for_inference(model_dir: Path, labels: Optional[Path]):
-    from odqa.relation.data import load_labels
-    from odqa.relation.task import load_re_model
-    return load_re_model(model_dir, load_labels(labels) if labels else None)
 
 
 @app.command("evaluate")
@@ -165,35 +93,14 @@ def evaluate(
 
     Example: odqa re evaluate --model runs/re/best --data klue-re-dev-public.json --json
     """
-    import time
+    from odqa.api.relation import evaluate_re
 
-    import numpy as np
-
-    from odqa.relation.data import load_re
-    from odqa.relation.task import decode, evaluate_probs, featurize, predict_probs
-
-    tokenizer, model, settings = _load_for_inference(model_dir, labels)
-    ds = load_re(data, settings.labels)
-    _report_skipped(ds)
-    t0 = time.perf_counter()
-    feats = featurize(ds.examples, tokenizer, settings.markers, settings.max_length, settings.labels)
-    probs = predict_probs(model, feats, settings, batch_size, quiet or json_out, "evaluate")
-    metrics = evaluate_probs(probs, feats.labels, settings)
-    pred = decode(probs, settings)
-    per_label = {}
-    for i, lab in enumerate(settings.labels):
-        tp = int(np.sum((pred == i) & (feats.labels == i)))
-        n_pred, n_gold = int(np.sum(pred == i)), int(np.sum(feats.labels == i))
-        f1 = 200.0 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0
-        per_label[lab] = {"f1": round(f1, 2), "support": n_gold, "predicted": n_pred}
-    report = {"model": str(model_dir), "data": str(data), "examples": len(ds.examples), "skipped": len(ds.skipped),
-              "truncated": feats.truncated, "seconds": round(time.perf_counter() - t0, 1),
-              **{k: round(v, 4) for k, v in metrics.items()}, "per_label": per_label}
+    report = evaluate_re(model_dir, data, labels, batch_size, quiet=quiet or json_out)
     if json_out:
         emit_json(report)
         return
-    echo(f"{len(ds.examples)} examples: micro-F1 {metrics['micro_f1']:.2f}  AUPRC {metrics['auprc']:.2f}  "
-         f"accuracy {metrics['accuracy']:.2f}  loss {metrics['loss']:.4f}")
+    echo(f"{report['examples']} examples: micro-F1 {report['micro_f1']:.2f}  AUPRC {report['auprc']:.2f}  "
+         f"accuracy {report['accuracy']:.2f}  loss {report['loss']:.4f}")
 
 
 @app.command("predict")
@@ -211,27 +118,15 @@ def predict(
 
     Example: odqa re predict --model runs/re/best --data test_data.csv --out submission.csv
     """
-    from collections import Counter
+    from odqa.api.relation import predict_re
 
-    from odqa.relation.data import load_re
-    from odqa.relation.predict import write_predictions
-    from odqa.relation.task import decode, featurize, predict_probs
-
-    tokenizer, model, settings = _load_for_inference(model_dir, labels)
-    ds = load_re(data, require_labels=False)
-    _report_skipped(ds)
-    feats = featurize(ds.examples, tokenizer, settings.markers, settings.max_length)
-    probs = predict_probs(model, feats, settings, batch_size, quiet or json_out, "predict")
-    pred = decode(probs, settings)
-    used = write_predictions(out, feats.example_ids, probs, settings.labels, fmt, pred)
-    counts = Counter(settings.labels[i] for i in pred)
-    report = {"out": str(out), "format": used, "predictions": len(feats), "skipped": len(ds.skipped),
-              "predicted_labels": dict(counts.most_common())}
+    report = predict_re(model_dir, data, out, fmt, labels, batch_size, quiet=quiet or json_out)
     if json_out:
         emit_json(report)
         return
-    echo(f"wrote {len(feats)} predictions to {out} ({used}); {counts.get('no_relation', 0)} no_relation"
-         + (f"; {len(ds.skipped)} records skipped (no prediction)" if ds.skipped else ""))
+    counts = report["predicted_labels"]
+    echo(f"wrote {report['predictions']} predictions to {out} ({report['format']}); {counts.get('no_relation', 0)} "
+         f"no_relation" + (f"; {report['skipped']} records skipped (no prediction)" if report["skipped"] else ""))
 
 
 @app.command("export-text")
@@ -247,16 +142,10 @@ def export_text_cmd(
 
     Example: odqa re export-text --train klue-re-train-subset.json --out re_text.jsonl --undersample-no-relation 0.3
     """
-    from odqa.relation.data import export_text, load_re, undersample_no_relation
+    from odqa.api.relation import export_re_text
 
-    examples = []
-    for f in train_files:
-        ds = load_re(f, require_labels=keep < 1.0)
-        _report_skipped(ds)
-        examples.extend(undersample_no_relation(ds.examples, keep, seed) if keep < 1.0 else ds.examples)
-    n = export_text(examples, out)
-    report = {"out": str(out), "records": len(examples), "sentences": n, "no_relation_keep": keep}
+    report = export_re_text(train_files, out, keep, seed)
     if json_out:
         emit_json(report)
         return
-    echo(f"wrote {n} distinct sentences (from {len(examples)} records) to {out}")
+    echo(f"wrote {report['sentences']} distinct sentences (from {report['records']} records) to {out}")
