@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from odqa.errors import OdqaError
-from odqa.pretrain import (REPLACE, mask_tokens, mean_span_length, morpheme_segments, sample_spans, span_length_probs,
+from odqa.pretraining import (REPLACE, mask_tokens, mean_span_length, morpheme_segments, sample_spans, span_length_probs,
                            token_units, word_segments)
 from tests.conftest import PASSAGES, write_jsonl
 from tests.test_cli import odqa
@@ -112,7 +112,7 @@ def test_token_units_from_offsets_words_and_morphemes():
 
 
 def test_units_from_a_real_tokenizer(tmp_path):
-    from odqa.pretrain import PretrainConfig, build_chunks
+    from odqa.pretraining import PretrainConfig, build_chunks
     from tests.tiny_model import make_tiny_backbone
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
@@ -131,7 +131,7 @@ def test_units_from_a_real_tokenizer(tmp_path):
 
 def make_pretrained_tiny(tmp_path: Path, steps: int = 2, **cfg) -> Path:
     """A tiny backbone pretrained for a few steps (for tests of commands that take --backbone)."""
-    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.pretraining import PretrainConfig, run_pretrain
     from odqa.training import TrainConfig
     from tests.tiny_model import make_tiny_backbone
     tiny = make_tiny_backbone(tmp_path / "tiny-base")
@@ -149,7 +149,7 @@ def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
 
     from odqa.corpus import file_sha256
     from odqa.modeling.backbone import load_backbone, wants_e5_prefixes
-    from odqa.pretrain import PretrainConfig, read_manifest, run_pretrain
+    from odqa.pretraining import PretrainConfig, read_manifest, run_pretrain
     from odqa.training import TrainConfig
     from odqa.retrieval.dense import mean_pool
     from tests.tiny_model import make_tiny_backbone
@@ -194,7 +194,7 @@ def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
 
 def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
     from odqa.modeling.backbone import load_backbone
-    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.pretraining import PretrainConfig, run_pretrain
     out = make_pretrained_tiny(tmp_path, objective="token", align="word")
     assert json.loads((out / "odqa_pretrain.json").read_text())["config"]["objective"] == "token"
     load_backbone(str(out))
@@ -233,7 +233,7 @@ def test_head_warmup_leaves_the_encoder_alone(tmp_path, warmup, encoder_moves):
 
 
 def test_head_warmup_must_not_be_negative(tmp_path, corpus_file):
-    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.pretraining import PretrainConfig, run_pretrain
     with pytest.raises(OdqaError, match="head warm-up steps must be >= 0, got -1"):
         run_pretrain(corpus_file, tmp_path / "x", PretrainConfig(head_warmup_steps=-1))
 

@@ -21,6 +21,8 @@ _EXPORTS = {
     "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",
     "train_re": "odqa.api.relation", "evaluate_re": "odqa.api.relation", "predict_re": "odqa.api.relation",
     "export_re_text": "odqa.api.relation",
+    "train_reader": "odqa.api.training", "train_retriever": "odqa.api.training", "train_particles": "odqa.api.training",
+    "pretrain": "odqa.api.training",
     "IndexConfig": "odqa.config", "load_config": "odqa.config",
     "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
     "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",

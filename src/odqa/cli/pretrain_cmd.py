@@ -48,10 +48,11 @@ def pretrain(
     """
     import logging
 
-    from odqa.pretrain import PretrainConfig, run_pretrain
+    from odqa.api.training import pretrain as run_pretrain
+    from odqa.pretraining import PretrainConfig
     from odqa.training import TrainConfig
 
-    logging.getLogger("odqa.pretrain").setLevel(logging.ERROR)   # the head report is printed below
+    logging.getLogger("odqa.pretraining").setLevel(logging.ERROR)   # the head report is printed below
     cfg = PretrainConfig(backbone=backbone, objective=objective, align=align, analyzer=analyzer,
                          max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
                          holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format,

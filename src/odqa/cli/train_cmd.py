@@ -49,47 +49,23 @@ def retriever(
 
     Example: odqa train retriever --train korquad1_train.json --out runs/retriever --time-budget 50
     """
-    import time
+    from odqa.api.training import train_retriever
+    from odqa.retrieval.train_dense import RetrieverTrainConfig
+    from odqa.training import TrainConfig
 
-    from odqa.corpus import load_corpus, load_questions
-    from odqa.modeling.backbone import e5_prefix, load_backbone
-    from odqa.errors import OdqaError
-    from odqa.progress import bar
-    from odqa.retrieval.train_dense import (QuerySideTask, RetrieverTask, RetrieverTrainConfig, default_temperature,
-                                            passage_base)
-    from odqa.training import TrainConfig, frozen_prefixes, train as run_training
-
-    if side not in ("both", "query"):
-        raise OdqaError(f"--side must be 'both' or 'query', not '{side}'")
-    questions = [q for f in train for q in load_questions(f)]
-    extra = [p for f in negatives or () for p in load_corpus(f).passages]
-    tokenizer, model = load_backbone(backbone)
-    if freeze_layers < 0:
-        freeze_layers = int(getattr(model.config, "num_hidden_layers", 0)) // 3
     rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
-                                temperature=temperature or default_temperature(backbone),
-                                freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout)
-    prefixes = (e5_prefix("query", backbone), e5_prefix("passage", backbone))
-    if side == "query":
-        with bar(None, "passage windows", "win", quiet or json_out) as pb:
-            task = QuerySideTask(tokenizer, questions, rcfg, batch_size, seed, prefixes, extra,
-                                 load_backbone(passage_base(backbone))[1], pb.update)
-    else:
-        task = RetrieverTask(tokenizer, questions, rcfg, batch_size, seed, prefixes, extra)
-    tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
-                       metric="recall@1", greater_is_better=True, seed=seed, time_budget_minutes=time_budget,
-                       freeze_prefixes=frozen_prefixes(rcfg.freeze_embeddings, rcfg.freeze_layers))
-    t0 = time.perf_counter()
-    before = task.evaluate(model)
-    res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
-    report = {"out": str(out / "best"), "train_questions": len(task.train), "heldout_questions": len(task.heldout),
-              "heldout_before": before, "best_metric": res.best_metric, "best_step": res.best_step,
-              "steps": res.steps, "stopped": res.stopped_reason, "minutes": round((time.perf_counter() - t0) / 60, 1)}
+                                temperature=temperature, freeze_embeddings=freeze_embeddings,
+                                freeze_layers=freeze_layers, holdout=holdout)
+    run = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
+                      seed=seed, time_budget_minutes=time_budget)
+    res = train_retriever(train, out, rcfg, run, negatives or (), side, resume=resume, quiet=quiet or json_out)
+    report = res.to_json()
+    before = res.heldout_before
     if json_out:
         emit_json(report)
         return
     echo(f"held-out recall@1 {before.get('recall@1', 0):.3f} -> {res.best_metric:.3f} (step {res.best_step}, "
-         f"{res.steps} steps, {report['minutes']} min, {res.stopped_reason})")
+         f"{res.steps} steps, {res.minutes} min, {res.stopped})")
     echo(f"encoder saved to {out / 'best'}: odqa index CORPUS --name NAME --dense --encoder {out / 'best'}")
 
 
@@ -127,44 +103,27 @@ def reader(
 
     Example: odqa train reader --train korquad1_train.json --dev korquad1_dev.json --out runs/reader --head linear
     """
-    import time
-
-    from odqa.corpus import load_questions
-    from odqa.modeling.checkpoint import build_model
+    from odqa.api.training import train_reader
     from odqa.modeling.heads import HeadConfig
     from odqa.reader.inference import WindowSettings
-    from odqa.reader.task import ReaderConfig, ReaderTask
-    from odqa.training import TrainConfig, train as run_training
+    from odqa.reader.task import ReaderConfig
+    from odqa.training import TrainConfig
 
-    questions = [q for f in train for q in load_questions(f)]
-    dev_questions = load_questions(dev) if dev else []
     cfg = ReaderConfig(backbone=backbone, head=HeadConfig(type=head),
                        window=WindowSettings(max_length=max_length, stride=stride),
                        freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers,
                        negative_ratio=negative_ratio, eval_limit=eval_limit)
-    tokenizer, model = build_model(backbone, "span", cfg.head)
-    task = ReaderTask(tokenizer, questions, dev_questions, cfg, batch_size, seed, [str(f) for f in train])
-    if task.skips.skipped:
-        echo(f"skipped {task.skips.skipped} training record(s): " + "; ".join(task.skips.records[:3]))
-    tcfg = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-                       eval_every=eval_every, early_stopping_patience=patience,
-                       metric="f1" if dev_questions else "loss", greater_is_better=bool(dev_questions), seed=seed,
-                       time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb,
-                       freeze_prefixes=task.freeze_prefixes())
-    t0 = time.perf_counter()
-    res = run_training(model, task, tcfg, out, resume=resume, quiet=quiet or json_out)
-    last = res.history[-1] if res.history else {}
-    report = {"out": str(out / "best"), "head": head, "train_questions": task.n_train_questions,
-              "train_windows": len(task.win), "skipped_records": task.skips.skipped,
-              "dev_questions": len(task.dev), "best_metric": res.best_metric, "metric": tcfg.metric,
-              "best_step": res.best_step, "steps": res.steps, "last_eval": last, "stopped": res.stopped_reason,
-              "minutes": round((time.perf_counter() - t0) / 60, 1)}
+    run = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+                      eval_every=eval_every, early_stopping_patience=patience, seed=seed,
+                      time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb)
+    res = train_reader(train, out, cfg, run, dev, resume=resume, quiet=quiet or json_out)
+    report = res.to_json()
     if json_out:
         emit_json(report)
         return
     best = f"{res.best_metric:.2f}" if res.best_metric is not None else "-"
-    echo(f"best dev {tcfg.metric} {best} (step {res.best_step} of {res.steps}, {report['minutes']} min, "
-         f"{res.stopped_reason}); {task.n_train_questions} questions, {len(task.win)} windows")
+    echo(f"best dev {res.metric} {best} (step {res.best_step} of {res.steps}, {res.minutes} min, "
+         f"{res.stopped}); {res.train_questions} questions, {res.train_windows} windows")
     echo(f"reader saved to {out / 'best'}: odqa ask \"질문\" --index NAME --reader {out / 'best'}")
 
 
@@ -185,32 +144,15 @@ def particles(
 
     Example: odqa train particles --reader runs/reader/best --train korquad1_train.json
     """
-    from odqa.cli.ask_cmd import PARTICLES_FILE
-    from odqa.corpus import load_questions
-    from odqa.metrics import exact_match
-    from odqa.qa_eval import closed_hits
-    from odqa.reader.reader import Reader
-    from odqa.text.particles import ParticleRules
+    from odqa.api.training import train_particles
 
-    qs = [q for f in train for q in load_questions(f) if q.context and q.answers]
-    if limit:
-        qs = qs[:limit]
-    rd = Reader(reader, n_best=1)
-    answers = rd.read_batch([q.question for q in qs], closed_hits(qs), quiet=quiet or json_out)
-    examples = [(q.context, a[0].start, a[0].end, q.answers) for q, a in zip(qs, answers) if a]
-    rules = ParticleRules.learn(examples, analyzer=analyzer)
-    target = out or Path(reader) / PARTICLES_FILE
-    rules.save(target)
-    before = sum(exact_match(c[s:e], g) for c, s, e, g in examples)
-    after = sum(exact_match(rules.apply_text(c, s, e), g) for c, s, e, g in examples)
-    report = {"out": str(target), "questions": len(qs), "examples": len(examples),
-              "train_em_before": round(100 * before / max(1, len(examples)), 2),
-              "train_em_after": round(100 * after / max(1, len(examples)), 2), "rules": rules.to_dict()["rules"]}
+    res = train_particles(reader, train, out, analyzer, limit, quiet=quiet or json_out)
+    report = res.to_json()
     if json_out:
         emit_json(report)
         return
-    echo(f"{len(rules)} rule(s) learned from {len(examples)} predictions; train EM {report['train_em_before']:.2f} "
-         f"-> {report['train_em_after']:.2f} (learning set)")
+    echo(f"{len(res.rules)} rule(s) learned from {res.examples} predictions; train EM {res.train_em_before:.2f} "
+         f"-> {res.train_em_after:.2f} (learning set)")
     for r in report["rules"]:
         echo(f"  {r}")
-    echo(f"saved to {target}: use --particles auto (or --particles {target}) with ask/evaluate")
+    echo(f"saved to {res.out}: use --particles auto (or --particles {res.out}) with ask/evaluate")

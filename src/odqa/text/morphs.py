@@ -3,7 +3,7 @@
 `analyzers.py` turns texts into index terms; this module keeps what those drop:
 where each morpheme sits in the text (`start`, `end`, end exclusive), its POS tag
 and its surface form. Used by particle stripping (`particles.py`) and by
-morpheme-aligned masking in `odqa.pretrain`. No torch here.
+morpheme-aligned masking in `odqa.pretraining`. No torch here.
 """
 
 from __future__ import annotations
