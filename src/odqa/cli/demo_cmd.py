@@ -25,7 +25,8 @@ def demo(
     d = run_demo(reader, shown, index_dir)
     if json_out:
         emit_json({"index": "demo", "status": d.build.status, "metrics": d.retrieval.metrics,
-                   "sentence_level": d.pipeline.sentence_level,
+                   "sentence_level": d.pipeline.sentence_level, "reader": d.pipeline.reader_settings["readers"],
+                   "answers": {k: d.answers.metrics[k] for k in ("questions", "em", "f1", "scored", "no_answer")},
                    "examples": [{"question": q.question, "gold": q.answers,
                                  "answers": [r.answer_json(s) for s in r.answers], "hits": [hit_json(h) for h in r.hits]}
                                 for q, r in zip(d.questions, d.results)]})
@@ -45,4 +46,7 @@ def demo(
     m = d.retrieval.metrics
     echo(f"\nretrieval on {m['questions']} demo questions: recall@1={m['recall@1']:.3f} "
          f"recall@5={m['recall@5']:.3f} mrr={m['mrr']:.3f}")
+    a = d.answers.metrics
+    echo(f"answers on all {a['questions']} demo questions: EM {a['em']:.2f}  F1 {a['f1']:.2f}"
+         + ("  (sentence-level: whole sentences rarely match a short answer)" if d.pipeline.sentence_level else ""))
     echo("next: odqa ask \"질문\" --index demo   |   odqa index YOUR_CORPUS --name mine   |   odqa train reader --help")
