@@ -103,10 +103,14 @@ def test_help_shows_an_example(cmd, tmp_path):
 
 
 def test_demo_runs_offline_on_bundled_corpus(tmp_path):
+    from odqa.api.readers import DEFAULT_READER
+    from odqa.modeling.shipped import find_shipped
     out = json.loads(odqa("demo", "--json", cwd=tmp_path).stdout)
     assert out["metrics"]["questions"] >= 20 and out["metrics"]["recall@5"] >= 0.9
+    assert out["answers"]["questions"] == out["metrics"]["questions"] and out["answers"]["scored"] >= 20
     ex = out["examples"][0]
-    assert ex["hits"] and out["sentence_level"]
+    shipped = find_shipped(DEFAULT_READER, "reader") is not None       # the default reader, when installed
+    assert ex["hits"] and out["sentence_level"] is not shipped and out["reader"] == ([DEFAULT_READER] if shipped else [])
     best = ex["answers"][0]
     passage = next(h for h in ex["hits"] if h["id"] == best["passage_id"])
     assert passage["text"][best["start"]:best["end"]] == best["text"]
@@ -118,8 +122,8 @@ def test_predict_writes_the_submission_shape(corpus_file, tmp_path):
     qs = tmp_path / "test.jsonl"
     qs.write_text('{"id": "t1", "question": "거북선으로 왜군을 물리친 무신은?"}\n{"id": "t2", "question": "김치는?"}\n',
                   encoding="utf-8")
-    rep = json.loads(odqa("predict", qs, "--index", "mini", "--out", tmp_path / "p.json", "--json",
-                          cwd=tmp_path).stdout)
+    rep = json.loads(odqa("predict", qs, "--index", "mini", "--out", tmp_path / "p.json", "--reader", "none",
+                          "--json", cwd=tmp_path).stdout)
     preds = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
     assert rep["questions"] == 2 and set(preds) == {"t1", "t2"} and rep["sentence_level"]
     assert "이순신" in preds["t1"]          # the sentence-level answer holds the evidence

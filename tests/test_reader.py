@@ -209,7 +209,7 @@ def test_ask_without_reader_answers_with_a_sentence(tiny, tmp_path, corpus_file)
     odqa("index", corpus_file, "--name", "d", "--index-dir", tmp_path / "ix", "--dense", "--encoder", tiny,
          cwd=tmp_path)
     ans = json.loads(odqa("ask", "백록담이 있는 산은?", "--index", "d", "--index-dir", tmp_path / "ix", "--json",
-                          cwd=tmp_path).stdout)
+                          "--reader", "none", cwd=tmp_path).stdout)
     assert ans["sentence_level"] and ans["mode"] == "hybrid"
     a = ans["answers"][0]
     text = next(p["text"] for p in PASSAGES if p["id"] == a["passage_id"])
