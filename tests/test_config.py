@@ -66,3 +66,45 @@ def test_assignment_is_checked_and_the_hybrid_section_is_used(corpus_file, index
     build_index(corpus_file, "t", load_config(None, ["hybrid.alpha=0.8", "hybrid.method=rrf"]), index_root)
     hy = load_index("t", index_root).hybrid_config()
     assert hy.alpha == 0.8 and hy.method == "rrf"
+
+
+@pytest.mark.parametrize("yaml_text, field, message", [
+    ("bm25:\n  k1: -1\n", "bm25.k1", "input should be greater than 0, got -1"),
+    ("bm25:\n  b: 5\n", "bm25.b", "input should be less than or equal to 1, got 5"),
+    ("bm25:\n  method: okapi\n", "bm25.method", "input should be 'atire', 'robertson', 'lucene', 'bm25l' or 'bm25+'"),
+    ("dense:\n  batch_size: 0\n", "dense.batch_size", "input should be greater than or equal to 1, got 0"),
+    ("dense:\n  max_length: four\n", "dense.max_length", "input should be a valid integer"),
+    ("analyzer:\n  name: mecab\n  workers: [1]\n", "analyzer.workers", "input should be a valid integer"),
+    ("hybrid: 3\n", "hybrid", "input should be a valid dictionary"),
+])
+def test_a_bad_value_in_a_config_file_is_one_line_naming_its_field(tmp_path, yaml_text, field, message):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert str(e.value).startswith(f"config field '{field}': ") and message in str(e.value)
+    assert len(str(e.value).splitlines()) == 1
+
+
+def test_unknown_fields_are_refused_with_the_known_ones_named(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("dense:\n  enabled: true\n  encoder_name: x\n")
+    with pytest.raises(ConfigError, match=r"^unknown config field 'dense.encoder_name' \(known: enabled, encoder, "):
+        load_config(f)
+    f.write_text("bm26:\n  k1: 1\n")
+    with pytest.raises(ConfigError, match=r"^unknown config field 'bm26' \(known: corpus, analyzer, bm25, "):
+        load_config(f)
+    with pytest.raises(ConfigError, match="unknown config field 'bm25.k3'"):
+        IndexConfig(bm25={"k3": 1})
+
+
+def test_load_config_takes_any_section_and_refuses_other_classes(tmp_path):
+    from odqa.training import TrainConfig
+    f = tmp_path / "t.yaml"
+    f.write_text("lr: 0.001\nbatch_size: 8\n")
+    cfg = load_config(f, ["seed=3"], TrainConfig)
+    assert (cfg.lr, cfg.batch_size, cfg.seed) == (0.001, 8, 3)
+    with pytest.raises(ConfigError, match="config field 'grad_accum': input should be greater than or equal to 1"):
+        load_config(f, ["grad_accum=0"], TrainConfig)
+    with pytest.raises(TypeError, match="not a config model"):
+        load_config(None, [], dict)

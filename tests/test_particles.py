@@ -130,3 +130,11 @@ def test_empty_rules_are_a_no_op_and_kiwi_works():
     rules = ParticleRules.learn([ex("한라산에서", "한라산"), ex("훈민정음을", "훈민정음")], analyzer="kiwi")
     assert rules.analyzer == "kiwi" and ("JKB", "에서") in rules
     assert strip(rules, "한라산에서") == "한라산"
+
+
+def test_exact_match_rates_before_and_after_stripping():
+    rules = ParticleRules.learn(HAND)
+    assert rules.exact_match_rates(HAND) == (0.0, 100.0)
+    mixed = HAND[:2] + [ex("거북선", "거북선"), ex("세종대왕", "임금")]
+    assert rules.exact_match_rates(mixed) == (25.0, 75.0)
+    assert ParticleRules().exact_match_rates([]) == (0.0, 0.0)

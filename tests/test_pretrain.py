@@ -131,40 +131,42 @@ def test_units_from_a_real_tokenizer(tmp_path):
 
 def make_pretrained_tiny(tmp_path: Path, steps: int = 2, **cfg) -> Path:
     """A tiny backbone pretrained for a few steps (for tests of commands that take --backbone)."""
-    from odqa.pretraining import PretrainConfig, run_pretrain
+    from odqa.api.training import PretrainRequest, pretrain
     from odqa.training import TrainConfig
     from tests.tiny_model import make_tiny_backbone
     tiny = make_tiny_backbone(tmp_path / "tiny-base")
     corpus = write_jsonl(tmp_path / "pretrain-corpus.jsonl", PASSAGES)
     out = tmp_path / "pretrained"
-    run_pretrain(corpus, out, PretrainConfig(backbone=str(tiny), max_length=32, **cfg),
-                 TrainConfig(max_steps=steps, batch_size=2, lr=1e-3), quiet=True)
+    pretrain(PretrainRequest(corpus=corpus, out=out, backbone=str(tiny), max_length=32, **cfg,
+                             train=TrainConfig(max_steps=steps, batch_size=2, lr=1e-3)))
     return out
 
 
-def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
+def test_pretrain_output_is_a_backbone(tmp_path, corpus_file):
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForMaskedLM
 
+    from odqa.api.training import PretrainRequest, PretrainResult, pretrain
     from odqa.corpus import file_sha256
     from odqa.modeling.backbone import load_backbone, wants_e5_prefixes
-    from odqa.pretraining import PretrainConfig, read_manifest, run_pretrain
-    from odqa.training import TrainConfig
+    from odqa.pretraining import read_manifest
     from odqa.retrieval.dense import mean_pool
+    from odqa.training import TrainConfig
     from tests.tiny_model import make_tiny_backbone
 
     tiny = make_tiny_backbone(tmp_path / "enc")
     out = tmp_path / "pt"
-    rep = json.loads(odqa("pretrain", "--corpus", corpus_file, "--out", out, "--backbone", tiny, "--max-length", "32",
-                          "--batch-size", "2", "--max-steps", "3", "--lr", "1e-3", "--align", "morpheme", "--json",
-                          cwd=tmp_path).stdout)
-    assert rep["steps"] == 3 and rep["stopped"] == "max_steps" and rep["chunks_heldout"] >= 1
-    assert rep["mlm_head"]["head_initialised"] and rep["mlm_head"]["output_tied_to_embeddings"]
-    assert rep["heldout_loss_before"] > 0 and rep["heldout_loss"] > 0
+    req = PretrainRequest(corpus=corpus_file, out=out, backbone=str(tiny), max_length=32, align="morpheme",
+                          train=TrainConfig(batch_size=2, max_steps=3, lr=1e-3))
+    res = pretrain(req)
+    assert isinstance(res, PretrainResult) and res.steps == 3 and res.stopped == "max_steps" and res.chunks_heldout >= 1
+    assert res.mlm_head["head_initialised"] and res.mlm_head["output_tied_to_embeddings"]
+    assert res.heldout_loss_before > 0 and res.heldout_loss > 0
     man = read_manifest(out)
     assert man["base_backbone"] == str(tiny) and man["corpus"]["sha256"] == file_sha256(corpus_file)
-    assert (man["config"]["objective"], man["config"]["align"], man["steps"]) == ("span", "morpheme", rep["best_step"])
+    assert (man["config"]["objective"], man["config"]["align"], man["steps"]) == ("span", "morpheme", res.best_step)
+    assert "train" not in man["config"] and man["train"]["max_steps"] == 3 and man["train"]["lr"] == 1e-3
     assert man["analyzer"]["name"] == "mecab" and man["odqa_version"]
     assert man["mask"]["mean_span_length"] == pytest.approx(3.797, abs=1e-3)
     assert (out / "tokenizer.json").exists() and (out / "tokenizer_config.json").exists()
@@ -186,32 +188,72 @@ def test_pretrain_cli_output_is_a_backbone(tmp_path, corpus_file):
     with torch.inference_mode():
         vecs = mean_pool(enc(**batch).last_hidden_state, batch["attention_mask"])
     assert vecs.shape == (2, 32) and torch.isfinite(vecs).all()
-    # resume in-process continues the same run and republishes
-    again = run_pretrain(corpus_file, out, PretrainConfig(backbone=str(tiny), max_length=32, align="morpheme"),
-                         TrainConfig(max_steps=5, batch_size=2, lr=1e-3), resume=True, quiet=True)
-    assert again["steps"] == 5 and read_manifest(out)["total_steps"] == 5
+    # resume continues the same run (a longer budget is not a settings change) and republishes
+    again = pretrain(req.model_copy(update={"resume": True, "train": TrainConfig(batch_size=2, max_steps=5, lr=1e-3)}))
+    assert again.steps == 5 and read_manifest(out)["total_steps"] == 5
 
 
 def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
+    from odqa.api.training import PretrainRequest, pretrain
+    from odqa.errors import ConfigError
     from odqa.modeling.backbone import load_backbone
-    from odqa.pretraining import PretrainConfig, run_pretrain
+    from odqa.pretraining import PretrainConfig
     out = make_pretrained_tiny(tmp_path, objective="token", align="word")
     assert json.loads((out / "odqa_pretrain.json").read_text())["config"]["objective"] == "token"
     load_backbone(str(out))
-    with pytest.raises(OdqaError, match="unknown objective 'spam'"):
-        run_pretrain(corpus_file, tmp_path / "x", PretrainConfig(objective="spam"))
+    with pytest.raises(ConfigError, match="config field 'objective': input should be 'span' or 'token', got 'spam'"):
+        PretrainConfig(objective="spam")
     tiny = str(tmp_path / "tiny-base")
     with pytest.raises(OdqaError, match="settings changed since the checkpoint"):     # resume with other masking settings
-        run_pretrain(corpus_file, out, PretrainConfig(backbone=tiny, max_length=32, objective="span", align="word"),
-                     resume=True, quiet=True)
+        pretrain(PretrainRequest(corpus=corpus_file, out=out, backbone=tiny, max_length=32, objective="span",
+                                 align="word", resume=True))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(OdqaError, match="refusing to replace"):
-        run_pretrain(corpus_file, tmp_path / "mine", PretrainConfig(backbone=tiny, max_length=32))
+        pretrain(PretrainRequest(corpus=corpus_file, out=tmp_path / "mine", backbone=tiny, max_length=32))
     with pytest.raises(OdqaError, match="exceeds the backbone's 128 positions"):
-        run_pretrain(corpus_file, tmp_path / "z", PretrainConfig(backbone=tiny, max_length=512))
+        pretrain(PretrainRequest(corpus=corpus_file, out=tmp_path / "z", backbone=tiny, max_length=512))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"head_warmup_steps": -1}, "config field 'head_warmup_steps': input should be greater than or equal to 0"),
+    ({"mask_ratio": 1.0}, "config field 'mask_ratio': input should be less than 1"),
+    ({"align": "char"}, "config field 'align'"),
+    ({"max_length": 4}, "config field 'max_length'"),
+    ({"holdout": 0.5}, "config field 'holdout'"),
+    ({"train": {"lr": -1}}, "config field 'train.lr': input should be greater than 0, got -1"),
+])
+def test_pretrain_config_is_checked_when_made(kwargs, message):
+    from odqa.errors import ConfigError
+    from odqa.pretraining import PretrainConfig
+    with pytest.raises(ConfigError) as e:
+        PretrainConfig(**kwargs)
+    assert message in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_pretrain_cli_wiring(tmp_path, corpus_file):
+    """`odqa pretrain`: flags reach the API, --json prints the result, errors are one line with their exit code."""
+    from odqa.pretraining import read_manifest
+    from tests.tiny_model import make_tiny_backbone
+    tiny = make_tiny_backbone(tmp_path / "enc")
+    out = tmp_path / "pt"
+    rep = json.loads(odqa("pretrain", "--corpus", corpus_file, "--out", out, "--backbone", tiny, "--max-length", "32",
+                          "--batch-size", "2", "--max-steps", "2", "--lr", "1e-3", "--objective", "token",
+                          "--align", "word", "--mask-ratio", "0.2", "--json", cwd=tmp_path).stdout)
+    assert set(rep) == {"out", "run_dir", "objective", "align", "steps", "best_step", "heldout_loss_before",
+                        "heldout_loss", "stopped", "epochs_done", "seconds", "train_seconds", "seconds_per_step",
+                        "chunks_train", "chunks_heldout", "mlm_head", "verified"}
+    assert rep["steps"] == 2 and (rep["objective"], rep["align"]) == ("token", "word")
+    man = read_manifest(out)
+    assert man["config"]["mask_ratio"] == 0.2 and man["train"]["lr"] == 1e-3 and man["train"]["batch_size"] == 2
+    text = odqa("pretrain", "--corpus", corpus_file, "--out", tmp_path / "pt2", "--backbone", tiny, "--max-length",
+                "32", "--batch-size", "2", "--max-steps", "1", cwd=tmp_path)
+    assert "backbone saved to" in text.stdout and "had no MLM head" in text.stderr
     p = odqa("pretrain", "--corpus", tmp_path / "none.jsonl", "--out", tmp_path / "y", cwd=tmp_path, check=False)
     assert p.returncode == 3 and p.stderr.strip() == f"odqa: error: {tmp_path / 'none.jsonl'}: corpus not found"
+    p = odqa("pretrain", "--corpus", corpus_file, "--out", tmp_path / "y", "--objective", "spam", cwd=tmp_path,
+             check=False)
+    assert p.returncode == 2 and p.stderr.strip().startswith("odqa: error: config field 'objective'")
     assert "Example: odqa pretrain" in odqa("pretrain", "--help", cwd=tmp_path).stdout
 
 
@@ -232,23 +274,20 @@ def test_head_warmup_leaves_the_encoder_alone(tmp_path, warmup, encoder_moves):
     assert manifest["config"]["head_warmup_steps"] == warmup
 
 
-def test_head_warmup_must_not_be_negative(tmp_path, corpus_file):
-    from odqa.pretraining import PretrainConfig, run_pretrain
-    with pytest.raises(OdqaError, match="head warm-up steps must be >= 0, got -1"):
-        run_pretrain(corpus_file, tmp_path / "x", PretrainConfig(head_warmup_steps=-1))
-
-
 def test_a_pretrained_backbone_trains_a_reader(tmp_path):
-    """pretrain -> train reader -> evaluate, through the CLI, on a tiny model."""
+    """pretrain -> train reader -> evaluate, on a tiny model."""
     import torch
 
     from tests.conftest import squad_file
     out = make_pretrained_tiny(tmp_path, steps=3, objective="span", align="word", head_warmup_steps=1)
     train = squad_file(tmp_path / "train.json")
-    rep = json.loads(odqa("train", "reader", "--train", train, "--dev", train, "--out", tmp_path / "run",
-                          "--backbone", out, "--max-steps", "4", "--batch-size", "4", "--max-length", "48",
-                          "--stride", "16", "--lr", "3e-3", "--json", cwd=tmp_path).stdout)
-    assert rep["steps"] == 4
+    from odqa.api.training import ReaderTrainConfig, train_reader
+    from odqa.reader.inference import WindowSettings
+    from odqa.training import TrainConfig
+    res = train_reader(ReaderTrainConfig(train_files=[train], dev=train, out=tmp_path / "run", backbone=str(out),
+                                         window=WindowSettings(max_length=48, stride=16),
+                                         train=TrainConfig(max_steps=4, batch_size=4, lr=3e-3)))
+    assert res.steps == 4
     meta = json.loads((tmp_path / "run" / "best" / "odqa_head.json").read_text())
     assert meta["base_backbone"] == str(out)          # the reader started from the pretrained folder
     pre = _weights(out)

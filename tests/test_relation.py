@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from odqa.errors import OdqaError
+from odqa.config import load_config
+from odqa.errors import ConfigError, OdqaError
 from odqa.relation.data import (KLUE_RE_LABELS, Entity, REExample, export_text, load_labels, load_re,
                                 undersample_no_relation)
 from odqa.relation.markers import mark
@@ -277,23 +278,45 @@ def test_hierarchical_decoding_picks_the_family_first():
 
 def test_re_yaml_documents_exactly_the_defaults():
     from odqa.relation.task import RETrainConfig
+    from odqa.training import TASK_DECIDED
     data = yaml.safe_load((ROOT / "configs" / "re.yaml").read_text(encoding="utf-8"))
-    data["lr"] = float(data["lr"])
-    assert data == dataclasses.asdict(RETrainConfig())
+    data["train"]["lr"] = float(data["train"]["lr"])
+    assert data == RETrainConfig().model_dump(exclude={"train": set(TASK_DECIDED)})
+    assert load_config(ROOT / "configs" / "re.yaml", [], RETrainConfig) == RETrainConfig()
 
 
-def test_config_validation():
+def test_the_flat_layout_of_older_re_configs_still_loads(tmp_path):
     from odqa.relation.task import RETrainConfig
-    with pytest.raises(OdqaError, match="pooling 'max' unknown"):
-        RETrainConfig(pooling="max")
-    with pytest.raises(OdqaError, match="marker style"):
-        RETrainConfig(markers="xml")
-    with pytest.raises(OdqaError, match="loss 'hinge'"):
-        RETrainConfig(loss="hinge")
-    with pytest.raises(OdqaError, match="no_relation_keep"):
-        RETrainConfig(no_relation_keep=1.5)
-    with pytest.raises(OdqaError, match="class_weight"):
-        RETrainConfig(class_weight=0.5, loss="label_smoothing")
+    f = tmp_path / "old.yaml"
+    f.write_text("markers: e1\nlr: 0.0003\nbatch_size: 8\npatience: 2\ntime_budget: 5\nthreads: 1\n")
+    cfg = load_config(f, ["epochs=2", "train.seed=7"], RETrainConfig)
+    assert cfg.markers == "e1" and cfg.train.lr == 3e-4 and cfg.train.batch_size == 8
+    assert (cfg.train.early_stopping_patience, cfg.train.time_budget_minutes, cfg.train.num_threads) == (2, 5, 1)
+    assert cfg.train.epochs == 2 and cfg.train.seed == 7
+    flat = cfg.flat()
+    assert (flat["lr"], flat["patience"], flat["time_budget"], flat["threads"], flat["markers"]) == (3e-4, 2, 5, 1, "e1")
+    f.write_text("lr: 0.1\ntrain:\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match="'lr' is the older name of 'train.lr'"):
+        load_config(f, [], RETrainConfig)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"pooling": "max"}, "config field 'pooling': input should be 'entity_start', 'cls' or 'mean', got 'max'"),
+    ({"markers": "xml"}, "config field 'markers'"),
+    ({"loss": "hinge"}, "config field 'loss'"),
+    ({"no_relation_keep": 1.5}, "config field 'no_relation_keep': input should be less than or equal to 1"),
+    ({"class_weight": 0.5, "loss": "label_smoothing"}, "class_weight goes with loss ce or focal"),
+    ({"max_length": 4}, "config field 'max_length': input should be greater than or equal to 8, got 4"),
+    ({"lr": 0}, "config field 'train.lr': input should be greater than 0, got 0"),
+    ({"batch_size": 0}, "config field 'train.batch_size'"),
+    ({"head": "mlp"}, "config field 'head'"),
+    ({"bogus": 1}, "unknown config field 'bogus'"),
+])
+def test_config_validation(kwargs, message):
+    from odqa.relation.task import RETrainConfig
+    with pytest.raises(ConfigError) as e:
+        RETrainConfig(**kwargs)
+    assert message in str(e.value) and len(str(e.value).splitlines()) == 1
 
 
 def test_class_weights_favour_rare_labels_in_the_loss():

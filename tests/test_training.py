@@ -240,3 +240,34 @@ def test_frozen_prefixes_on_a_bert_backbone(tmp_path):
     assert {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"} <= frozen
     assert any(n.startswith("encoder.layer.0.") for n in frozen)
     assert all(n.startswith(("embeddings.", "encoder.layer.0.")) for n in frozen)   # layers 1, 2 and up train
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lr": 0}, "config field 'lr': input should be greater than 0, got 0"),
+    ({"grad_accum": 0}, "config field 'grad_accum': input should be greater than or equal to 1, got 0"),
+    ({"batch_size": -2}, "config field 'batch_size'"),
+    ({"warmup_ratio": 1.5}, "config field 'warmup_ratio': input should be less than or equal to 1"),
+    ({"epochs": "many"}, "config field 'epochs': input should be a valid number"),
+    ({"learning_rate": 1e-4}, "unknown config field 'learning_rate' (known: lr, "),
+])
+def test_train_config_is_checked_when_made_and_changed(kwargs, message):
+    from odqa.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        TrainConfig(**kwargs)
+    assert message in str(e.value) and len(str(e.value).splitlines()) == 1
+    c = TrainConfig()
+    with pytest.raises(ConfigError, match="config field 'max_steps'"):
+        c.max_steps = -1
+
+
+def test_every_task_config_holds_one_train_config():
+    """The loop's knobs are defined once (TrainConfig); each task config holds one, with its own defaults."""
+    from odqa.pretraining import PretrainConfig
+    from odqa.reader.task import ReaderConfig
+    from odqa.relation.task import RETrainConfig
+    from odqa.retrieval.train_dense import RetrieverTrainConfig
+    loop = set(TrainConfig.model_fields)
+    for cls, lr in ((ReaderConfig, 1e-4), (RetrieverTrainConfig, 1e-5), (PretrainConfig, 5e-5), (RETrainConfig, 1e-4)):
+        cfg = cls()
+        assert isinstance(cfg.train, TrainConfig) and cfg.train.lr == lr, cls
+        assert not (set(cls.model_fields) - {"train"}) & loop, cls      # no loop knob restated beside it

@@ -1,8 +1,9 @@
 """Typed configuration: validated models with defaults, loaded from YAML, overridden from the CLI.
 
 Index configs are pydantic models: enums are `Literal`s, ranges are checked, unknown fields are
-refused, and every value is checked when the config is loaded or overridden, before any work starts
-(one `ConfigError` line naming the field). Task configs that are still dataclasses load through the
+refused, and every value is checked when the config is loaded, overridden or assigned, before any
+work starts (one `ConfigError` line naming the field). Task configs (`odqa.training.TrainConfig`,
+the reader, retriever, relation and pretraining configs) are `Section`s too and load through the
 same functions.
 
 `configs/default.yaml` documents every field; a test keeps it equal to these defaults.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +31,9 @@ class Section(BaseModel):
     """A config section: unknown fields refused, values checked when set as when loaded; a bad value
     raises ConfigError (one line naming the field), also from Python (`BM25Config(k1=-1)`)."""
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # keys of an older layout -> their dotted place now (`lr` -> `train.lr`), accepted when loading,
+    # constructing and overriding (`--set lr=...`)
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **data: Any):
         if _VALIDATING.get():                  # a section inside a section: the outer call reports it
@@ -39,7 +43,7 @@ class Section(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise _config_error(e) from None
+            raise _config_error(e, type(self)) from None
         finally:
             _VALIDATING.reset(token)
 
@@ -48,6 +52,13 @@ class Section(BaseModel):
             super().__setattr__(name, value)
         except ValidationError as e:
             raise _config_error(e) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_layout(cls, data: Any) -> Any:
+        if cls.renamed and isinstance(data, dict) and any(k in data for k in cls.renamed):
+            return _move_renamed(data, cls.renamed)
+        return data
 
 
 class CorpusConfig(Section):
@@ -130,12 +141,25 @@ class IndexConfig(Section):
     elastic: ElasticConfig = Field(default_factory=ElasticConfig)
 
 
-def _config_error(e: ValidationError, prefix: str = "") -> ConfigError:
+def _model_at(cls: type, loc: tuple) -> type | None:
+    """The model class of the section at `loc` (a path of field names) inside `cls`, if any."""
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part) if isinstance(part, str) else None
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        cls = ann
+    return cls
+
+
+def _config_error(e: ValidationError, cls: type | None = None) -> ConfigError:
     err = e.errors()[0]
-    loc = ".".join(str(x) for x in err.get("loc", ()))
-    where = f"{prefix}{loc}".rstrip(".") or "config"
-    if err.get("type") == "extra_forbidden":
-        return ConfigError(f"unknown config field '{where}'")
+    loc = tuple(err.get("loc", ()))
+    where = ".".join(str(x) for x in loc) or "config"
+    if err.get("type") in ("extra_forbidden", "unexpected_keyword_argument"):
+        parent = _model_at(cls, loc[:-1]) if cls is not None else None
+        known = f" (known: {', '.join(parent.model_fields)})" if parent is not None else ""
+        return ConfigError(f"unknown config field '{where}'{known}")
     msg = err.get("msg", "invalid value").removeprefix("Value error, ")
     got = err.get("input")
     shown = "" if isinstance(got, (dict, BaseModel)) else f", got {got!r}"
@@ -148,65 +172,37 @@ def validate_config(cls: type, data: dict) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        raise _config_error(e) from None
+        raise _config_error(e, cls) from None
     finally:
         _VALIDATING.reset(token)
 
 
-def _coerce(value: Any, typ: Any, where: str) -> Any:
-    if typ is bool:
-        if isinstance(value, str):
-            if value.lower() in ("true", "1", "yes"):
-                return True
-            if value.lower() in ("false", "0", "no"):
-                return False
-        if isinstance(value, bool):
-            return value
-    elif typ in (int, float):
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return typ(value)
-        except (TypeError, ValueError):
-            pass
-    elif typ is str:
-        return str(value)
-    elif getattr(typ, "__origin__", None) is list:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
-        if isinstance(value, list):
-            return [str(v) for v in value]
-    raise ConfigError(f"config field '{where}': expected {getattr(typ, '__name__', typ)}, got {value!r}")
+def _move_renamed(data: dict, renamed: dict[str, str]) -> dict:
+    """A mapping in a section's older layout (`renamed`: old key -> new dotted key) in the current one."""
+    data = dict(data)
+    for old, new in renamed.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        node, parts = data, new.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            child = child.model_dump() if isinstance(child, BaseModel) else dict(child or {})
+            node[part] = child
+            node = child
+        if parts[-1] in node:
+            raise ConfigError(f"config field '{old}' is the older name of '{new}': give one of them")
+        node[parts[-1]] = value
+    return data
 
 
-def _fill(cls, data: dict, prefix: str = ""):
-    if not isinstance(data, dict):
-        raise ConfigError(f"config section '{prefix.rstrip('.') or 'top'}' must be a mapping")
-    hints = get_type_hints(cls)
-    obj = cls()
-    for key, value in data.items():
-        if key not in hints:
-            known = ", ".join(hints)
-            raise ConfigError(f"unknown config field '{prefix}{key}' (known: {known})")
-        typ = hints[key]
-        if dataclasses.is_dataclass(typ):
-            setattr(obj, key, _fill(typ, value or {}, f"{prefix}{key}."))
-        else:
-            setattr(obj, key, _coerce(value, typ, prefix + key))
-    return obj
-
-
-def _is_model(cls_or_obj: Any) -> bool:
-    cls = cls_or_obj if isinstance(cls_or_obj, type) else type(cls_or_obj)
-    return issubclass(cls, BaseModel)
-
-
-def _set_dotted(data: dict, item: str) -> None:
+def _set_dotted(data: dict, item: str, renamed: dict[str, str]) -> None:
     if "=" not in item:
         raise ConfigError(f"override '{item}' must look like section.field=value")
     key, value = item.split("=", 1)
+    key = renamed.get(key.strip(), key.strip())
     node = data
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
             raise ConfigError(f"unknown config field '{key}'")
@@ -220,17 +216,25 @@ def _set_dotted(data: dict, item: str) -> None:
         node[parts[-1]] = value
 
 
+def _check_model_class(cls: type) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        raise TypeError(f"{cls!r} is not a config model (a pydantic model such as odqa.config.Section)")
+
+
 def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
     """`cfg` with dotted `section.field=value` overrides (values parsed as YAML), checked."""
+    _check_model_class(type(cfg))
     data = to_dict(cfg)
+    renamed = getattr(type(cfg), "renamed", {})
     for item in overrides:
-        _set_dotted(data, item)
-    return validate_config(type(cfg), data) if _is_model(cfg) else _fill(type(cfg), data)
+        _set_dotted(data, item, renamed)
+    return validate_config(type(cfg), data)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 cls: type = IndexConfig) -> Any:
     """`cls` from a YAML file (or its defaults), with overrides; every value checked before any work starts."""
+    _check_model_class(cls)
     cfg = cls()
     if path:
         path = Path(path)
@@ -244,16 +248,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}{line}: malformed YAML") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a config file is a mapping of sections")
-        cfg = validate_config(cls, data) if _is_model(cls) else _fill(cls, data)
+        cfg = validate_config(cls, data)
     return apply_overrides(cfg, overrides or [])
 
 
 def to_dict(cfg: Any) -> dict:
-    return cfg.model_dump() if _is_model(cfg) else dataclasses.asdict(cfg)
+    """A config (or a dataclass) as plain nested dicts."""
+    return cfg.model_dump() if isinstance(cfg, BaseModel) else dataclasses.asdict(cfg)
 
 
 def with_changes(cfg: Any, **changes: Any) -> Any:
     """A copy of config section `cfg` with `changes` applied (and checked like any other value)."""
     if dataclasses.is_dataclass(cfg):
         return dataclasses.replace(cfg, **changes)
-    return validate_config(type(cfg), {**cfg.model_dump(), **changes})
+    return validate_config(type(cfg), {**dict(cfg), **changes})

@@ -34,18 +34,18 @@ import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from odqa import __version__
-from odqa.errors import OdqaError
-
-if TYPE_CHECKING:
-    from odqa.training import TrainConfig
+from odqa.config import Section, with_changes
+from odqa.errors import CorpusError, ModelError, OdqaError
+from odqa.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,38 +58,31 @@ REPLACE = (0.8, 0.1, 0.1)   # [MASK], random token, unchanged
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 
 
-@dataclass
-class PretrainConfig:
-    backbone: str = "offline:multilingual-e5-small"
-    objective: str = "span"          # span | token
-    align: str = "none"              # none | word | morpheme
-    analyzer: str = "mecab"          # morpheme analyzer for align=morpheme
-    max_length: int = 256            # tokens per chunk, specials included
-    mask_ratio: float = 0.15
-    span_p: float = 0.2              # geometric parameter of span lengths
-    max_span: int = 10               # longest span, in units
-    holdout: float = 0.02            # share of chunks held out for the evaluation loss
-    max_eval_chunks: int = 512
-    freeze_embeddings: bool = True   # word embeddings (and the tied output projection) stay fixed
-    head_warmup_steps: int = 0       # first optimizer steps train the MLM head only (encoder untouched)
-    corpus_format: str = "auto"
+def _pretrain_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=5e-5)
 
-    def check(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise OdqaError(f"unknown objective '{self.objective}' (choose from {', '.join(OBJECTIVES)})")
-        if self.align not in ALIGNS:
-            raise OdqaError(f"unknown alignment '{self.align}' (choose from {', '.join(ALIGNS)})")
-        if not 0 < self.mask_ratio < 1:
-            raise OdqaError(f"mask ratio must be in (0, 1), got {self.mask_ratio}")
-        if not 0 < self.span_p <= 1 or self.max_span < 1:
-            raise OdqaError(f"span lengths need 0 < p <= 1 and max_span >= 1, got p={self.span_p}, "
-                            f"max_span={self.max_span}")
-        if self.head_warmup_steps < 0:
-            raise OdqaError(f"head warm-up steps must be >= 0, got {self.head_warmup_steps}")
-        if self.max_length < 8:
-            raise OdqaError(f"max_length must be at least 8 tokens, got {self.max_length}")
-        if not 0 <= self.holdout < 0.5:
-            raise OdqaError(f"holdout must be in [0, 0.5), got {self.holdout}")
+
+class PretrainConfig(Section):
+    """Masking, chunking and the backbone; `train` is the shared loop's settings (lr 5e-5 by default). Checked
+    when made: a bad value is one ConfigError line naming its field."""
+    backbone: str = Field("offline:multilingual-e5-small", min_length=1)
+    objective: Literal["span", "token"] = "span"
+    align: Literal["none", "word", "morpheme"] = "none"
+    analyzer: Literal["mecab", "kiwi"] = "mecab"   # morpheme analyzer for align=morpheme
+    max_length: int = Field(256, ge=8)           # tokens per chunk, specials included
+    mask_ratio: float = Field(0.15, gt=0, lt=1)
+    span_p: float = Field(0.2, gt=0, le=1)       # geometric parameter of span lengths
+    max_span: int = Field(10, ge=1)              # longest span, in units
+    holdout: float = Field(0.02, ge=0, lt=0.5)   # share of chunks held out for the evaluation loss
+    max_eval_chunks: int = Field(512, ge=1)
+    freeze_embeddings: bool = True               # word embeddings (and the tied output projection) stay fixed
+    head_warmup_steps: int = Field(0, ge=0)      # first optimizer steps train the MLM head only (encoder untouched)
+    corpus_format: Literal["auto", "wiki", "jsonl", "squad", "txt"] = "auto"
+    train: TrainConfig = Field(default_factory=_pretrain_train_defaults)
+
+    def masking(self) -> dict:
+        """The settings a resumed run must share with its checkpoint (all but the loop's)."""
+        return self.model_dump(exclude={"train"})
 
 
 # ===================================================================== masking
@@ -370,7 +363,7 @@ def build_chunks(texts: Sequence[str], tokenizer, cfg: PretrainConfig, quiet: bo
             if (~special).any():
                 out.append(Chunk(ids, special, units))
     if not out:
-        raise OdqaError("the corpus gave no text to pretrain on")
+        raise CorpusError("the corpus gave no text to pretrain on")
     return out
 
 
@@ -391,14 +384,14 @@ def load_mlm(spec: str) -> tuple[Any, Any, dict]:
     try:
         tokenizer, (model, info) = load_backbone(spec, auto_class=AutoModelForMaskedLM, output_loading_info=True)
     except (ValueError, OSError) as e:
-        raise OdqaError(f"backbone {spec}: cannot load a masked-LM model ({' '.join(str(e).split())[:300]})") from None
+        raise ModelError(f"backbone {spec}: cannot load a masked-LM model ({' '.join(str(e).split())[:300]})") from None
     if tokenizer.mask_token_id is None:
-        raise OdqaError(f"backbone {spec}: its tokenizer has no mask token")
+        raise ModelError(f"backbone {spec}: its tokenizer has no mask token")
     prefix = model.base_model_prefix + "."
     missing = sorted(info.get("missing_keys", []))
     base_missing = [k for k in missing if k.startswith(prefix) and "position_ids" not in k]
     if base_missing:
-        raise OdqaError(f"backbone {spec}: encoder weights missing from the checkpoint ({', '.join(base_missing[:3])})")
+        raise ModelError(f"backbone {spec}: encoder weights missing from the checkpoint ({', '.join(base_missing[:3])})")
     head_missing = [k for k in missing if not k.startswith(prefix)]
     out_emb, in_emb = model.get_output_embeddings(), model.get_input_embeddings()
     tied = out_emb is not None and out_emb.weight.data_ptr() == in_emb.weight.data_ptr()
@@ -534,7 +527,7 @@ def _safetensors_state(folder: Path) -> dict:
     state = {}
     for f in files:
         if not (folder / f).exists():
-            raise OdqaError(f"{folder}: weights file {f} is missing")
+            raise ModelError(f"{folder}: weights file {f} is missing")
         state.update(load_file(str(folder / f)))
     return state
 
@@ -550,7 +543,7 @@ def verify_backbone_folder(folder: str | Path) -> dict:
     tok, (model, info) = load_backbone(str(folder), output_loading_info=True)
     missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
     if missing:
-        raise OdqaError(f"{folder}: does not load as an encoder backbone (missing {', '.join(sorted(missing)[:3])})")
+        raise ModelError(f"{folder}: does not load as an encoder backbone (missing {', '.join(sorted(missing)[:3])})")
     saved = _safetensors_state(folder)
     prefix = getattr(model, "base_model_prefix", "")
     compared = 0
@@ -559,10 +552,10 @@ def verify_backbone_folder(folder: str | Path) -> dict:
         if ref is None:
             continue
         if ref.shape != tensor.shape or not torch.equal(ref.to(tensor.dtype), tensor):
-            raise OdqaError(f"{folder}: encoder weight {name} differs from the saved one after loading")
+            raise ModelError(f"{folder}: encoder weight {name} differs from the saved one after loading")
         compared += 1
     if compared == 0:
-        raise OdqaError(f"{folder}: no encoder weight of the saved file matched the loaded encoder")
+        raise ModelError(f"{folder}: no encoder weight of the saved file matched the loaded encoder")
     return {"encoder_tensors": compared, "tokenizer": type(tok).__name__, "vocab": len(tok),
             "model": type(model).__name__}
 
@@ -589,9 +582,9 @@ def read_manifest(folder: str | Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise OdqaError(f"{path}: not a pretrained backbone folder (no {MANIFEST})") from None
+        raise ModelError(f"{path}: not a pretrained backbone folder (no {MANIFEST})") from None
     except ValueError as e:
-        raise OdqaError(f"{path}: malformed JSON ({e})") from None
+        raise ModelError(f"{path}: malformed JSON ({e})") from None
 
 
 # ======================================================================= run
@@ -618,23 +611,22 @@ PUBLISHED_TRAIN_FIELDS = ("lr", "weight_decay", "warmup_ratio", "batch_size", "g
 
 
 def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None = None,
-                 run: TrainConfig | None = None, run_dir: str | Path | None = None, resume: bool = False,
-                 quiet: bool = False) -> dict:
+                 run_dir: str | Path | None = None, resume: bool = False, quiet: bool = False) -> dict:
     """Pretrain `cfg.backbone` on `corpus` and publish a backbone folder at `out`.
 
     Checkpoints, history and the resumable state live in `run_dir` (default: OUT.run next to
     OUT). Returns the report (also stored in the manifest). Usable from tests:
 
-        run_pretrain(corpus, tmp / "pt", PretrainConfig(backbone=str(tiny), max_length=32),
-                     TrainConfig(max_steps=2, batch_size=4), quiet=True)
+        run_pretrain(corpus, tmp / "pt", PretrainConfig(backbone=str(tiny), max_length=32,
+                                                        train=TrainConfig(max_steps=2, batch_size=4)), quiet=True)
         tokenizer, model = load_backbone(str(tmp / "pt"))
     """
     from odqa.corpus import load_corpus
     from odqa.modeling.backbone import backbone_info, wants_e5_prefixes
-    from odqa.training import TrainConfig, frozen_prefixes, train
+    from odqa.training import frozen_prefixes, train
 
-    cfg, run = cfg or PretrainConfig(), run or TrainConfig()
-    cfg.check()
+    cfg = cfg or PretrainConfig()
+    run = cfg.train
     out = Path(out)
     run_dir = Path(run_dir) if run_dir else out.with_name(out.name + ".run")
     if run_dir.resolve() == out.resolve():
@@ -652,7 +644,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     base = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "odqa_version": __version__,
             "base_backbone": cfg.backbone, "base_backbone_info": info.to_dict(),
             "corpus": {"path": corp.source, "sha256": corp.sha256, "passages": len(corp.passages)},
-            "config": asdict(cfg), "mask": {"ratio": cfg.mask_ratio, "replace": list(REPLACE),
+            "config": cfg.masking(), "mask": {"ratio": cfg.mask_ratio, "replace": list(REPLACE),
                                              "mean_span_length": round(mean_span_length(cfg.span_p, cfg.max_span), 4)
                                              if cfg.objective == "span" else 1.0},
             "mlm_head": head}
@@ -665,8 +657,8 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     base["corpus"].update(chunks_train=len(task.train), chunks_heldout=len(task.heldout),
                           train_tokens=int(sum(len(c.ids) for c in task.train)))
     # the task decides what is measured and frozen; the caller the optimisation and the budget
-    tcfg = replace(run, metric="loss", greater_is_better=False,
-                   freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
+    tcfg = with_changes(run, metric="loss", greater_is_better=False,
+                        freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
     before = None if resume else task.evaluate(model).get("loss")
     res = train(model, task, tcfg, run_dir, resume=resume, quiet=quiet)
     best_state = json.loads((run_dir / "best" / "odqa_train_state.json").read_text())
@@ -678,7 +670,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
               "chunks_train": len(task.train), "chunks_heldout": len(task.heldout), "mlm_head": head}
     manifest = {**base, "steps": best_state.get("step", res.best_step), "total_steps": res.steps,
                 "stopped": res.stopped_reason, "time_budget_minutes": run.time_budget_minutes,
-                "max_steps": run.max_steps, "train": {k: v for k, v in asdict(tcfg).items() if k in PUBLISHED_TRAIN_FIELDS},
+                "max_steps": run.max_steps, "train": {k: v for k, v in tcfg.model_dump().items() if k in PUBLISHED_TRAIN_FIELDS},
                 "heldout_loss_before": before, "heldout_loss": res.best_metric,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     report["verified"] = publish(run_dir / "best", out, manifest)

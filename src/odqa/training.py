@@ -25,8 +25,10 @@ from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from odqa.atomic import AtomicFolder
+from odqa.config import Section
 from odqa.errors import OdqaError
 from odqa.progress import bar
 
@@ -35,28 +37,33 @@ STATE_FILE = "training_state.pt"
 _warned_wandb = False
 
 
-@dataclass
-class TrainConfig:
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    epochs: float = 1.0
-    max_steps: int = 0                 # optimizer steps; 0 = from epochs
-    stop_after: int = 0                # stop at this step without changing the schedule (shared budgets); 0 = off
-    batch_size: int = 16               # informational: the task builds batches
-    grad_accum: int = 1
-    warmup_ratio: float = 0.06
-    max_grad_norm: float = 1.0         # 0 = no clipping
-    eval_every: int = 0                # optimizer steps; 0 = end of each epoch
-    early_stopping_patience: int = 0   # evaluations without improvement; 0 = off
-    metric: str = "loss"               # key of the evaluation dict
+class TrainConfig(Section):
+    """The loop's settings, the one place every task's training knobs are defined (a task config holds one
+    as `train`). Checked when made, loaded or changed (a bad value is one ConfigError line naming it)."""
+    lr: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(0, ge=0)              # optimizer steps; 0 = from epochs
+    stop_after: int = Field(0, ge=0)             # stop at this step without changing the schedule (shared budgets); 0 = off
+    batch_size: int = Field(16, ge=1)            # the task builds batches of this size
+    grad_accum: int = Field(1, ge=1)             # micro-batches per optimizer step
+    warmup_ratio: float = Field(0.06, ge=0, le=1)   # share of the optimizer steps spent warming up
+    max_grad_norm: float = Field(1.0, ge=0)      # 0 = no clipping
+    eval_every: int = Field(0, ge=0)             # optimizer steps; 0 = end of each epoch
+    early_stopping_patience: int = Field(0, ge=0)   # evaluations without improvement; 0 = off
+    metric: str = Field("loss", min_length=1)    # key of the evaluation dict (the task's API call sets it)
     greater_is_better: bool = False
-    seed: int = 42
-    num_threads: int = 0               # 0 = torch default
-    save_every: int = 0                # steps between `last/` checkpoints; 0 = with each evaluation
+    seed: int = Field(42, ge=0)
+    num_threads: int = Field(0, ge=0)            # 0 = torch default
+    save_every: int = Field(0, ge=0)             # steps between `last/` checkpoints; 0 = with each evaluation
     wandb: bool = False
     wandb_project: str = "odqa"
-    time_budget_minutes: float = 0.0   # 0 = none
-    freeze_prefixes: list[str] = field(default_factory=list)
+    time_budget_minutes: float = Field(0.0, ge=0)   # 0 = none
+    freeze_prefixes: list[str] = Field(default_factory=list)   # set from the task's freeze settings
+
+
+# what the task (its API call) decides rather than the user: not in a task's config file
+TASK_DECIDED = ("metric", "greater_is_better", "freeze_prefixes")
 
 
 class Task(Protocol):
@@ -174,13 +181,11 @@ def _wandb_run(cfg: TrainConfig, output_dir: Path):
             log.warning("wandb=True but the wandb package is not installed: logging to history.jsonl only")
             _warned_wandb = True
         return None
-    return wandb.init(project=cfg.wandb_project, config=asdict(cfg), dir=str(output_dir))
+    return wandb.init(project=cfg.wandb_project, config=cfg.model_dump(), dir=str(output_dir))
 
 
 class _Loop:
     def __init__(self, model, task: Task, cfg: TrainConfig, out: Path, quiet: bool):
-        if cfg.grad_accum < 1:
-            raise OdqaError(f"grad_accum must be >= 1, got {cfg.grad_accum}")
         self.model, self.task, self.cfg, self.out, self.quiet = model, task, cfg, out, quiet
         self.nb = task.num_train_batches()
         if self.nb <= 0:
@@ -337,7 +342,7 @@ class _Loop:
         with AtomicFolder(self.out / "best") as tmp:
             self.task.save(self.model, tmp)
             (tmp / "odqa_train_state.json").write_text(json.dumps(
-                {"step": self.st.step, "metric": self.cfg.metric, "value": value, "config": asdict(self.cfg)},
+                {"step": self.st.step, "metric": self.cfg.metric, "value": value, "config": self.cfg.model_dump()},
                 indent=2))
 
     def _maybe_save(self, evaluated: bool) -> None:

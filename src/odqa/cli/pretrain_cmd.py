@@ -48,18 +48,17 @@ def pretrain(
     """
     import logging
 
-    from odqa.api.training import pretrain as run_pretrain
-    from odqa.pretraining import PretrainConfig
-    from odqa.training import TrainConfig
+    from odqa.api.training import PretrainRequest, pretrain as run_pretrain
 
     logging.getLogger("odqa.pretraining").setLevel(logging.ERROR)   # the head report is printed below
-    cfg = PretrainConfig(backbone=backbone, objective=objective, align=align, analyzer=analyzer,
-                         max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
-                         holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format,
-                         head_warmup_steps=head_warmup)
-    run = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
-                      eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed)
-    report = run_pretrain(corpus, out, cfg, run, run_dir, resume=resume, quiet=quiet or json_out)
+    cfg = PretrainRequest(
+        corpus=corpus, out=out, run_dir=run_dir, resume=resume, backbone=backbone, objective=objective, align=align,
+        analyzer=analyzer, max_length=max_length, mask_ratio=mask_ratio, span_p=span_p, max_span=max_span,
+        holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format,
+        head_warmup_steps=head_warmup,
+        train=dict(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
+                          eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed))
+    report = run_pretrain(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
         return

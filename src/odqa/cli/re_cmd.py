@@ -58,15 +58,16 @@ def train(
     Example: odqa re train --train klue-re-train-subset.json --dev klue-re-dev-public.json
     --backbone offline:multilingual-e5-small --out runs/re --time-budget 85
     """
-    from odqa.api.relation import re_config, train_re
+    from odqa.api.training import re_train_request, train_re
 
-    cfg = re_config(config, overrides or [], backbone=backbone, markers=markers, pooling=pooling, head=head,
-                    hierarchical=hierarchical, loss=loss, focal_gamma=focal_gamma, label_smoothing=label_smoothing,
-                    no_relation_keep=no_relation_keep, max_length=max_length, batch_size=batch_size, lr=lr,
-                    epochs=epochs, max_steps=max_steps, stop_after=stop_after, eval_every=eval_every,
-                    dev_limit=dev_limit, patience=patience, time_budget=time_budget,
-                    freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
-    report = train_re(cfg, train_file, out, dev_file, labels, resume=resume, quiet=quiet or json_out)
+    cfg = re_train_request(train_file, out, dev_file, labels, resume, config, overrides or [], backbone=backbone,
+                           markers=markers, pooling=pooling, head=head, hierarchical=hierarchical, loss=loss,
+                           focal_gamma=focal_gamma, label_smoothing=label_smoothing,
+                           no_relation_keep=no_relation_keep, max_length=max_length, batch_size=batch_size, lr=lr,
+                           epochs=epochs, max_steps=max_steps, stop_after=stop_after, eval_every=eval_every,
+                           dev_limit=dev_limit, patience=patience, time_budget=time_budget,
+                           freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
+    report = train_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
         return
@@ -93,9 +94,10 @@ def evaluate(
 
     Example: odqa re evaluate --model runs/re/best --data klue-re-dev-public.json --json
     """
-    from odqa.api.relation import evaluate_re
+    from odqa.api.training import REEvaluateConfig, evaluate_re
 
-    report = evaluate_re(model_dir, data, labels, batch_size, quiet=quiet or json_out)
+    cfg = REEvaluateConfig(model=model_dir, data=data, labels=labels, batch_size=batch_size)
+    report = evaluate_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
         return
@@ -118,9 +120,10 @@ def predict(
 
     Example: odqa re predict --model runs/re/best --data test_data.csv --out submission.csv
     """
-    from odqa.api.relation import predict_re
+    from odqa.api.training import REPredictConfig, predict_re
 
-    report = predict_re(model_dir, data, out, fmt, labels, batch_size, quiet=quiet or json_out)
+    cfg = REPredictConfig(model=model_dir, data=data, out=out, format=fmt, labels=labels, batch_size=batch_size)
+    report = predict_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
         return
@@ -142,9 +145,9 @@ def export_text_cmd(
 
     Example: odqa re export-text --train klue-re-train-subset.json --out re_text.jsonl --undersample-no-relation 0.3
     """
-    from odqa.api.relation import export_re_text
+    from odqa.api.training import REExportConfig, export_re_text
 
-    report = export_re_text(train_files, out, keep, seed)
+    report = export_re_text(REExportConfig(train_files=train_files, out=out, no_relation_keep=keep, seed=seed)).to_json()
     if json_out:
         emit_json(report)
         return

@@ -30,7 +30,7 @@ def retriever(
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
     time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
-    freeze_layers: int = typer.Option(-1, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
+    freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
                                       "(faster steps on CPU, less drift from the pretrained encoder; 0 = train all; "
                                       "default: a third of the backbone's layers, 4 of e5-small's 12)."),
     holdout: float = typer.Option(0.1, "--holdout", help="Share of training questions held out to pick the best checkpoint."),
@@ -49,16 +49,15 @@ def retriever(
 
     Example: odqa train retriever --train korquad1_train.json --out runs/retriever --time-budget 50
     """
-    from odqa.api.training import train_retriever
-    from odqa.retrieval.train_dense import RetrieverTrainConfig
-    from odqa.training import TrainConfig
+    from odqa.api.training import RetrieverTrainRequest, train_retriever
 
-    rcfg = RetrieverTrainConfig(backbone=backbone, max_length=max_length, window_stride=window_stride,
-                                temperature=temperature, freeze_embeddings=freeze_embeddings,
-                                freeze_layers=freeze_layers, holdout=holdout)
-    run = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
-                      seed=seed, time_budget_minutes=time_budget)
-    res = train_retriever(train, out, rcfg, run, negatives or (), side, resume=resume, quiet=quiet or json_out)
+    cfg = RetrieverTrainRequest(
+        train_files=train, out=out, negatives=negatives or [], side=side, resume=resume, backbone=backbone,
+        max_length=max_length, window_stride=window_stride, temperature=temperature,
+        freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout,
+        train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
+                          seed=seed, time_budget_minutes=time_budget))
+    res = train_retriever(cfg, quiet=quiet or json_out)
     report = res.to_json()
     before = res.heldout_before
     if json_out:
@@ -103,20 +102,18 @@ def reader(
 
     Example: odqa train reader --train korquad1_train.json --dev korquad1_dev.json --out runs/reader --head linear
     """
-    from odqa.api.training import train_reader
+    from odqa.api.training import ReaderTrainConfig, train_reader
     from odqa.modeling.heads import HeadConfig
     from odqa.reader.inference import WindowSettings
-    from odqa.reader.task import ReaderConfig
-    from odqa.training import TrainConfig
 
-    cfg = ReaderConfig(backbone=backbone, head=HeadConfig(type=head),
-                       window=WindowSettings(max_length=max_length, stride=stride),
-                       freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers,
-                       negative_ratio=negative_ratio, eval_limit=eval_limit)
-    run = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-                      eval_every=eval_every, early_stopping_patience=patience, seed=seed,
-                      time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb)
-    res = train_reader(train, out, cfg, run, dev, resume=resume, quiet=quiet or json_out)
+    cfg = ReaderTrainConfig(
+        train_files=train, out=out, dev=dev, resume=resume, backbone=backbone, head=HeadConfig(type=head),
+        window=WindowSettings(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
+        freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
+        train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+                          eval_every=eval_every, early_stopping_patience=patience, seed=seed,
+                          time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb))
+    res = train_reader(cfg, quiet=quiet or json_out)
     report = res.to_json()
     if json_out:
         emit_json(report)
@@ -144,9 +141,10 @@ def particles(
 
     Example: odqa train particles --reader runs/reader/best --train korquad1_train.json
     """
-    from odqa.api.training import train_particles
+    from odqa.api.training import ParticlesConfig, train_particles
 
-    res = train_particles(reader, train, out, analyzer, limit, quiet=quiet or json_out)
+    cfg = ParticlesConfig(reader=reader, train_files=train, out=out, analyzer=analyzer, limit=limit)
+    res = train_particles(cfg, quiet=quiet or json_out)
     report = res.to_json()
     if json_out:
         emit_json(report)

@@ -9,30 +9,47 @@ dev questions against their own passage (closed domain) and reports EM/F1.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from pydantic import Field, model_validator
 
+from odqa.config import Section
 from odqa.metrics import em_f1
 from odqa.modeling.checkpoint import save_model
 from odqa.modeling.heads import HeadConfig
 from odqa.reader.features import SkipReport, make_windows, training_examples
 from odqa.reader.inference import WindowSettings, collate, predict_spans
 from odqa.reader.postprocess import default_postprocessor
+from odqa.training import TrainConfig, frozen_prefixes
 from odqa.types import Passage, Question
 
 
-@dataclass
-class ReaderConfig:
-    backbone: str = "offline:multilingual-e5-small"
-    head: HeadConfig = field(default_factory=HeadConfig)
-    window: WindowSettings = field(default_factory=WindowSettings)
+def _reader_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-4)
+
+
+class ReaderConfig(Section):
+    """What a reader is trained as and on: backbone, head, windows, freezing, sampling; `train` is the shared
+    loop's settings (lr 1e-4 by default)."""
+    backbone: str = Field("offline:multilingual-e5-small", min_length=1)
+    head: HeadConfig = Field(default_factory=HeadConfig)
+    window: WindowSettings = Field(default_factory=WindowSettings)
     freeze_embeddings: bool = True
-    freeze_layers: int = 0         # also freeze the embeddings and the first N transformer layers
-    negative_ratio: float = 1.0    # share of no-answer windows trained on each epoch (resampled per epoch)
-    eval_limit: int = 300          # dev questions decoded at each evaluation (0 = all)
-    eval_batch_size: int = 32
+    freeze_layers: int = Field(0, ge=0)           # also freeze the embeddings and the first N transformer layers
+    negative_ratio: float = Field(1.0, ge=0, le=1)   # share of no-answer windows trained on each epoch (resampled)
+    eval_limit: int = Field(300, ge=0)            # dev questions decoded at each evaluation (0 = all)
+    eval_batch_size: int = Field(32, ge=1)
+    train: TrainConfig = Field(default_factory=_reader_train_defaults)
+
+    @model_validator(mode="after")
+    def _window_fits(self):
+        w = self.window
+        if w.max_length < 8 or w.stride < 0 or w.stride >= w.max_length:
+            raise ValueError(f"windows need max_length >= 8 and 0 <= stride < max_length, got max_length "
+                             f"{w.max_length}, stride {w.stride}")
+        return self
 
 
 def length_batches(lengths: list[int], batch_size: int, rng: random.Random, chunk: int = 50) -> list[list[int]]:
@@ -54,8 +71,10 @@ def closed_domain_inputs(questions: list[Question]) -> tuple[list[str], list[lis
 
 
 class ReaderTask:
-    def __init__(self, tokenizer, train: list[Question], dev: list[Question], cfg: ReaderConfig, batch_size: int,
-                 seed: int = 42, train_files: list[str] | None = None):
+    def __init__(self, tokenizer, train: list[Question], dev: list[Question], cfg: ReaderConfig,
+                 batch_size: int | None = None, seed: int | None = None, train_files: list[str] | None = None):
+        batch_size = cfg.train.batch_size if batch_size is None else batch_size
+        seed = cfg.train.seed if seed is None else seed
         self.tok, self.cfg, self.batch_size, self.seed = tokenizer, cfg, batch_size, seed
         self.skips = SkipReport()
         qs, ctxs, ans = training_examples(train, self.skips)
@@ -113,7 +132,6 @@ class ReaderTask:
         return {"em": m["em"], "f1": m["f1"]}
 
     def freeze_prefixes(self) -> list[str]:
-        from odqa.training import frozen_prefixes
         return frozen_prefixes(self.cfg.freeze_embeddings, self.cfg.freeze_layers)
 
     def settings(self) -> dict:

@@ -65,3 +65,15 @@ def re_metrics(gold: np.ndarray, probs: np.ndarray, pred: np.ndarray | None = No
     pred = np.asarray(probs).argmax(axis=1) if pred is None else np.asarray(pred)
     return {"micro_f1": micro_f1(gold, pred), "auprc": auprc(gold, probs),
             "accuracy": 100.0 * float(np.mean(pred == gold))}
+
+
+def per_label_f1(pred: np.ndarray, gold: np.ndarray, labels: list[str]) -> dict[str, dict]:
+    """F1 (in %), support and number of predictions of each label."""
+    pred, gold = np.asarray(pred), np.asarray(gold)
+    out = {}
+    for i, lab in enumerate(labels):
+        tp = int(np.sum((pred == i) & (gold == i)))
+        n_pred, n_gold = int(np.sum(pred == i)), int(np.sum(gold == i))
+        out[lab] = {"f1": round(200.0 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0, 2), "support": n_gold,
+                    "predicted": n_pred}
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from odqa.errors import OdqaError
+from odqa.errors import ConfigError, OdqaError
 
 FORMATS = ("csv", "json")
 
@@ -23,7 +23,7 @@ FORMATS = ("csv", "json")
 def output_format(path: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in FORMATS:
-            raise OdqaError(f"prediction format {fmt!r} unknown: choose one of {', '.join(FORMATS)}")
+            raise ConfigError(f"prediction format {fmt!r} unknown: choose one of {', '.join(FORMATS)}")
         return fmt
     return "json" if path.suffix.lower() == ".json" else "csv"
 

@@ -24,68 +24,68 @@ import math
 import random
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
-from odqa.errors import OdqaError
-from odqa.modeling.heads import POOLINGS, HeadConfig
+from odqa.config import Section
+from odqa.errors import ModelError, OdqaError
+from odqa.modeling.heads import HeadConfig
 from odqa.modeling.losses import LossConfig, make_loss
 from odqa.relation.data import NO_RELATION, REExample, undersample_no_relation
-from odqa.relation.markers import check_style, mark, special_tokens
+from odqa.relation.markers import mark, special_tokens
 from odqa.relation.metrics import re_metrics
+from odqa.training import TrainConfig
 
 SETTINGS_VERSION = 1
 
 
-@dataclass
-class RETrainConfig:
-    """Every knob of `odqa re train`; `configs/re.yaml` documents the defaults."""
-    backbone: str = "offline:multilingual-e5-small"
-    markers: str = "typed"             # typed | e1 | none
-    pooling: str = "entity_start"      # entity_start | cls | mean
-    head: str = "linear"               # linear | cnn | lstm (head body)
-    dropout: float = 0.1
-    hierarchical: bool = False
-    max_length: int = 128
-    loss: str = "ce"                   # ce | focal | label_smoothing
-    focal_gamma: float = 2.0
-    label_smoothing: float = 0.1
-    no_relation_keep: float = 1.0      # share of no_relation training examples kept (resampled each epoch)
-    class_weight: float = 0.0          # loss weight of label c = (n_most / n_c) ** this (0 = none, 0.5 = inverse sqrt)
-    freeze_embeddings: bool = True
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    epochs: float = 3.0
-    max_steps: int = 0
-    stop_after: int = 0                # stop at this step without changing the schedule; 0 = off
-    batch_size: int = 32
-    grad_accum: int = 1
-    bucket: int = 50                   # batches per length-sorted chunk; 0 = no length sorting
-    eval_every: int = 0                # optimizer steps between dev evaluations; 0 = each epoch
-    eval_batch_size: int = 64
-    dev_limit: int = 0                 # evaluate on a fixed random subset of the dev set; 0 = all
-    patience: int = 0                  # evaluations without micro-F1 gain before stopping; 0 = off
-    time_budget: float = 0.0           # minutes; 0 = none
-    seed: int = 42
-    threads: int = 0                   # torch threads; 0 = torch default
+def _re_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-4, epochs=3.0, batch_size=32)
 
-    def __post_init__(self) -> None:
-        check_style(self.markers)
-        if self.pooling not in POOLINGS:
-            raise OdqaError(f"pooling {self.pooling!r} unknown: choose one of {', '.join(POOLINGS)}")
-        LossConfig(self.loss)
-        if self.max_length < 8:
-            raise OdqaError(f"max_length must be at least 8, got {self.max_length}")
-        if not 0.0 <= self.no_relation_keep <= 1.0:
-            raise OdqaError(f"no_relation_keep must be in [0, 1], got {self.no_relation_keep}")
-        if self.class_weight < 0 or (self.class_weight and self.loss == "label_smoothing"):
-            raise OdqaError(f"class_weight must be >= 0 and goes with loss ce or focal (got {self.class_weight} "
-                            f"with {self.loss})")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise OdqaError("batch sizes must be at least 1")
+
+class RETrainConfig(Section):
+    """Every knob of `odqa re train`; `configs/re.yaml` documents the defaults. The optimisation, budget
+    and seed are the shared loop's `train: TrainConfig`; the older flat layout (`lr: ...` at the top,
+    `patience`, `time_budget`, `threads`) is still read, and `--set lr=...` still works."""
+    renamed: ClassVar[dict[str, str]] = {
+        **{k: f"train.{k}" for k in ("lr", "weight_decay", "warmup_ratio", "epochs", "max_steps", "stop_after",
+                                     "batch_size", "grad_accum", "eval_every", "seed")},
+        "patience": "train.early_stopping_patience", "time_budget": "train.time_budget_minutes",
+        "threads": "train.num_threads"}
+
+    backbone: str = Field("offline:multilingual-e5-small", min_length=1)
+    markers: Literal["typed", "e1", "none"] = "typed"
+    pooling: Literal["entity_start", "cls", "mean"] = "entity_start"
+    head: Literal["linear", "cnn", "lstm"] = "linear"   # head body
+    dropout: float = Field(0.1, ge=0, lt=1)
+    hierarchical: bool = False
+    max_length: int = Field(128, ge=8)
+    loss: Literal["ce", "focal", "label_smoothing"] = "ce"
+    focal_gamma: float = Field(2.0, ge=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    no_relation_keep: float = Field(1.0, ge=0, le=1)   # share of no_relation training examples kept (resampled each epoch)
+    class_weight: float = Field(0.0, ge=0)   # loss weight of label c = (n_most / n_c) ** this (0 = none, 0.5 = inverse sqrt)
+    freeze_embeddings: bool = True
+    bucket: int = Field(50, ge=0)            # batches per length-sorted chunk; 0 = no length sorting
+    eval_batch_size: int = Field(64, ge=1)
+    dev_limit: int = Field(0, ge=0)          # evaluate on a fixed random subset of the dev set; 0 = all
+    train: TrainConfig = Field(default_factory=_re_train_defaults)
+
+    @model_validator(mode="after")
+    def _class_weight_needs_ce_or_focal(self):
+        if self.class_weight and self.loss == "label_smoothing":
+            raise ValueError(f"class_weight goes with loss ce or focal, not label_smoothing (got {self.class_weight})")
+        return self
+
+    def flat(self) -> dict[str, Any]:
+        """The config in the older flat layout (what `odqa re train --json` reports as `config`, plus `train`)."""
+        out = self.model_dump(exclude={"train"})
+        train = self.train.model_dump()
+        out.update({old: train[new.split(".", 1)[1]] for old, new in self.renamed.items()})
+        return out
 
 
 @dataclass
@@ -106,18 +106,29 @@ class RESettings:
     def from_extra(cls, extra: dict[str, Any], where: str) -> "RESettings":
         d = (extra or {}).get("relation")
         if not isinstance(d, dict) or not d.get("labels"):
-            raise OdqaError(f"{where}: not a relation extraction checkpoint (no label list in odqa_head.json)")
+            raise ModelError(f"{where}: not a relation extraction checkpoint (no label list in odqa_head.json)")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def check(self, other: "RESettings", where: str) -> None:
         """Refuse a checkpoint whose labels or featurisation differ from `other`."""
         if self.labels != other.labels:
-            raise OdqaError(f"{where}: the checkpoint has another label set ({_label_diff(self.labels, other.labels)})")
+            raise ModelError(f"{where}: the checkpoint has another label set ({_label_diff(self.labels, other.labels)})")
         diff = [k for k in ("markers", "pooling", "hierarchical", "max_length") if getattr(self, k) != getattr(other, k)]
         if diff:
-            raise OdqaError(f"{where}: the checkpoint was made with other settings: " + ", ".join(
+            raise ModelError(f"{where}: the checkpoint was made with other settings: " + ", ".join(
                 f"{k} {getattr(self, k)!r} (asked {getattr(other, k)!r})" for k in diff))
+
+
+def check_resumable(last: Path, settings: RESettings, backbone: str) -> None:
+    """Refuse to resume from `last` unless it holds a checkpoint of the same labels, featurisation and backbone."""
+    from odqa.modeling.checkpoint import read_meta
+    if not last.is_dir():
+        raise ModelError(f"cannot resume: no checkpoint at {last} (train once without --resume)")
+    prev = RESettings.from_extra(read_meta(last).get("extra", {}), str(last))
+    prev.check(settings, str(last))
+    if prev.train.get("backbone", backbone) != backbone:
+        raise ModelError(f"{last}: the checkpoint started from backbone {prev.train['backbone']!r}, not {backbone!r}")
 
 
 def _label_diff(have: list[str], want: list[str]) -> str:
@@ -288,7 +299,7 @@ def build_re_model(cfg: RETrainConfig, labels: list[str]):
     settings = RESettings(labels=list(labels), markers=cfg.markers, pooling=cfg.pooling,
                           hierarchical=cfg.hierarchical, max_length=cfg.max_length)
     head = HeadConfig(type=cfg.head, dropout=cfg.dropout)
-    torch.manual_seed(cfg.seed)   # the head's initialisation follows --seed
+    torch.manual_seed(cfg.train.seed)   # the head's initialisation follows --seed
     tokenizer, model = build_model(cfg.backbone, "classification", head, num_labels=n_outputs(settings),
                                    pooling=cfg.pooling, n_entities=2)
     extra = special_tokens(cfg.markers)
@@ -305,9 +316,9 @@ def load_re_model(folder: str | Path, labels: list[str] | None = None):
     tokenizer, model, meta = load_model(folder, "classification")
     settings = RESettings.from_extra(meta.get("extra", {}), str(folder))
     if labels is not None and list(labels) != settings.labels:
-        raise OdqaError(f"{folder}: the checkpoint has another label set ({_label_diff(settings.labels, list(labels))})")
+        raise ModelError(f"{folder}: the checkpoint has another label set ({_label_diff(settings.labels, list(labels))})")
     if meta.get("head_kwargs", {}).get("num_labels") != n_outputs(settings):
-        raise OdqaError(f"{folder}: head has {meta.get('head_kwargs', {}).get('num_labels')} outputs, "
+        raise ModelError(f"{folder}: head has {meta.get('head_kwargs', {}).get('num_labels')} outputs, "
                         f"its settings need {n_outputs(settings)}")
     return tokenizer, model, settings
 
@@ -380,20 +391,18 @@ class RETask:
         no_rel = settings.labels.index(NO_RELATION) if NO_RELATION in settings.labels else -1
         self.neg = np.flatnonzero(self.train.labels == no_rel)
         self.pos = np.flatnonzero(self.train.labels != no_rel)
-        if not 0.0 <= cfg.no_relation_keep <= 1.0:
-            raise OdqaError(f"no_relation_keep must be in [0, 1], got {cfg.no_relation_keep}")
         self.n_neg = round(cfg.no_relation_keep * len(self.neg))
         self.dev = None
         if dev:
             if cfg.dev_limit and cfg.dev_limit < len(dev):
-                dev = random.Random(cfg.seed).sample(dev, cfg.dev_limit)
+                dev = random.Random(cfg.train.seed).sample(dev, cfg.dev_limit)
             self.dev = featurize(dev, tokenizer, settings.markers, settings.max_length, settings.labels)
 
     def num_examples(self) -> int:
         return len(self.pos) + self.n_neg
 
     def num_train_batches(self) -> int:
-        return math.ceil(self.num_examples() / self.cfg.batch_size)
+        return math.ceil(self.num_examples() / self.cfg.train.batch_size)
 
     def epoch_indices(self, epoch: int, seed: int) -> list[int]:
         rng = random.Random(seed * 1000 + epoch)
@@ -406,7 +415,7 @@ class RETask:
 
     def train_batches(self, epoch: int, seed: int):
         rng = random.Random(seed * 1000 + epoch + 7919)
-        idx, bs = self.epoch_indices(epoch, seed), self.cfg.batch_size
+        idx, bs = self.epoch_indices(epoch, seed), self.cfg.train.batch_size
         chunk = bs * self.cfg.bucket if self.cfg.bucket else len(idx)
         batches = []
         for c in range(0, len(idx), chunk):

@@ -28,32 +28,42 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+from pydantic import Field
 
+from odqa.config import Section
 from odqa.corpus import write_jsonl
 from odqa.errors import OdqaError
 from odqa.retrieval.dense import RETRIEVER_FILE
 from odqa.retrieval.sparse import passage_text
+from odqa.training import TrainConfig
 from odqa.types import Passage, Question
 
 HELDOUT_FILE = "heldout_questions.jsonl"   # in each saved checkpoint: the questions that chose it
 
 
-@dataclass
-class RetrieverTrainConfig:
-    backbone: str = "offline:multilingual-e5-small"
-    max_length: int = 256          # passage tokens
-    window_stride: int = 128       # longer passages: windows this many tokens apart, as the index (0 = cut)
-    query_max_length: int = 64
-    temperature: float = 0.05
-    hard_negatives: int = 1        # BM25 negatives per question
-    negative_depth: int = 10       # pick negatives among the BM25 top-N non-gold passages
-    holdout: float = 0.1           # share of training questions held out for checkpoint choice
+def _retriever_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-5)     # the measured gain (BENCHMARKS.md)
+
+
+class RetrieverTrainConfig(Section):
+    """The bi-encoder's training settings; `train` is the shared loop's (lr 1e-5 by default). `temperature`
+    0 and `freeze_layers` None are decided by `odqa.api.training.train_retriever` (the backbone's own
+    temperature, a third of its layers); a task needs them decided."""
+    backbone: str = Field("offline:multilingual-e5-small", min_length=1)
+    max_length: int = Field(256, ge=8)          # passage tokens
+    window_stride: int = Field(128, ge=0)       # longer passages: windows this many tokens apart, as the index (0 = cut)
+    query_max_length: int = Field(64, ge=8)
+    temperature: float = Field(0.0, ge=0)       # softmax temperature of the loss; 0 = the backbone's own
+    hard_negatives: int = Field(1, ge=0)        # BM25 negatives per question
+    negative_depth: int = Field(10, ge=1)       # pick negatives among the BM25 top-N non-gold passages
+    holdout: float = Field(0.1, ge=0, lt=1)     # share of training questions held out for checkpoint choice
     freeze_embeddings: bool = True
-    freeze_layers: int = 0         # also freeze all embeddings and the first N layers (CLI default: a third of them)
+    freeze_layers: Optional[int] = Field(None, ge=0)   # also freeze all embeddings and the first N layers
+    train: TrainConfig = Field(default_factory=_retriever_train_defaults)
 
 
 def default_temperature(backbone: str) -> float:
@@ -135,6 +145,9 @@ class RetrieverTask:
 
     def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
                  seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None):
+        if not cfg.temperature or cfg.freeze_layers is None:
+            raise OdqaError("a retriever task needs temperature and freeze_layers decided "
+                            "(odqa.api.training.retriever_defaults decides them for a backbone)")
         self.tok, self.cfg, self.batch_size, self.prefixes = tokenizer, cfg, batch_size, prefixes
         questions = [q for q in questions if q.context]
         gold = training_pool(questions)

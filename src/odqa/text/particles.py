@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
-from odqa.errors import OdqaError
+from odqa.errors import ModelError, OdqaError
 from odqa.metrics import exact_match
 from odqa.text.morphs import Morph, analyse, analyzer_version, check_analyzer
 
@@ -148,6 +148,14 @@ class ParticleRules:
     def apply_text(self, context: str, start: int, end: int) -> str:
         s, e = self.apply(context, start, end)
         return context[s:e]
+
+    def exact_match_rates(self, examples: Iterable[Example | tuple]) -> tuple[float, float]:
+        """Exact match (in %, 2 decimals) of the spans as predicted and after stripping."""
+        examples = [Example(*e) for e in examples]
+        before = sum(exact_match(e.context[e.pred_start:e.pred_end], e.gold_texts) for e in examples)
+        after = sum(exact_match(self.apply_text(e.context, e.pred_start, e.pred_end), e.gold_texts) for e in examples)
+        n = max(1, len(examples))
+        return round(100 * before / n, 2), round(100 * after / n, 2)
 
     # ----------------------------------------------------------- learning
     @classmethod
@@ -293,9 +301,9 @@ class ParticleRules:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise OdqaError(f"{path}: particle rules file not found") from None
+            raise ModelError(f"{path}: particle rules file not found") from None
         except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise OdqaError(f"{path}: not a particle rules file ({_one_line(e)})") from None
+            raise ModelError(f"{path}: not a particle rules file ({_one_line(e)})") from None
         try:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format is {data.get('format')!r}, expected {FORMAT!r}")
@@ -312,9 +320,9 @@ class ParticleRules:
                       tags=tuple(data.get("tags", DEFAULT_TAGS)), max_strip=int(data.get("max_strip", DEFAULT_MAX_STRIP)),
                       learned_from=dict(data.get("learned_from", {})))
         except OdqaError as e:
-            raise OdqaError(f"{path}: {e}") from None
+            raise ModelError(f"{path}: {e}") from None
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise OdqaError(f"{path}: not a usable particle rules file ({_one_line(e)})") from None
+            raise ModelError(f"{path}: not a usable particle rules file ({_one_line(e)})") from None
         now = analyzer_version(out.analyzer)
         if now != out.analyzer_version:
             out.stale = f"learned with {out.analyzer} {out.analyzer_version}, installed {now}"
