@@ -81,17 +81,13 @@ class ReaderTrainResult:
         return {k: v for k, v in _json(self).items() if k != "skipped_examples"}
 
 
-def train_reader(cfg: ReaderTrainConfig, *older: Any, quiet: bool = True, **older_kw: Any) -> ReaderTrainResult:
+def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainResult:
     """Fine-tune an extractive reader (backbone + span head); the best checkpoint by dev F1 (by training
-    loss without `dev`) in OUT/best, resumable from OUT/last.
-
-    The older call `train_reader(train_files, out, reader_cfg, train_cfg, dev=..., resume=...)` is accepted."""
+    loss without `dev`) in OUT/best, resumable from OUT/last."""
     from odqa.corpus import load_questions
     from odqa.modeling.checkpoint import build_model
     from odqa.reader.task import ReaderTask
     from odqa.training import train as run_training
-    if not isinstance(cfg, ReaderTrainConfig):
-        cfg = _older_reader_call(cfg, *older, **older_kw)
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     dev_questions = load_questions(cfg.dev) if cfg.dev else []
     tokenizer, model = build_model(cfg.backbone, "span", cfg.head)
@@ -106,15 +102,6 @@ def train_reader(cfg: ReaderTrainConfig, *older: Any, quiet: bool = True, **olde
                              task.skips.skipped, len(task.dev), res.best_metric, run.metric, res.best_step, res.steps,
                              res.history[-1] if res.history else {}, res.stopped_reason, _minutes(t0),
                              list(task.skips.records[:3]))
-
-
-def _older_reader_call(train_files: Paths, out: str | Path, cfg: ReaderConfig | None = None,
-                       run: TrainConfig | None = None, dev: str | Path | None = None,
-                       resume: bool = False) -> ReaderTrainConfig:
-    base = dict(cfg) if cfg is not None else {}
-    return validate_config(ReaderTrainConfig, {**base, **({"train": run} if run is not None else {}),
-                                               "train_files": list(train_files), "out": out, "dev": dev,
-                                               "resume": resume})
 
 
 # ============================================================= particles
@@ -142,17 +129,13 @@ class ParticlesResult:
         return _json(self)
 
 
-def train_particles(cfg: ParticlesConfig, *older: Any, quiet: bool = True, **older_kw: Any) -> ParticlesResult:
+def train_particles(cfg: ParticlesConfig, *, quiet: bool = True) -> ParticlesResult:
     """The reader reads each training question's own passage; a rule is kept only if it fixes more of those
-    predictions than it breaks. The older call `train_particles(reader, train_files, out, analyzer, limit)`
-    is accepted."""
+    predictions than it breaks."""
     from odqa.corpus import load_questions
     from odqa.qa_eval import closed_hits
     from odqa.reader.reader import Reader
     from odqa.text.particles import ParticleRules
-    if not isinstance(cfg, ParticlesConfig):
-        names = ("train_files", "out", "analyzer", "limit")
-        cfg = validate_config(ParticlesConfig, {"reader": cfg, **dict(zip(names, older)), **older_kw})
     qs = [q for f in cfg.train_files for q in load_questions(f) if q.context and q.answers]
     qs = qs[:cfg.limit] if cfg.limit else qs
     answers = Reader(cfg.reader, n_best=1).read_batch([q.question for q in qs], closed_hits(qs), quiet=quiet)
@@ -206,18 +189,14 @@ def retriever_defaults(cfg: RetrieverTrainConfig, model) -> RetrieverTrainConfig
                         freeze_layers=default_freeze_layers(model) if cfg.freeze_layers is None else cfg.freeze_layers)
 
 
-def train_retriever(cfg: RetrieverTrainRequest, *older: Any, quiet: bool = True,
-                    **older_kw: Any) -> RetrieverTrainResult:
+def train_retriever(cfg: RetrieverTrainRequest, *, quiet: bool = True) -> RetrieverTrainResult:
     """Fine-tune the dense bi-encoder (both sides: in-batch + BM25 hard negatives; `side="query"`: the query
-    encoder alone against the base encoder's fixed passage vectors). The older call
-    `train_retriever(train_files, out, retriever_cfg, train_cfg, negatives, side, resume)` is accepted."""
+    encoder alone against the base encoder's fixed passage vectors)."""
     from odqa.corpus import load_corpus, load_questions
     from odqa.modeling.backbone import e5_prefix, load_backbone
     from odqa.progress import bar
     from odqa.retrieval.train_dense import QuerySideTask, RetrieverTask, passage_base
     from odqa.training import frozen_prefixes, train as run_training
-    if not isinstance(cfg, RetrieverTrainRequest):
-        cfg = _older_retriever_call(cfg, *older, **older_kw)
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     extra = [p for f in cfg.negatives for p in load_corpus(f).passages]
     tokenizer, model = load_backbone(cfg.backbone)
@@ -237,17 +216,6 @@ def train_retriever(cfg: RetrieverTrainRequest, *older: Any, quiet: bool = True,
     res = run_training(model, task, run, cfg.out, resume=cfg.resume, quiet=quiet)
     return RetrieverTrainResult(str(cfg.out / "best"), len(task.train), len(task.heldout), before, res.best_metric,
                                 res.best_step, res.steps, res.stopped_reason, _minutes(t0))
-
-
-def _older_retriever_call(train_files: Paths, out: str | Path, cfg: RetrieverTrainConfig | None = None,
-                          run: TrainConfig | None = None, negatives: Paths = (), side: str = "both",
-                          resume: bool = False) -> RetrieverTrainRequest:
-    if side not in ("both", "query"):
-        raise ConfigError(f"--side must be 'both' or 'query', not '{side}'")
-    base = dict(cfg) if cfg is not None else {}
-    return validate_config(RetrieverTrainRequest, {**base, **({"train": run} if run is not None else {}),
-                                                   "train_files": list(train_files), "out": out,
-                                                   "negatives": list(negatives), "side": side, "resume": resume})
 
 
 # ============================================================ pretraining
