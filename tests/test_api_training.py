@@ -101,13 +101,14 @@ def test_train_reader_and_particles_through_typed_requests(tmp_path):
     assert isinstance(res, api.ReaderTrainResult) and res.steps == 2 and res.metric == "f1"
     assert res.train_questions == 9 and res.to_json()["out"] == str(tmp_path / "run" / "best")
     assert "skipped_examples" not in res.to_json()
-    # without dev questions the run keeps the lowest training loss; the older call form still works
-    older = api.train_reader([train], tmp_path / "run2", api.ReaderConfig(backbone=str(tiny), window=window),
-                             TrainConfig(lr=3e-3, max_steps=1, batch_size=4))
-    assert older.metric == "loss" and older.dev_questions == 0 and older.steps == 1
+    # without dev questions the run keeps the lowest training loss
+    no_dev = api.train_reader(api.ReaderTrainConfig(backbone=str(tiny), window=window, train_files=[train],
+                                                    out=tmp_path / "run2",
+                                                    train=TrainConfig(lr=3e-3, max_steps=1, batch_size=4)))
+    assert no_dev.metric == "loss" and no_dev.dev_questions == 0 and no_dev.steps == 1
     learned = api.train_particles(api.ParticlesConfig(reader=tmp_path / "run" / "best", train_files=[train], limit=5))
     assert isinstance(learned, api.ParticlesResult) and learned.questions == 5 and learned.examples <= 5
     assert learned.out == str(tmp_path / "run" / "best" / "particles.json") and Path(learned.out).exists()
     assert learned.train_em_after >= learned.train_em_before
-    with pytest.raises(ConfigError, match="--side must be 'both' or 'query'"):
-        api.train_retriever([train], tmp_path / "r", side="passage")
+    with pytest.raises(ConfigError, match="config field 'side': input should be 'both' or 'query'"):
+        api.RetrieverTrainRequest(train_files=[train], out=tmp_path / "r", side="passage")
