@@ -29,7 +29,6 @@ from pydantic import Field
 
 from odqa.api.readers import PARTICLES_FILE
 from odqa.config import Section, load_config, validate_config, with_changes
-from odqa.errors import ConfigError
 from odqa.pretraining import PretrainConfig
 from odqa.reader.task import ReaderConfig
 from odqa.relation.task import RETrainConfig
@@ -37,7 +36,6 @@ from odqa.retrieval.train_dense import RetrieverTrainConfig
 from odqa.training import TrainConfig
 
 log = logging.getLogger(__name__)
-Paths = Sequence[str | Path]
 Files = list[Path]
 
 
