@@ -52,7 +52,7 @@ def main() -> None:
 
     same = sum(a is not None and a.text == c for a, c in zip(api_answers, cli_answers))
     print(json.dumps({
-        "index": args.index, "reader": args.reader or "sentence-level (none given)", "questions": len(questions),
+        "index": args.index, "reader": "+".join(pipe.reader_settings["readers"]) or "sentence-level", "questions": len(questions),
         "pipeline": {"load_seconds": round(t_load, 2), "seconds_per_question": round(t_ask / len(questions), 4),
                      "seconds_per_question_with_load": round((t_load + t_ask) / len(questions), 4)},
         "cli_processes": {"seconds_per_question": round(t_cli / len(questions), 3)},
