@@ -1,5 +1,6 @@
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -54,3 +55,10 @@ def index_root(tmp_path):
     root = tmp_path / "indexes"
     root.mkdir()
     return root
+
+
+def in_threads(n: int, work) -> list:
+    """`work(i)` for i in range(n), each on its own thread at once; their results in order (a worker's
+    exception is raised here)."""
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(work, range(n)))

@@ -9,7 +9,7 @@ import pytest
 
 import odqa
 from odqa.errors import IndexNotFound, IndexStale, OdqaError
-from tests.conftest import PASSAGES, QUESTIONS, squad_file, write_jsonl
+from tests.conftest import PASSAGES, QUESTIONS, in_threads, squad_file, write_jsonl
 from tests.tiny_model import make_tiny_backbone
 
 
@@ -74,21 +74,13 @@ def test_one_pipeline_serves_8_threads_with_the_sequential_answers(built, reader
         return [(a.text, a.passage_id, a.start, a.end, round(a.probability, 5)) for a in res.answers]
 
     sequential = {q: key(p.ask(q)) for q in questions}
-    got: dict[int, list] = {}
-    errors: list[BaseException] = []
+    start = threading.Barrier(8)
 
     def worker(t):
-        try:
-            got[t] = [key(p.ask(q)) for q in questions[t:] + questions[:t]]   # each thread its own order
-        except BaseException as e:      # noqa: BLE001 - reported below
-            errors.append(e)
+        start.wait()
+        return [key(p.ask(q)) for q in questions[t:] + questions[:t]]   # each thread its own order
 
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    got = in_threads(8, worker)
     for t in range(8):
         assert got[t] == [sequential[q] for q in questions[t:] + questions[:t]]
 

@@ -10,6 +10,7 @@ from odqa.retrieval.evaluate import Judge, evaluate, sweep_fusion
 from odqa.retrieval.hybrid import fuse
 from odqa.retrieval.indexing import build_index, load_index
 from odqa.types import Hit, Passage
+from tests.conftest import in_threads
 from tests.tiny_model import make_tiny_backbone
 
 
@@ -84,21 +85,14 @@ def test_one_encoder_serves_concurrent_encode_calls(tiny, tmp_path, monkeypatch)
     (qs / "odqa_retriever.json").write_text(json.dumps({"side": "query", "passage_encoder": tiny}))
     for enc in (DenseEncoder(tiny, max_length=32, batch_size=2), DenseEncoder(str(qs), max_length=32, batch_size=2)):
         jobs = [(texts[i:] + texts[:i], kind) for i in range(len(texts)) for kind in ("query", "passage")]
-        start, got, errors = threading.Barrier(4), {}, []
+        start = threading.Barrier(4)
 
         def work(n):
-            try:
-                start.wait()
-                for j in range(n, len(jobs), 4):
-                    got[j] = enc.encode(*jobs[j])
-            except Exception as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors and len(got) == len(jobs)
+            start.wait()
+            return {j: enc.encode(*jobs[j]) for j in range(n, len(jobs), 4)}
+
+        got = {j: v for part in in_threads(4, work) for j, v in part.items()}
+        assert len(got) == len(jobs)
         passages = enc._passages
         for j, (batch, kind) in enumerate(jobs):
             np.testing.assert_allclose(got[j], enc.encode(batch, kind), atol=1e-6)
