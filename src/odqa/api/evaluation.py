@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from odqa.api.indexes import Questions, as_questions, questions_label
-from odqa.api.pipeline import Pipeline, drop_unmatched
+from odqa.api.pipeline import Pipeline
 from odqa.atomic import AtomicFolder
 from odqa.errors import OdqaError
 from odqa.progress import bar
@@ -48,11 +48,11 @@ def _answer(pipeline: Pipeline, qs, closed: bool, k: int | None, quiet: bool):
         hits = []
         with bar(len(texts), "retrieving", "question", quiet) as pb:
             for b in range(0, len(texts), BATCH):
-                hits += [drop_unmatched(h) for h in pipeline.retrieve_batch(texts[b:b + BATCH], k)]
+                hits += pipeline.passages_to_read(texts[b:b + BATCH], k)
                 pb.update(len(texts[b:b + BATCH]))
     t1 = time.perf_counter()
-    answers = pipeline.reader.read_batch(texts, hits, quiet=quiet)
-    return hits, [a[:pipeline.top] for a in answers], {"retrieve": t1 - t0, "read": time.perf_counter() - t1}
+    answers = pipeline.read(texts, hits, quiet=quiet)
+    return hits, answers, {"retrieve": t1 - t0, "read": time.perf_counter() - t1}
 
 
 def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = False, k: int | None = None,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, Union
 
-from odqa.config import BM25Config, IndexConfig, load_config
+from odqa.config import IndexConfig, load_config
 from odqa.corpus import load_questions, write_jsonl
 from odqa.errors import OdqaError
 from odqa.progress import bar
@@ -117,10 +117,8 @@ def sweep_retrieval(index: str | Index, questions: Questions, sweep: Sequence[st
             res = sweep_fusion(idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder), qs, judge, grid,
                                metric, k, pb.update)
         elif mode == "sparse":
-            s = idx.manifest["sparse"]
-            base = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
-            res = sweep_bm25(idx.passages, idx.analyzer(), base, s["include_title"], qs, judge, grid, metric,
-                             pb.update)
+            res = sweep_bm25(idx.passages, idx.analyzer(), idx.bm25_config(), idx.manifest["sparse"]["include_title"],
+                             qs, judge, grid, metric, pb.update)
         else:
             raise OdqaError("--sweep works with --mode sparse (k1, b, delta) or --mode hybrid (alpha, rrf_k)")
     return SweepReport(idx.name, questions_label(questions, qs),

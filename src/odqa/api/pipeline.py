@@ -148,6 +148,10 @@ class Pipeline:
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
         return self._need_retriever().search(check_queries(questions), k or self.k)
 
+    def passages_to_read(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        """The retrieved hits the reader reads (sparse hits that matched no query term dropped)."""
+        return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k)]
+
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retrieve_batch([question], k)[0]
 
@@ -162,7 +166,7 @@ class Pipeline:
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
             t0 = time.perf_counter()
-            hits = [drop_unmatched(hs) for hs in self.retrieve_batch(qs, k)]
+            hits = self.passages_to_read(qs, k)
             t1 = time.perf_counter()
             spans = self.read(qs, hits)
             t2 = time.perf_counter()

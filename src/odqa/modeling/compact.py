@@ -13,7 +13,6 @@ changed tensor names, backbone config, head metadata, sha256 of the weights file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from odqa.atomic import AtomicFolder
 from odqa.errors import ModelError
+from odqa.modeling.backbone import file_sha256
 
 COMPACT_JSON = "odqa_compact.json"
 COMPACT_WEIGHTS = "compact.safetensors"
@@ -30,14 +30,6 @@ FORMAT = 1
 EXTRA_FILES = ("particles.json",)
 Precision = Literal["int8", "fp16", "fp32"]
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _weights_file(folder: Path) -> Path:
@@ -100,12 +92,12 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
         for f in EXTRA_FILES:
             if (checkpoint / f).exists():
                 shutil.copy2(checkpoint / f, tmp / f)
-        record = {"format": FORMAT, "base": base, "base_weights_sha256": _sha256(base_file), "precision": precision,
+        record = {"format": FORMAT, "base": base, "base_weights_sha256": file_sha256(base_file), "precision": precision,
                   "tokenizer": "base" if same_tokenizer else "stored", "shared": sorted(shared),
                   "changed": sorted({k.rsplit("::", 1)[0] for k in stored}),
                   "config": json.loads((checkpoint / "config.json").read_text(encoding="utf-8")),
                   "head": json.loads((checkpoint / HEAD_JSON).read_text(encoding="utf-8")),
-                  "head_file": HEAD_WEIGHTS, "weights_sha256": _sha256(tmp / COMPACT_WEIGHTS)}
+                  "head_file": HEAD_WEIGHTS, "weights_sha256": file_sha256(tmp / COMPACT_WEIGHTS)}
         (tmp / COMPACT_JSON).write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     return record
 
@@ -124,7 +116,7 @@ def read_record(folder: Path, reinstall: str = "") -> dict:
     weights = folder / COMPACT_WEIGHTS
     if not weights.is_file():
         raise ModelError(f"{weights}: missing{hint}")
-    if _sha256(weights) != record.get("weights_sha256"):
+    if file_sha256(weights) != record.get("weights_sha256"):
         raise ModelError(f"{weights}: altered or truncated (sha256 differs from {COMPACT_JSON}){hint}")
     if record.get("format") != FORMAT:
         raise ModelError(f"{path}: compact format {record.get('format')}, this odqa reads {FORMAT}{hint}")
@@ -144,7 +136,7 @@ def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinsta
         return dest
     base_folder = Path(resolve_backbone(record["base"]))
     base_file = _weights_file(base_folder)
-    if _sha256(base_file) != record["base_weights_sha256"]:
+    if file_sha256(base_file) != record["base_weights_sha256"]:
         raise ModelError(f"{folder}: was packed on another version of its base backbone {record['base']} "
                          f"({base_file} differs){'; ' + reinstall if reinstall else ''}")
     base_state = load_file(str(base_file))

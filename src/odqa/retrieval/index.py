@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odqa.config import HybridConfig
+from odqa.config import BM25Config, HybridConfig
 from odqa.errors import OdqaError
 
 MODES = ("sparse", "dense", "hybrid")
@@ -65,6 +65,11 @@ class Index:
         if method is not None:
             cfg.method = method
         return cfg
+
+    def bm25_config(self) -> BM25Config:
+        """The BM25 settings the index was built with."""
+        s = self.manifest["sparse"]
+        return BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
 
     def cached(self, key, make):
         """`make()` once per key, under the index's lock (concurrent callers get the same object)."""

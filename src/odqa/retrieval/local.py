@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from odqa.atomic import AtomicFolder
-from odqa.config import BM25Config, DenseConfig, IndexConfig
+from odqa.config import DenseConfig, IndexConfig
 from odqa.corpus import load_corpus
 from odqa.errors import OdqaError
 from odqa.progress import bar
@@ -141,10 +141,8 @@ class LocalIndex(Index):
     @property
     def sparse(self) -> SparseRetriever:
         def make():
-            s = self.manifest["sparse"]
-            cfg = BM25Config(method=s["method"], k1=s["k1"], b=s["b"], delta=s["delta"])
-            scorer = BM25Scorer.load(self.folder / "bm25", cfg)
-            return SparseRetriever(self.passages, self.analyzer(), scorer, s["include_title"])
+            scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config())
+            return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"])
         return self.cached("sparse", make)
 
     def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):

@@ -16,7 +16,7 @@ from typing import Iterator
 from odqa.atomic import recover
 from odqa.corpus import Corpus, write_jsonl
 from odqa.errors import OdqaError
-from odqa.retrieval.manifest import write_json
+from odqa.retrieval.manifest import MANIFEST, write_json
 from odqa.types import Passage
 
 _NAME = re.compile(r"[A-Za-z0-9가-힣][A-Za-z0-9가-힣_.-]*")
@@ -48,7 +48,7 @@ def open_folder(name: str, root: str | Path | None = None) -> Path:
 def list_indexes(root: str | Path | None = None) -> list[str]:
     base = index_root(root)
     return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / "manifest.json").exists()) if base.is_dir() else []
+                  and (p / MANIFEST).exists()) if base.is_dir() else []
 
 
 def write_passages(folder: Path, corpus: Corpus) -> None:
