@@ -77,6 +77,11 @@ def test_a_shipped_reader_is_found_by_name_and_is_the_default(trained, tmp_path,
     assert not getattr(rd, "sentence_level", False) and len(rd.post.steps) > len(open_reader(ck).post.steps)
     assert reader_paths(None) == ["ko-reader"] and not getattr(open_reader(None), "sentence_level", False)
     assert open_reader("none").sentence_level
+    from odqa.api.readers import particle_setting     # results name the shipped rules that apply
+    rules = str(models / "ko-reader" / "particles.json")
+    assert particle_setting(None, None) == rules == particle_setting("ko-reader", None)
+    assert particle_setting("none", None) is None and particle_setting(ck, None) is None
+    assert particle_setting(None, "my.json") == "my.json"
     (models / "ko-reader" / COMPACT_WEIGHTS).unlink()
     with pytest.raises(odqa.ModelError, match="compact.safetensors: missing from the shipped model 'ko-reader'"):
         open_reader("ko-reader")

@@ -80,6 +80,24 @@ def test_train_save_load_evaluate_predict(setup):
         train_re(request(setup, d / "never", max_steps=1, resume=True))
 
 
+def test_a_shipped_re_model_is_found_by_name_and_is_the_default(setup, tmp_path, monkeypatch):
+    from odqa.modeling.compact import pack
+    out = setup["dir"] / "run-ship"
+    train_re(request(setup, out, max_steps=2, max_length=48))
+    own = evaluate_re(REEvaluateConfig(model=str(out / "best"), data=setup["dev"]))
+    models = tmp_path / "models"
+    pack(out / "best", models / "ko-re", str(setup["tiny"]), "fp32")
+    (models / "ko-re" / "card.json").write_text(json.dumps({"kind": "re", "licence": "CC BY-SA 4.0"}))
+    monkeypatch.setenv("ODQA_MODELS_DIR", str(models))
+    monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    by_name = evaluate_re(REEvaluateConfig(model="ko-re", data=setup["dev"]))
+    default = json.loads(odqa("re", "evaluate", "--data", setup["dev"], "--json", cwd=tmp_path).stdout)
+    assert by_name.micro_f1 == own.micro_f1 and by_name.auprc == pytest.approx(own.auprc, abs=1e-6)
+    assert default["model"] == "ko-re" and default["auprc"] == pytest.approx(own.auprc, abs=1e-4)
+    with pytest.raises(ModelError, match="ko-ree: no such checkpoint folder or shipped model \\(ko-re\\)"):
+        evaluate_re(REEvaluateConfig(model="ko-ree", data=setup["dev"]))
+
+
 def test_checkpoint_with_another_label_set_is_refused(setup):
     d = setup["dir"]
     out = d / "run2"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.readers import ReaderSpec, open_reader, reader_paths
+from odqa.api.readers import ReaderSpec, open_reader, particle_setting, reader_paths
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
 from odqa.retrieval.base import Retriever, check_queries
@@ -72,7 +72,7 @@ def drop_unmatched(hits: list[Hit]) -> list[Hit]:
 
 def _settings(reader, retrieval_weight: float, particles) -> dict:
     return {"readers": reader_paths(reader), "retrieval_weight": retrieval_weight,
-            "particles": str(particles) if particles is not None else None}
+            "particles": particle_setting(reader, particles)}
 
 
 class Pipeline:

@@ -67,14 +67,13 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
         else:
             from odqa.reader.ensemble import VotingReader
             return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles) for r in reader])
-    if reader is None and find_shipped(DEFAULT_READER, "reader") is not None:
-        reader = DEFAULT_READER
+    reader = shipped_name(reader) or reader
     if reader is None or str(reader) == NO_READER:
         if particles is not None and str(particles) == "auto":
             _particle_steps(reader, particles)      # raises: auto needs a reader folder
         return sentence_reader(index, n_best)
     from odqa.reader.reader import Reader
-    if not Path(reader).exists() and find_shipped(str(reader)) is not None:   # a shipped model by name: its own particle rules by default
+    if shipped_name(reader):                 # a shipped model by name: its own particle rules by default
         folder = shipped_checkpoint(str(reader), "reader")
         if particles is None and (folder / PARTICLES_FILE).exists():
             particles = folder / PARTICLES_FILE
@@ -88,9 +87,28 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
                   extra_steps=_particle_steps(reader, particles))
 
 
+def shipped_name(reader: ReaderSpec) -> str | None:
+    """The shipped model a reader spec names (None = default -> `ko-reader` when installed), else None."""
+    if reader is None:
+        return DEFAULT_READER if find_shipped(DEFAULT_READER, "reader") is not None else None
+    if isinstance(reader, (str, Path)) and not Path(reader).exists() and find_shipped(str(reader)) is not None:
+        return str(reader)
+    return None
+
+
+def particle_setting(reader: ReaderSpec | Sequence[ReaderSpec], particles: ReaderSpec) -> str | None:
+    """How results name the particle rules in use: the given file/`auto`, or a shipped reader's own rules."""
+    if particles is not None:
+        return str(particles)
+    specs = list(reader) if isinstance(reader, (list, tuple)) else [reader]
+    name = shipped_name(specs[0]) if len(specs) == 1 else None
+    rules = find_shipped(name).folder / PARTICLES_FILE if name else None
+    return str(rules) if rules is not None and rules.exists() else None
+
+
 def reader_paths(reader: ReaderSpec | Sequence[ReaderSpec]) -> list[str]:
     """How results name the readers: their folders ([] = sentence level)."""
     specs = list(reader) if isinstance(reader, (list, tuple)) else [reader]
-    if specs in ([], [None]) and find_shipped(DEFAULT_READER, "reader") is not None:
+    if specs in ([], [None]) and shipped_name(None):
         return [DEFAULT_READER]
     return [str(r) for r in specs if r is not None and str(r) != NO_READER]

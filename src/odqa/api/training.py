@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, Union
 
 from pydantic import Field
 
@@ -36,6 +36,7 @@ from odqa.retrieval.train_dense import RetrieverTrainConfig
 from odqa.training import TrainConfig
 
 log = logging.getLogger(__name__)
+DEFAULT_RE_MODEL = "ko-re"                        # the shipped RE model (`odqa models`)
 Files = list[Path]
 
 
@@ -365,7 +366,7 @@ def train_re(cfg: RETrainRequest, *, quiet: bool = True) -> RETrainResult:
 
 class REEvaluateConfig(Section):
     """`odqa re evaluate`: a checkpoint and labelled data."""
-    model: Path                                   # checkpoint folder (e.g. runs/re/best)
+    model: Union[str, Path, None] = None          # checkpoint folder (e.g. runs/re/best) or shipped name; None = ko-re
     data: Path                                    # labelled KLUE-RE JSON/JSONL or Boostcamp CSV
     labels: Optional[Path] = None                 # refuse the model unless it uses this label list
     batch_size: int = Field(64, ge=1)
@@ -389,10 +390,12 @@ class REEvaluateResult:
         return _json(self)
 
 
-def _load_re(model_dir: Path, labels: Path | None):
+def _load_re(model: str | None, labels: Path | None):
+    from odqa.modeling.shipped import checkpoint_or_shipped
     from odqa.relation.data import load_labels
     from odqa.relation.task import load_re_model
-    return load_re_model(model_dir, load_labels(labels) if labels else None)
+    folder = checkpoint_or_shipped(model, "re", DEFAULT_RE_MODEL)
+    return load_re_model(folder, load_labels(labels) if labels else None)
 
 
 def evaluate_re(cfg: REEvaluateConfig, *, quiet: bool = True) -> REEvaluateResult:
@@ -407,7 +410,7 @@ def evaluate_re(cfg: REEvaluateConfig, *, quiet: bool = True) -> REEvaluateResul
     feats = featurize(ds.examples, tokenizer, settings.markers, settings.max_length, settings.labels)
     probs = predict_probs(model, feats, settings, cfg.batch_size, quiet, "evaluate")
     metrics = {k: round(v, 4) for k, v in evaluate_probs(probs, feats.labels, settings).items()}
-    return REEvaluateResult(str(cfg.model), str(cfg.data), len(ds.examples), len(ds.skipped), feats.truncated,
+    return REEvaluateResult(str(cfg.model or DEFAULT_RE_MODEL), str(cfg.data), len(ds.examples), len(ds.skipped), feats.truncated,
                             round(time.perf_counter() - t0, 1), metrics["micro_f1"], metrics["auprc"],
                             metrics["accuracy"], metrics["loss"],
                             per_label_f1(decode(probs, settings), feats.labels, settings.labels))
@@ -415,7 +418,7 @@ def evaluate_re(cfg: REEvaluateConfig, *, quiet: bool = True) -> REEvaluateResul
 
 class REPredictConfig(Section):
     """`odqa re predict`: a checkpoint, data (labels ignored) and the predictions file to write."""
-    model: Path
+    model: Union[str, Path, None] = None          # as in REEvaluateConfig
     data: Path
     out: Path                                     # .csv (id, pred_label, probs) or .json
     format: Optional[Literal["csv", "json"]] = None   # default: from the suffix of `out`

@@ -83,7 +83,7 @@ def train(
 
 @app.command("evaluate")
 def evaluate(
-    model_dir: Path = typer.Option(..., "--model", help="Checkpoint folder (e.g. runs/re/best)."),
+    model_dir: Optional[str] = typer.Option(None, "--model", help="Checkpoint folder (e.g. runs/re/best) or a shipped model name; default: the shipped ko-re."),
     data: Path = typer.Option(..., "--data", help="Labelled KLUE-RE JSON/JSONL or Boostcamp CSV."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Refuse the model unless it uses this label list."),
     batch_size: int = typer.Option(64, "--batch-size"),
@@ -92,7 +92,7 @@ def evaluate(
 ) -> None:
     """Score a model with KLUE's metrics: micro-F1 (no_relation excluded) and AUPRC.
 
-    Example: odqa re evaluate --model runs/re/best --data klue-re-dev-public.json --json
+    Example: odqa re evaluate --model ko-re --data klue-re-dev-public.json --json
     """
     from odqa.api.training import REEvaluateConfig, evaluate_re
 
@@ -107,7 +107,7 @@ def evaluate(
 
 @app.command("predict")
 def predict(
-    model_dir: Path = typer.Option(..., "--model", help="Checkpoint folder (e.g. runs/re/best)."),
+    model_dir: Optional[str] = typer.Option(None, "--model", help="Checkpoint folder (e.g. runs/re/best) or a shipped model name; default: the shipped ko-re."),
     data: Path = typer.Option(..., "--data", help="KLUE-RE JSON/JSONL or Boostcamp CSV (labels ignored)."),
     out: Path = typer.Option(..., "--out", help="Predictions file: .csv (id, pred_label, probs) or .json."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv | json (default: from the --out suffix)."),

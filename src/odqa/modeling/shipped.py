@@ -79,3 +79,14 @@ def shipped_checkpoint(name: str, kind: str) -> Path:
         if not (m.folder / f).is_file():
             raise ModelError(f"{m.folder / f}: missing from the shipped model '{name}'; {REINSTALL}")
     return materialise(m.folder, reinstall=REINSTALL)
+
+
+def checkpoint_or_shipped(spec: str | Path | None, kind: str, default: str) -> Path:
+    """The checkpoint folder `spec` names: a folder, else a shipped model of that name (`default` when None)."""
+    spec = default if spec is None else spec
+    if Path(spec).exists():
+        return Path(spec)
+    if find_shipped(str(spec)) is not None:
+        return shipped_checkpoint(str(spec), kind)
+    known = ", ".join(m.name for m in shipped_models() if m.kind == kind) or f"no {kind} model installed"
+    raise ModelError(f"{spec}: no such checkpoint folder or shipped model ({known})")
