@@ -93,6 +93,9 @@ def test_evaluate_answers_open_and_closed_and_predict(built, reader_ckpt, tmp_pa
     assert m["questions"] == 5 and m["scored"] == 5 and m["retrieval"]["recall@1"] >= 0.6
     assert m["setting"]["readers"] == [str(reader_ckpt)] and m["setting"]["mode"] == "hybrid"
     assert json.loads((tmp_path / "ev" / "predictions.json").read_text()) == rep.predictions
+    stages = json.loads((tmp_path / "ev" / "stages.json").read_text())
+    assert set(stages) == set(rep.predictions) and sum(m["stages"].values()) == 5
+    assert m["stages"]["correct"] == round(m["em"] * 5 / 100)
     closed = odqa.evaluate_answers(odqa.Pipeline.from_reader(reader_ckpt), squad_file(tmp_path / "s.json"),
                                    closed=True)
     assert closed.metrics["questions"] == 9 and closed.metrics["setting"]["closed"]

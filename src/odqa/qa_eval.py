@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from odqa.errors import OdqaError
-from odqa.metrics import em_f1, recall_at_k
+from odqa.metrics import em_f1, exact_match, recall_at_k
 from odqa.reader.postprocess import Span
 from odqa.types import Hit, Passage, Question
 
@@ -19,6 +19,24 @@ def closed_hits(questions: Sequence[Question]) -> list[list[Hit]]:
     return [[Hit(Passage(q.gold_ids[0] if q.gold_ids else q.id, "", q.context), 1.0, 1, "gold")] for q in questions]
 
 
+STAGES = ("correct", "retrieval", "passage", "span", "no_answer")
+
+
+def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str]) -> str:
+    """Which stage lost question `q` (KorQuAD EM): `correct`; `retrieval` (no gold passage among the
+    passages read); `no_answer`; `passage` (the reader answered from another passage); `span` (the
+    right passage, a wrong span). With no known gold passage (closed domain, or ids not in the index) a
+    wrong answer counts as `span`."""
+    if answer and exact_match(answer[0].text, q.answers):
+        return "correct"
+    read = {h.passage.id for h in hits}
+    if gold and not gold & read:
+        return "retrieval"
+    if not answer:
+        return "no_answer"
+    return "span" if (answer[0].passage_id in gold if gold else True) else "passage"
+
+
 def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
                   hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None) -> dict:
     """Report dict (`metrics`, `predictions`, `nbest`): EM/F1 over questions with gold answers;
@@ -29,8 +47,14 @@ def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
     m = em_f1(preds, gold)
     metrics = {"questions": len(questions), "em": round(m["em"], 2), "f1": round(m["f1"], 2),
                "scored": m["count"], "no_answer": sum(1 for a in answers if not a)}
+    stages = {}
+    for i, (q, a) in enumerate(zip(questions, answers)):
+        if q.answers:
+            gold = judge.gold_set(q) if judge is not None else {h.passage.id for h in hits[i]} if hits else set()
+            stages[q.id] = lost_at(q, a, hits[i] if hits is not None else [], gold)
+    metrics["stages"] = {s: sum(1 for v in stages.values() if v == s) for s in STAGES}
     if hits is not None and judge is not None:
         ranks = [judge.first_relevant(q, h)[0] for q, h in zip(questions, hits)]
         ks = sorted({x for x in (1, 5, 10, 20) if x <= (k or 20)} | ({k} if k else set()))
         metrics["retrieval"] = {key: round(v, 4) for key, v in recall_at_k(ranks, ks).items()}
-    return {"metrics": metrics, "predictions": preds, "nbest": nbest}
+    return {"metrics": metrics, "predictions": preds, "nbest": nbest, "stages": stages}

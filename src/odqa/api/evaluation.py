@@ -25,15 +25,16 @@ class AnswerReport:
     metrics: dict                    # questions, em, f1, scored, no_answer, [retrieval], setting, seconds...
     predictions: dict[str, str]      # question id -> best answer text
     nbest: dict[str, list[dict]] = field(repr=False, default_factory=dict)
+    stages: dict[str, str] = field(repr=False, default_factory=dict)   # question id -> where it was lost (qa_eval.lost_at)
 
     def to_json(self) -> dict:
         return self.metrics
 
     def write(self, out: str | Path) -> Path:
-        """predictions.json, nbest.json and metrics.json in folder `out` (written aside, then renamed)."""
+        """predictions.json, nbest.json, stages.json and metrics.json in folder `out` (written aside, then renamed)."""
         with AtomicFolder(Path(out)) as tmp:
             for name, data in (("predictions.json", self.predictions), ("nbest.json", self.nbest),
-                               ("metrics.json", self.metrics)):
+                               ("stages.json", self.stages), ("metrics.json", self.metrics)):
                 (tmp / name).write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
         return Path(out)
 
@@ -77,7 +78,7 @@ def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = Fa
                "read": seconds["read"]}
     m["seconds"] = {s: round(v, 2) for s, v in timings.items()}
     m["seconds_per_question"] = {s: round(v / max(1, len(qs)), 4) for s, v in timings.items()}
-    report = AnswerReport(m, rep["predictions"], rep["nbest"])
+    report = AnswerReport(m, rep["predictions"], rep["nbest"], rep["stages"])
     if out:
         report.write(out)
     return report

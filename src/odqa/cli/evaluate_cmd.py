@@ -66,9 +66,10 @@ def answers(
     echo(f"{m['scored']} questions, {where}: EM {m['em']:.2f}  F1 {m['f1']:.2f}  (no answer: {m['no_answer']})")
     if "retrieval" in m:
         echo("retrieval " + "  ".join(f"{key}={v:.4f}" for key, v in m["retrieval"].items()))
+    echo("lost at: " + "  ".join(f"{s} {n}" for s, n in m["stages"].items()))
     echo("seconds per question: " + "  ".join(f"{s} {v:.3f}" for s, v in m["seconds_per_question"].items()))
     if out:
-        echo(f"wrote {out}/predictions.json, nbest.json, metrics.json")
+        echo(f"wrote {out}/predictions.json, nbest.json, stages.json, metrics.json")
 
 
 def _print_metrics(m: dict) -> None:
