@@ -39,8 +39,8 @@ class Reader:
             self.tokenizer, self.model, self.window = load_hf_qa(folder)
             self.meta = {"kind": "span", "hf_question_answering": str(folder)}
         self.window.n_best = max(self.window.n_best, n_best)
-        self.batch_size = batch_size
-        self.post: PostProcessor = default_postprocessor(n_best, retrieval_weight, extra_steps)
+        self.batch_size, self.n_best, self.extra_steps = batch_size, n_best, list(extra_steps or [])
+        self.post: PostProcessor = self.postprocessor(retrieval_weight)
         self.model.eval()                      # once: concurrent reads never switch modes
         self._tokenize = threading.Lock()      # a fast tokenizer's truncation settings are shared state
 
@@ -48,13 +48,22 @@ class Reader:
     def name(self) -> str:
         return self.folder.name
 
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
-        """Post-processed n-best spans per question (empty list: no answer found)."""
+    def postprocessor(self, retrieval_weight: float = 0.0) -> PostProcessor:
+        """This reader's post-processing (its extra steps, e.g. particle rules) at another retrieval weight."""
+        return default_postprocessor(self.n_best, retrieval_weight, self.extra_steps)
+
+    def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+        """Every window's n-best spans per question with their passage's retrieval score, before post-processing
+        (what `read_batch` post-processes; kept by callers that try several post-processings on one reading)."""
         passages = [[h.passage for h in hs] for hs in hits]
         scores = [[h.score for h in hs] for hs in hits]
-        raw = predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
-                            scores, quiet=quiet, tokenize_lock=self._tokenize)
-        return [self.post(spans, {p.id: p.text for p in ps}) for spans, ps in zip(raw, passages)]
+        return predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
+                             scores, quiet=quiet, tokenize_lock=self._tokenize)
+
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+        """Post-processed n-best spans per question (empty list: no answer found)."""
+        raw = self.read_raw(questions, hits, quiet)
+        return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
         return [s.to_answer() for s in self.read_batch([question], [hits])[0]]
