@@ -49,8 +49,9 @@ def main() -> None:
     except OdqaError as e:
         typer.echo(f"odqa: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("odqa: interrupted (an index or checkpoint being written was left as it was before)", err=True)
+    except KeyboardInterrupt as e:
+        typer.echo(f"odqa: interrupted: {e}" if str(e) else
+                   "odqa: interrupted (an index or checkpoint being written was left as it was before)", err=True)
         sys.exit(130)
     except typer.Abort:
         typer.echo("odqa: interrupted", err=True)
