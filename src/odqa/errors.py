@@ -10,9 +10,8 @@ Callers catch them by type; the CLI prints `odqa: error: <message>` and exits wi
     ├── IndexStale       5  the index is of another format or its inputs changed
     ├── IndexCorrupt     5  a file of the index is missing, truncated or altered
     ├── IndexBusy        7  another process is building the index (its writer lock is taken)
-    └── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
-
-    Interrupted        130  Ctrl-C, saying what was kept (a KeyboardInterrupt, not an OdqaError)
+    ├── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+    └── Interrupted    130  Ctrl-C during a write; the message says what was kept
 """
 
 
@@ -52,8 +51,8 @@ class IndexBusy(IndexError_):
     exit_code = 7
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a write; the message says what was kept (`index 'wiki' left unchanged`)."""
+class Interrupted(OdqaError):
+    """Ctrl-C (KeyboardInterrupt) during a write, with what was kept (`index 'wiki' left unchanged`)."""
     exit_code = 130
 
 

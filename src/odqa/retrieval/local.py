@@ -73,16 +73,16 @@ def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_
     return out
 
 
-def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, list[str]]:
-    """The manifest of the index being replaced and why it cannot be reused ([] = it can)."""
+def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, dict | None, list[str]]:
+    """(the manifest of the index being replaced, the same when its files can be reused, why they cannot)."""
     if not final.exists():
-        return None, []
+        return None, None, []
     try:
         old = mf.read_manifest(final, name, root)
     except OdqaError as e:        # no, an unreadable or a foreign manifest: rebuild, saying why
-        return None, [str(e)]
+        return None, None, [str(e)]
     problems = mf.file_problems(final, old)    # a missing, truncated or altered file: rebuild everything
-    return (None, problems) if problems else (old, [])
+    return (old, None, problems) if problems else (old, old, [])
 
 
 def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
@@ -92,8 +92,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
     Without `dense.enabled` set either way, an index with vectors keeps them (`mf.keep_dense`)."""
     corpus_path = Path(corpus_path)
     final = store.open_folder(name, root)
-    old, reasons = _old_manifest(final, name, root)
-    cfg = mf.keep_dense(cfg, old)
+    recorded, old, reasons = _old_manifest(final, name, root)
+    cfg = mf.keep_dense(cfg, recorded)          # a damaged index is rebuilt with the parts it had
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
@@ -140,7 +140,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
         manifest["dense"] = dense
         manifest = mf.write_manifest(tmp, manifest)
     return mf.BuildResult(status, final, manifest, reasons,
-                          _parts(status == "rebuilt", old, manifest, reuse_sparse, keep_vectors))
+                          _parts(status == "rebuilt", recorded, manifest, reuse_sparse, keep_vectors))
 
 
 def _parts(existed: bool, old: dict | None, new: dict, kept_sparse: bool, kept_dense: bool) -> dict[str, str]:
@@ -167,17 +167,14 @@ class LocalIndex(Index):
         try:
             mf.check_files(self.folder, self.manifest, self.name, prefix, root=self.root)
         except IndexCorrupt:
-            if self._rebuilt():
-                raise IndexStale(f"index '{self.name}' at {self.folder} was rebuilt after this process loaded "
-                                 "it: load it again") from None
+            self.same_build()
             raise
 
-    def _rebuilt(self) -> bool:
-        try:
-            now = json.loads(mf.manifest_path(self.folder).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return False
-        return now.get(mf.SELF_CHECKSUM) != self.manifest.get(mf.SELF_CHECKSUM)
+    def same_build(self) -> None:
+        """IndexStale if the folder now holds another build than the one loaded (a rebuild swapped it in)."""
+        if _rebuilt(self.folder, self.manifest):
+            raise IndexStale(f"index '{self.name}' at {self.folder} was rebuilt after this process loaded "
+                             "it: load it again")
 
     def analyzer(self):
         a = self.manifest["analyzer"]
@@ -192,6 +189,7 @@ class LocalIndex(Index):
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
                                       self.name, self.manifest, self.root) from None
+            self.same_build()                 # not swapped while it was read
             return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"])
         return self.cached("sparse", make)
 
@@ -204,8 +202,18 @@ class LocalIndex(Index):
             self.check("dense/")
             index = load_faiss(self.folder / "dense")
             owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
+            self.same_build()
             return DenseRetriever(self.passages, enc, index, owners)
         return self.cached(("dense", id(enc)), make)
+
+
+def _rebuilt(folder: Path, manifest: dict) -> bool:
+    """The manifest in `folder` is no longer `manifest` (another build was swapped in)."""
+    try:
+        now = json.loads(mf.manifest_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return now.get(mf.SELF_CHECKSUM) != manifest.get(mf.SELF_CHECKSUM)
 
 
 def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex:
@@ -221,5 +229,7 @@ def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise mf.corrupt_file(folder / part, f"index file ({e.__class__.__name__})", name, manifest,
                                   root) from None
+    if _rebuilt(folder, manifest):         # swapped while read: load_index reads the new one
+        raise IndexCorrupt(f"{folder}: index '{name}' was rebuilt while it was read")
     passages, aliases = got["passages.jsonl"], got["aliases.json"]
     return LocalIndex(name, folder, manifest, passages, aliases, mf.staleness(manifest, installed_version))
