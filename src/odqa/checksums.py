@@ -97,6 +97,14 @@ def write_checksums(folder: Path) -> None:
                                     encoding="utf-8")
 
 
+def check_folder(folder: Path, error: type[Exception], hint: str) -> None:
+    """Raise `error` naming the first bad file of checkpoint folder `folder`, then what to do (`hint`)."""
+    found = folder_problems(folder)
+    if found:
+        more = f" (and {len(found) - 1} more file(s))" if len(found) > 1 else ""
+        raise error(f"{found[0]}{more}; {hint}")
+
+
 def folder_problems(folder: Path) -> list[str]:
     """Problems of checkpoint folder `folder` against its `odqa_checksums.json` ([] without one)."""
     folder = Path(folder)
