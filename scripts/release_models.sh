@@ -26,3 +26,7 @@ odqa models pack "$RUNS/re-cw05/best" --out "$MODELS/ko-re" --precision int8 --j
 odqa evaluate --closed --reader "$RUNS/reader-cnn-full/best" --particles auto \
     --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-full.json"
 odqa evaluate --closed --reader ko-reader --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-packed.json"
+
+# last, once card.json and MODEL_CARD.md are written: record every file's size and checksum (checked at load)
+python -c "import sys; from odqa.checksums import write_checksums; [write_checksums(f) for f in sys.argv[1:]]" \
+    "$MODELS/ko-reader" "$MODELS/ko-re"

@@ -151,13 +151,19 @@ def test_an_index_of_the_previous_format_is_migrated_and_an_older_one_refused(bu
     odqa.build_index(corpus, "old", None, index_dir=root, quiet=True)
     path = root / "old" / "manifest.json"
     m = json.loads(path.read_text())
-    v1 = {k: v for k, v in m.items() if k not in ("backend", "hybrid")} | {"format_version": 1}
-    path.write_text(json.dumps(v1))
-    idx = odqa.load_index("old", root)
-    assert idx.manifest["format_version"] == 2 and idx.manifest["migrated_from"] == 1 and idx.backend == "local"
-    assert odqa.Pipeline.from_index("old", reader="none", index_dir=root, lazy_reader=True).retrieve("거북선")
-    res = odqa.build_index(corpus, "old", None, index_dir=root, quiet=True)      # rewrites the manifest, no rebuild
-    assert res.status == "up-to-date" and json.loads(path.read_text())["format_version"] == 2
+    v2 = {k: v for k, v in m.items() if k not in ("checksums", "manifest_checksum")} | {"format_version": 2}
+    v1 = {k: v for k, v in v2.items() if k not in ("backend", "hybrid")} | {"format_version": 1}
+    for old, first in ((v1, 1), (v2, 2)):
+        path.write_text(json.dumps(old))
+        idx = odqa.load_index("old", root)
+        assert idx.manifest["format_version"] == 3 and idx.manifest["migrated_from"] == first
+        assert idx.backend == "local" and idx.manifest["checksums"] is None
+        assert any("no file checksums recorded" in r for r in idx.stale)      # loads, unchecked, and says so
+        assert odqa.Pipeline.from_index("old", reader="none", index_dir=root, lazy_reader=True).retrieve("거북선")
+        res = odqa.build_index(corpus, "old", None, index_dir=root, quiet=True)   # records them, no rebuild
+        now = json.loads(path.read_text())
+        assert res.status == "up-to-date" and now["format_version"] == 3 and "migrated_from" not in now
+        assert now["checksums"] == m["checksums"] and not odqa.load_index("old", root).stale
     path.write_text(json.dumps({**v1, "format_version": 0}))
     with pytest.raises(IndexStale) as e:
         odqa.load_index("old", root)

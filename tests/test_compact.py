@@ -54,10 +54,10 @@ def test_an_altered_or_missing_compact_file_is_named_with_the_reinstall_command(
     data = bytearray(w.read_bytes())
     data[-1] ^= 0xFF
     w.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match=f"{w}: altered or truncated .*; pip install X"):
+    with pytest.raises(ModelError, match=f"{w}: altered .*; pip install X"):
         materialise(tmp_path / "c", cache_dir=tmp_path / "cache", reinstall="pip install X")
     w.unlink()
-    with pytest.raises(ModelError, match=f"{w}: missing"):
+    with pytest.raises(ModelError, match=f"{w}: file missing"):
         materialise(tmp_path / "c", cache_dir=tmp_path / "cache")
 
 
@@ -98,3 +98,41 @@ def test_odqa_models_pack_and_list(trained, tmp_path, monkeypatch):
     listed = json.loads(odqa("models", "--json", cwd=tmp_path).stdout)["models"]
     assert [m["name"] for m in listed] == ["ko-reader"] and listed[0]["kind"] == "reader"
     assert "ko-reader" in odqa("models", cwd=tmp_path).stdout
+
+
+def _flip(f):
+    b = bytearray(f.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    f.write_bytes(bytes(b))
+
+
+def test_every_file_of_a_checkpoint_and_of_its_compact_form_is_checked_at_load(trained, tmp_path):
+    """Each recorded file, altered or deleted: loading names it (ModelError), whatever its kind."""
+    import shutil
+    from odqa.checksums import CHECKSUMS
+    base, ck = trained
+    packed = tmp_path / "c"
+    pack(ck, packed, str(base), "fp16")
+    for folder, load in ((ck, lambda f: load_model(f, "span")),
+                         (packed, lambda f: materialise(f, cache_dir=tmp_path / f"cache-{f.name}"))):
+        recorded = json.loads((folder / CHECKSUMS).read_text())["files"]
+        added_later = {"particles.json"} if folder == ck else set()      # the fixture writes it after saving
+        assert set(recorded) == {p.name for p in folder.iterdir() if p.is_file()} - {CHECKSUMS} - added_later
+        for name in recorded:
+            for damage in (_flip, lambda f: f.unlink()):
+                work = tmp_path / f"w-{folder.name}-{name}-{damage.__name__}"
+                shutil.copytree(folder, work)
+                damage(work / name)
+                with pytest.raises(ModelError, match=f"^{work / name}: (altered|file missing)"):
+                    load(work)
+
+
+def test_the_shipped_models_are_intact_and_every_file_is_recorded():
+    from odqa.checksums import CHECKSUMS, folder_problems
+    from odqa.modeling.shipped import shipped_models
+    models = shipped_models()
+    assert models
+    for m in models:
+        recorded = json.loads((m.folder / CHECKSUMS).read_text())["files"]
+        assert set(recorded) == {p.name for p in m.folder.iterdir() if p.is_file()} - {CHECKSUMS}
+        assert folder_problems(m.folder) == []

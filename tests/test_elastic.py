@@ -526,7 +526,7 @@ def test_meta_manifest_is_checked_on_load(fake, corpus_file, index_root):
     assert any("changed since the build" in s for s in stale)
 
     fake.indices[concrete]["meta"]["odqa"]["format_version"] = 99
-    with pytest.raises(OdqaError, match=r"format version 99, this odqa reads 2 \(and migrates from 1\): rebuild with `odqa index .* --name mini --backend elasticsearch --force`"):
+    with pytest.raises(OdqaError, match=r"format version 99, this odqa reads 3 \(and migrates from 1\): rebuild with `odqa index .* --name mini --backend elasticsearch --force`"):
         load_index("mini", index_root, connection=conn)
     fake.indices[concrete]["meta"] = {}
     with pytest.raises(OdqaError, match=f"index '{concrete}' behind alias 'mini' on {URL} has no odqa manifest"):

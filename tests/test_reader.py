@@ -155,6 +155,8 @@ def test_checkpoint_with_another_tokenizer_is_refused(tiny, tmp_path):
     meta = json.loads((tmp_path / "ck" / "odqa_head.json").read_text())
     meta["tokenizer"] = "0" * 16
     (tmp_path / "ck" / "odqa_head.json").write_text(json.dumps(meta))
+    from odqa.checksums import write_checksums
+    write_checksums(tmp_path / "ck")      # a consistent folder (else its checksums catch the swap first)
     with pytest.raises(OdqaError, match="tokenizer does not match"):
         load_model(tmp_path / "ck", "span")
 

@@ -1,15 +1,33 @@
 """Atomic folder writes: build in a hidden temporary sibling, rename into place at the end.
 
 Used by index builds and checkpoints, so an interrupted write never leaves half a
-folder and the previous version keeps serving.
+folder and the previous version keeps serving. On Linux the finished folder and the previous one
+trade places in one step (`renameat2(RENAME_EXCHANGE)`), so a reader never finds the folder
+missing; elsewhere (or on a file system without it) the previous folder is renamed aside first.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap paths `a` and `b` atomically (Linux renameat2); False where this system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    return renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -55,6 +73,9 @@ class AtomicFolder:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.final.exists() and exchange(self.tmp, self.final):
+            shutil.rmtree(self.tmp, ignore_errors=True)        # now the previous version
             return
         old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
         if self.final.exists():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -94,7 +94,7 @@ class BM25Config(Section):
 
 
 class DenseConfig(Section):
-    enabled: bool = False                     # also build a dense (bi-encoder + FAISS) index
+    enabled: Optional[bool] = None            # build a dense (bi-encoder + FAISS) index; None: keep the index's own
     encoder: str = Field("offline:multilingual-e5-small", min_length=1)  # offline:..., a folder, or a hub name
     max_length: int = Field(256, ge=8, le=8192)   # tokens per passage (queries are truncated with a warning)
     window_stride: int = Field(128, ge=0)     # 0 = cut longer passages; N = windows of max_length tokens, N apart

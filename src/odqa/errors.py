@@ -9,7 +9,9 @@ Callers catch them by type; the CLI prints `odqa: error: <message>` and exits wi
     ├── IndexNotFound    4  no index of that name (or no manifest in its folder)
     ├── IndexStale       5  the index is of another format or its inputs changed
     ├── IndexCorrupt     5  a file of the index is missing, truncated or altered
-    └── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+    ├── IndexBusy        7  another process is building the index (its writer lock is taken)
+    ├── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+    └── Interrupted    130  Ctrl-C during a write; the message says what was kept
 """
 
 
@@ -42,6 +44,16 @@ class IndexStale(IndexError_):
 
 class IndexCorrupt(IndexError_):
     """A file of the index is missing, truncated or altered."""
+
+
+class IndexBusy(IndexError_):
+    """Another process holds the writer lock of the index."""
+    exit_code = 7
+
+
+class Interrupted(OdqaError):
+    """Ctrl-C (KeyboardInterrupt) during a write, with what was kept (`index 'wiki' left unchanged`)."""
+    exit_code = 130
 
 
 class ModelError(OdqaError):

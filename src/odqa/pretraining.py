@@ -563,6 +563,7 @@ def verify_backbone_folder(folder: str | Path) -> dict:
 def publish(best: Path, out: Path, manifest: dict) -> dict:
     """Copy the best checkpoint to `out` atomically with the final manifest, after verifying it."""
     from odqa.atomic import AtomicFolder
+    from odqa.checksums import write_checksums
 
     if not (best / "config.json").exists():
         raise OdqaError(f"no checkpoint to publish in {best}")
@@ -571,6 +572,7 @@ def publish(best: Path, out: Path, manifest: dict) -> dict:
             if f.is_file() and f.name not in (MANIFEST, "training_state.pt"):
                 shutil.copy2(f, tmp / f.name)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_checksums(tmp)                # again: the manifest changed after training recorded them
         for f in tmp.iterdir():
             f.chmod(0o644)
         check = verify_backbone_folder(tmp)

@@ -28,8 +28,9 @@ import torch
 from pydantic import Field
 
 from odqa.atomic import AtomicFolder
+from odqa.checksums import check_folder, write_checksums
 from odqa.config import Section
-from odqa.errors import OdqaError
+from odqa.errors import ModelError, OdqaError
 from odqa.progress import bar
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class _Loop:
         path = self.out / "last" / STATE_FILE
         if not path.exists():
             raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without --resume)")
+        check_folder(path.parent, ModelError, "train again without --resume (the checkpoint is damaged)")
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds rng tuples
         self.model.load_state_dict(state["model"])
         try:
@@ -344,6 +346,7 @@ class _Loop:
             (tmp / "odqa_train_state.json").write_text(json.dumps(
                 {"step": self.st.step, "metric": self.cfg.metric, "value": value, "config": self.cfg.model_dump()},
                 indent=2))
+            write_checksums(tmp)
 
     def _maybe_save(self, evaluated: bool) -> None:
         every = self.cfg.save_every
@@ -356,6 +359,7 @@ class _Loop:
         with AtomicFolder(self.out / "last") as tmp:
             self.task.save(self.model, tmp)
             torch.save(state, tmp / STATE_FILE)
+            write_checksums(tmp)
         self.last_save = self.st.step
 
 

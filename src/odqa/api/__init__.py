@@ -16,6 +16,7 @@ _EXPORTS = {
     "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline",
     "open_reader": "odqa.api.readers", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
+    "verify_index": "odqa.api.indexes", "VerifyReport": "odqa.api.indexes",
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
     "RetrievalReport": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
     "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",
@@ -26,7 +27,7 @@ _EXPORTS = {
     "IndexConfig": "odqa.config", "load_config": "odqa.config",
     "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
     "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",
-    "ModelError": "odqa.errors",
+    "IndexBusy": "odqa.errors", "ModelError": "odqa.errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -15,6 +15,7 @@ from odqa.retrieval.evaluate import Judge, evaluate, grid_points, parse_sweep, s
 from odqa.retrieval.index import Index
 from odqa.retrieval.indexing import build_index as _build
 from odqa.retrieval.indexing import load_index as _load
+from odqa.retrieval.indexing import verify_index as _verify
 from odqa.retrieval.manifest import BuildResult
 from odqa.types import Question
 
@@ -23,17 +24,49 @@ Questions = Union[str, Path, Sequence[Question]]
 
 def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path | None = None,
                 overrides: Sequence[str] = (), index_dir: str | Path | None = None, force: bool = False,
-                quiet: bool = False, connection=None) -> BuildResult:
+                quiet: bool = False, connection=None, wait: bool = False) -> BuildResult:
     """Build (or update) index NAME from a corpus file or folder.
 
     config: an IndexConfig, a YAML file, or None (configs/default.yaml's defaults); overrides:
-    `section.field=value` strings applied on top (checked before any work starts)."""
+    `section.field=value` strings applied on top (checked before any work starts). `dense.enabled`
+    unset keeps an index's dense vectors; false drops them. One build per index at a time: another
+    one in progress raises IndexBusy, or is waited for with `wait=True`. The result's `parts` says
+    what was built, rebuilt, kept or dropped."""
     if not isinstance(config, IndexConfig):
         config = load_config(config, list(overrides), IndexConfig)
     elif overrides:
         from odqa.config import apply_overrides
         config = apply_overrides(config, list(overrides))
-    return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection)
+    return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection, wait=wait)
+
+
+@dataclass
+class VerifyReport:
+    index: str
+    path: str
+    files: int               # manifest.json included
+    bytes: int
+    checksums: bool          # False: an index of format 2 (no checksums recorded)
+    problems: list[str]      # one line per missing, truncated, altered or unreadable file
+    seconds: float
+    rebuild: str             # the command that rebuilds the index
+
+    def summary(self) -> str:
+        if self.problems:
+            return f"{len(self.problems)} of {self.files} files failed the check"
+        if not self.checksums:
+            return f"no checksums recorded (format 2): `{self.rebuild.removesuffix(' --force')}` records them"
+        return f"all {self.files} files intact ({self.bytes / 1e6:.1f} MB checked in {self.seconds:.2f}s)"
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "path": self.path, "ok": not self.problems, "files": self.files,
+                "bytes": self.bytes, "checksums": self.checksums, "problems": self.problems,
+                "seconds": self.seconds}
+
+
+def verify_index(name: str, index_dir: str | Path | None = None) -> VerifyReport:
+    """Check every file of local index NAME (size and checksum against its manifest)."""
+    return VerifyReport(name, **_verify(name, index_dir))
 
 
 def load_index(name: str, index_dir: str | Path | None = None, connection=None) -> Index:

@@ -8,13 +8,15 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.common import IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
-from odqa.errors import OdqaError
+from odqa.errors import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
 
 
 def index(
-    corpus: Path = typer.Argument(..., help="Corpus file or folder (wiki JSON, JSONL, SQuAD/KorQuAD JSON, .txt folder)."),
+    ctx: typer.Context,
+    corpus: Optional[Path] = typer.Argument(None, help="Corpus file or folder (wiki JSON, JSONL, SQuAD/KorQuAD "
+                                            "JSON, .txt folder); not with --verify."),
     name: str = typer.Option(..., "--name", "-n", help="Index name; stored in INDEX_DIR/NAME."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/default.yaml)."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config field: --set bm25.k1=1.5"),
@@ -23,13 +25,18 @@ def index(
     method: Optional[str] = typer.Option(None, "--method", help="BM25 variant: atire|robertson|lucene|bm25l|bm25+"),
     k1: Optional[float] = typer.Option(None, "--k1"),
     b: Optional[float] = typer.Option(None, "--b"),
-    dense: bool = typer.Option(False, "--dense", help="Also build the dense (bi-encoder + FAISS) index."),
+    dense: Optional[bool] = typer.Option(None, "--dense/--no-dense", help="Build the dense (bi-encoder + FAISS) "
+                                         "index / drop it. Neither: an index keeps the vectors it has."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Dense encoder spec (default offline:multilingual-e5-small)."),
     dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8 | onnx | onnx-int8"),
     window_stride: Optional[int] = typer.Option(None, "--window-stride", help="Dense: split passages longer than "
                                                 "dense.max_length into windows this many tokens apart (0 = cut)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when the index is up to date."),
+    wait: bool = typer.Option(False, "--wait", help="If another process is building this index, wait for it "
+                              "(default: stop at once, saying so)."),
+    verify: bool = typer.Option(False, "--verify", help="Check every file of index NAME against its manifest "
+                                "(sizes and checksums) and report; builds nothing."),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
     es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
                                          rich_help_panel=ES_PANEL),
@@ -52,10 +59,19 @@ def index(
     Example: odqa index wikipedia_documents.json --name wiki --dense --set bm25.k1=1.2
 
     Elasticsearch: odqa index wiki.json --name wiki --backend elasticsearch --es-url http://localhost:9200
+
+    Check an index: odqa index --verify --name wiki
     """
+    if verify:
+        return _verify(name, index_dir, json_out)
+    if corpus is None:
+        raise typer.BadParameter("give the corpus file or folder to index (or --verify to check index NAME)",
+                                 ctx=ctx, param_hint="'CORPUS'")
+    if dense is None and (encoder or dense_index or quantize or window_stride is not None):
+        dense = True                      # a dense setting asks for the dense part
     cfg = index_config(config, overrides, **{"corpus.format": fmt, "analyzer.name": analyzer,
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
-                                              "dense.enabled": True if dense else None, "dense.encoder": encoder,
+                                              "dense.enabled": dense, "dense.encoder": encoder,
                                               "dense.index": dense_index, "dense.quantize": quantize,
                                               "dense.window_stride": window_stride,
                                               "backend": backend,
@@ -70,15 +86,16 @@ def index(
         raise OdqaError("--es-* options need --backend elasticsearch")
     from odqa.api.indexes import build_index
     res = build_index(corpus, name, cfg, index_dir=index_dir, force=force, quiet=quiet or json_out,
-                      connection=connection)
+                      connection=connection, wait=wait)
     m = res.manifest
     if json_out:
         emit_json({"status": res.status, "index": name, "path": str(res.folder), "changed": res.reasons,
-                   "manifest": m})
+                   "parts": res.parts, "manifest": m})
         return
     c = m["corpus"]
     if res.status == "up-to-date":
-        echo(f"index '{name}' is up to date ({c['passages']} passages); use --force to rebuild")
+        kept = " with its dense vectors" if m.get("dense") else ""
+        echo(f"index '{name}' is up to date ({c['passages']} passages{kept}); use --force to rebuild")
         return
     es = m.get("elasticsearch")
     where = f"on Elasticsearch {es['url']} (alias {name} -> {es['index']})" if es else f"at {res.folder}"
@@ -90,3 +107,20 @@ def index(
         echo(f"  dense: {d['encoder']} dim {d['dim']}, {d['index']} index, {d.get('passages_per_second')} passages/s")
     if res.reasons:
         echo(f"  rebuilt because of: {', '.join(res.reasons)}")
+    if res.parts:
+        echo("  " + "; ".join(f"{fate}: {', '.join(p for p, f in res.parts.items() if f == fate)}"
+                              for fate in ("built", "rebuilt", "kept", "dropped") if fate in res.parts.values()))
+
+
+def _verify(name: str, index_dir: Optional[Path], json_out: bool) -> None:
+    from odqa.api.indexes import verify_index
+    rep = verify_index(name, index_dir)
+    if json_out:
+        emit_json(rep.to_json())
+    else:
+        for problem in rep.problems:
+            echo(f"  {problem}")
+        echo(f"index '{name}': {rep.summary()}")
+    if rep.problems:
+        raise IndexCorrupt(f"index '{name}': {len(rep.problems)} of {rep.files} files failed the check; "
+                           f"rebuild with `{rep.rebuild}`")

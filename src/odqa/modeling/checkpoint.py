@@ -2,7 +2,8 @@
 
 A checkpoint folder holds the backbone (`config.json`, weights) and tokenizer in HF
 format, `odqa_head.safetensors` and `odqa_head.json` (task kind, head config, label
-list or other task settings, base backbone, tokenizer fingerprint). Loading reads
+list or other task settings, base backbone, tokenizer fingerprint), and `odqa_checksums.json`
+(every file's size and checksum, written last, checked at load). Loading reads
 everything from the folder: no flags needed.
 """
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from odqa import __version__
+from odqa.checksums import check_folder, write_checksums
 from odqa.errors import ModelError
 from odqa.modeling.backbone import quiet_transformers
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
@@ -82,6 +84,7 @@ def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_WEIGHTS))
     meta = dict(model.meta, extra=extra or {}, tokenizer=tokenizer_fingerprint(tokenizer), odqa_version=__version__)
     (folder / HEAD_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_checksums(folder)            # last: the size and checksum of every file, checked at load
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -103,6 +106,7 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
+    check_folder(folder, ModelError, "retrain it, or copy the checkpoint folder again")     # odqa_checksums.json, when saved by odqa >= 0.1
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")

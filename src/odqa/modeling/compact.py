@@ -21,6 +21,7 @@ from typing import Literal
 import torch
 
 from odqa.atomic import AtomicFolder
+from odqa.checksums import check_folder, folder_problems, write_checksums
 from odqa.errors import ModelError
 from odqa.modeling.backbone import file_sha256
 
@@ -99,6 +100,7 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
                   "head": json.loads((checkpoint / HEAD_JSON).read_text(encoding="utf-8")),
                   "head_file": HEAD_WEIGHTS, "weights_sha256": file_sha256(tmp / COMPACT_WEIGHTS)}
         (tmp / COMPACT_JSON).write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_checksums(tmp)
     return record
 
 
@@ -108,6 +110,7 @@ def is_compact(folder: str | Path) -> bool:
 
 def read_record(folder: Path, reinstall: str = "") -> dict:
     hint = f"; {reinstall}" if reinstall else ""
+    check_folder(folder, ModelError, reinstall or "pack the model again")
     path = folder / COMPACT_JSON
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -132,7 +135,7 @@ def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinsta
     folder = Path(folder)
     record = read_record(folder, reinstall)
     dest = Path(cache_dir or default_cache_dir()) / "models" / record["weights_sha256"][:20]
-    if (dest / HEAD_JSON).exists():
+    if (dest / HEAD_JSON).exists() and not folder_problems(dest):     # a damaged cached copy is rebuilt
         return dest
     base_folder = Path(resolve_backbone(record["base"]))
     base_file = _weights_file(base_folder)
@@ -156,4 +159,5 @@ def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinsta
                 shutil.copy2(folder / f, tmp / f)
             elif f in _TOKENIZER_FILES and (tok_src / f).exists():
                 shutil.copy2(tok_src / f, tmp / f)
+        write_checksums(tmp)
     return dest

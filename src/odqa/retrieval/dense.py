@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from odqa.config import DenseConfig
-from odqa.errors import OdqaError
+from odqa.errors import IndexCorrupt, OdqaError
 from odqa.modeling.encoders import (QUANTIZE, RETRIEVER_FILE, WEIGHT_FILES, EncoderRuntime,  # noqa: F401 (re-exported)
                                     encoder_fingerprint, mean_pool, mean_pool_np, passage_encoder_spec)
 from odqa.modeling.runtimes import make_runtime
@@ -281,8 +281,12 @@ def load_faiss(folder: Path):
     import faiss
     f = folder / "index.faiss"
     if not f.exists():
-        raise OdqaError(f"{f}: dense index file missing; rebuild with `odqa index ... --dense --force`")
-    return faiss.read_index(str(f))
+        raise IndexCorrupt(f"{f}: dense index file missing; rebuild with `odqa index ... --dense --force`")
+    try:
+        return faiss.read_index(str(f))
+    except RuntimeError as e:
+        raise IndexCorrupt(f"{f}: unreadable FAISS index ({str(e).strip().splitlines()[-1][:120]}); rebuild with "
+                           "`odqa index ... --dense --force`") from None
 
 
 def load_owners(folder: Path, passages: int, vectors: int) -> np.ndarray | None:
@@ -293,7 +297,10 @@ def load_owners(folder: Path, passages: int, vectors: int) -> np.ndarray | None:
             raise OdqaError(f"{folder}: {vectors} vectors for {passages} passages and no owners.npy; "
                             "rebuild with `odqa index ... --dense --force`")
         return None
-    owners = np.load(f)
+    try:
+        owners = np.load(f, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise IndexCorrupt(f"{f}: unreadable window map ({e}); rebuild with `odqa index ... --dense --force`") from None
     if len(owners) != vectors or (len(owners) and (owners.min() < 0 or owners.max() >= passages)):
         raise OdqaError(f"{f}: does not match the index ({len(owners)} entries, {vectors} vectors, "
                         f"{passages} passages); rebuild with `odqa index ... --dense --force`")

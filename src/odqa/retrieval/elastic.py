@@ -167,6 +167,9 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
                             f"--allow-fallback to use the cjk bigram analyzer")
         warn(f"the cluster at {conn.url} has no analysis-nori plugin: using the cjk bigram analyzer (--allow-fallback)")
     rules, user_dict = _user_dictionary(cfg) if nori else (None, None)
+    targets, old = _served(client, name)
+    old_dense = {k: v for k, v in ((old or {}).get("dense") or {}).items() if k != "index"}  # dense_vector here
+    cfg = mf.keep_dense(cfg, {"dense": old_dense})        # no --dense / --no-dense: keep what it has
     if cfg.dense.enabled and cfg.dense.window_stride:
         if cfg.dense.window_stride != DenseConfig().window_stride:   # asked for explicitly: say it is not used
             warn(f"Elasticsearch keeps one vector per passage: passages longer than dense.max_length "
@@ -185,7 +188,6 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     if settings["dense"]:
         settings["dense"] = {**settings["dense"], "index": "dense_vector"}
 
-    targets, old = _served(client, name)
     reasons = _build_reasons(old, corpus.sha256, settings, cfg) if old is not None else []
     if old is not None and not reasons and not force:
         old = mf.migrate(old, name, f"{conn.url} index '{targets[0]}'")

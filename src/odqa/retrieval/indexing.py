@@ -9,15 +9,18 @@ stays optional).
 from __future__ import annotations
 
 import importlib
+import time
 from pathlib import Path
 
 from odqa.config import IndexConfig
-from odqa.errors import OdqaError
+from odqa.errors import IndexCorrupt, Interrupted, OdqaError
 from odqa.retrieval import manifest as mf
 from odqa.retrieval import store
 from odqa.retrieval.index import Index
+from odqa.retrieval.lock import writer_lock
 from odqa.retrieval.manifest import BuildResult
 
+LOAD_ATTEMPTS = 3
 BACKENDS = {"local": "odqa.retrieval.local", "elasticsearch": "odqa.retrieval.elastic"}
 
 
@@ -29,16 +32,46 @@ def backend(name: str):
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                quiet: bool = False, connection=None) -> BuildResult:
+                quiet: bool = False, connection=None, wait: bool = False) -> BuildResult:
     """Build (or update) index NAME with the backend `cfg.backend`; unchanged parts are reused, not rebuilt.
 
     With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
-    and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`)."""
-    return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection)
+    and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`).
+
+    One build per index name at a time (`writer_lock`: another one waits with `wait`, else IndexBusy);
+    Ctrl-C raises Interrupted saying that the previous index was kept."""
+    existed = mf.manifest_path(store.index_dir(name, root)).exists()
+    with writer_lock(name, root, wait):
+        try:
+            return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection)
+        except KeyboardInterrupt:
+            raise Interrupted(f"index '{name}' left unchanged" if existed else
+                              f"index '{name}' not created") from None
 
 
 def load_index(name: str, root=None, connection=None) -> Index:
     """Index NAME, local or on Elasticsearch (`connection`, else the pointer's URL with ODQA_ES_* credentials)."""
     folder = store.open_folder(name, root)
+    for attempt in range(LOAD_ATTEMPTS):
+        manifest = mf.read_manifest(folder, name, root)
+        try:
+            return backend(manifest.get("backend", "local")).load(name, folder, manifest, connection)
+        except IndexCorrupt:   # a build swapped the folder in while it was read: read the new one
+            now = mf.read_manifest(folder, name, root)
+            if attempt + 1 == LOAD_ATTEMPTS or now.get(mf.SELF_CHECKSUM) == manifest.get(mf.SELF_CHECKSUM):
+                raise
+
+
+def verify_index(name: str, root=None) -> dict:
+    """Check every file of local index NAME against its manifest: {path, files, bytes, seconds, checksums,
+    problems, rebuild} (`checksums` False: an index of format 2, only the manifest could be checked)."""
+    folder = store.open_folder(name, root)
     manifest = mf.read_manifest(folder, name, root)
-    return backend(manifest.get("backend", "local")).load(name, folder, manifest, connection)
+    if manifest.get("backend", "local") != "local":
+        raise OdqaError(f"index '{name}' lives on {manifest['backend']}: --verify checks local index folders")
+    t0 = time.perf_counter()
+    rec = manifest.get("checksums") or {"files": {}}
+    return {"path": str(folder), "files": len(rec["files"]) + 1,
+            "bytes": sum(f["size"] for f in rec["files"].values()), "checksums": bool(manifest.get("checksums")),
+            "problems": mf.file_problems(folder, manifest), "seconds": round(time.perf_counter() - t0, 3),
+            "rebuild": mf.rebuild_command(name, manifest, store.root_flag(folder))}

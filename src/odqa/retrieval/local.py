@@ -11,7 +11,7 @@ from pathlib import Path
 from odqa.atomic import AtomicFolder
 from odqa.config import DenseConfig, IndexConfig
 from odqa.corpus import load_corpus
-from odqa.errors import OdqaError
+from odqa.errors import IndexCorrupt, IndexStale, OdqaError
 from odqa.progress import bar
 from odqa.retrieval import manifest as mf
 from odqa.retrieval import store
@@ -73,32 +73,42 @@ def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_
     return out
 
 
+def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, dict | None, list[str]]:
+    """(the manifest of the index being replaced, the same when its files can be reused, why they cannot)."""
+    if not final.exists():
+        return None, None, []
+    try:
+        old = mf.read_manifest(final, name, root)
+    except OdqaError as e:        # no, an unreadable or a foreign manifest: rebuild, saying why
+        return None, None, [str(e)]
+    problems = mf.file_problems(final, old)    # a missing, truncated or altered file: rebuild everything
+    return (old, None, problems) if problems else (old, old, [])
+
+
 def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
           quiet: bool = False, connection=None) -> mf.BuildResult:
-    """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt."""
+    """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt.
+
+    Without `dense.enabled` set either way, an index with vectors keeps them (`mf.keep_dense`)."""
     corpus_path = Path(corpus_path)
     final = store.open_folder(name, root)
+    recorded, old, reasons = _old_manifest(final, name, root)
+    cfg = mf.keep_dense(cfg, recorded)          # a damaged index is rebuilt with the parts it had
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
                          cfg.corpus.dedup)
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
-    reasons: list[str] = []
-    old = None
-    if mf.manifest_path(final).exists():
-        try:
-            old = mf.read_manifest(final, name, root)
-            reasons = mf.rebuild_reasons(old, corpus.sha256, settings)
-        except OdqaError as e:       # an unreadable or foreign manifest: rebuild, saying why
-            reasons, old = [str(e)], None
-        if old is not None and not reasons and not force:
-            if old.get("hybrid") != hybrid or old.get("migrated_from"):
-                old = {k: v for k, v in old.items() if k != "migrated_from"} | {"hybrid": hybrid}
-                mf.replace_manifest(final, old)
-            return mf.BuildResult("up-to-date", final, old)
+    if old is not None:
+        reasons = mf.rebuild_reasons(old, corpus.sha256, settings)
+        if not reasons and not force:
+            if old.get("hybrid") != hybrid or old.get("migrated_from") or not old.get("checksums"):
+                old = mf.write_manifest(final, {**old, "hybrid": hybrid}, rehash=False)
+            return mf.BuildResult("up-to-date", final, old, parts=_parts(True, old, old, True, True))
     reuse_sparse = old is not None and not force and reasons == ["dense"]
     status = "rebuilt" if final.exists() else "built"
+    keep_vectors = False
     with AtomicFolder(final) as tmp:
         if reuse_sparse:
             for part in ("passages.jsonl", "aliases.json"):
@@ -115,10 +125,11 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
         same_text = (old is not None and not force and not {"corpus content", "corpus"} & set(reasons)
                      and old.get("sparse", {}).get("include_title") == cfg.include_title)
         if dense:
-            if same_text and mf.same_dense(old.get("dense"), dense):
+            keep_vectors = same_text and mf.same_vectors(old.get("dense"), dense)
+            if keep_vectors and mf.same_dense(old.get("dense"), dense):
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = old["dense"]
-            elif same_text and mf.same_vectors(old.get("dense"), dense):   # only the query encoder changed
+            elif keep_vectors:                                     # only the query encoder changed
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
             else:
@@ -127,12 +138,43 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                                    settings["analyzer"], settings["sparse"], time.perf_counter() - t0,
                                    BACKEND, hybrid)
         manifest["dense"] = dense
-        mf.write_json(tmp / mf.MANIFEST, manifest)
-    return mf.BuildResult(status, final, manifest, reasons)
+        manifest = mf.write_manifest(tmp, manifest)
+    return mf.BuildResult(status, final, manifest, reasons,
+                          _parts(status == "rebuilt", recorded, manifest, reuse_sparse, keep_vectors))
+
+
+def _parts(existed: bool, old: dict | None, new: dict, kept_sparse: bool, kept_dense: bool) -> dict[str, str]:
+    """What happened to each part of the index: built (new), rebuilt, kept, dropped (or none)."""
+    def fate(had: bool, has: bool, kept: bool) -> str:
+        return ("kept" if kept else "rebuilt" if had else "built") if has else ("dropped" if had else "none")
+    return {"sparse": fate(existed, True, kept_sparse),
+            "dense": fate(bool(old and old.get("dense")), bool(new.get("dense")), kept_dense)}
 
 
 class LocalIndex(Index):
-    """An index folder searched in this process (bm25s + FAISS)."""
+    """An index folder searched in this process (bm25s + FAISS).
+
+    Each file is checked against the manifest's record when it is first read (sizes of all of them at
+    load; checksums of the passages at load, of `bm25/` and `dense/` when those are first searched)."""
+
+    @property
+    def root(self) -> Path | None:
+        return store.root_flag(self.folder)
+
+    def check(self, prefix: str) -> None:
+        """IndexCorrupt naming a bad file under `prefix`; IndexStale when the index was rebuilt since it
+        was loaded (the manifest on disk is another build's)."""
+        try:
+            mf.check_files(self.folder, self.manifest, self.name, prefix, root=self.root)
+        except IndexCorrupt:
+            self.same_build()
+            raise
+
+    def same_build(self) -> None:
+        """IndexStale if the folder now holds another build than the one loaded (a rebuild swapped it in)."""
+        if _rebuilt(self.folder, self.manifest):
+            raise IndexStale(f"index '{self.name}' at {self.folder} was rebuilt after this process loaded "
+                             "it: load it again")
 
     def analyzer(self):
         a = self.manifest["analyzer"]
@@ -141,7 +183,13 @@ class LocalIndex(Index):
     @property
     def sparse(self) -> SparseRetriever:
         def make():
-            scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config())
+            self.check("bm25/")
+            try:
+                scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config())
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
+                                      self.name, self.manifest, self.root) from None
+            self.same_build()                 # not swapped while it was read
             return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"])
         return self.cached("sparse", make)
 
@@ -151,13 +199,37 @@ class LocalIndex(Index):
 
         def make():
             from odqa.retrieval.dense import DenseRetriever, load_faiss, load_owners
+            self.check("dense/")
             index = load_faiss(self.folder / "dense")
             owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
+            self.same_build()
             return DenseRetriever(self.passages, enc, index, owners)
         return self.cached(("dense", id(enc)), make)
 
 
+def _rebuilt(folder: Path, manifest: dict) -> bool:
+    """The manifest in `folder` is no longer `manifest` (another build was swapped in)."""
+    try:
+        now = json.loads(mf.manifest_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return now.get(mf.SELF_CHECKSUM) != manifest.get(mf.SELF_CHECKSUM)
+
+
 def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex:
-    passages = list(store.read_passages(folder))
-    aliases = json.loads((folder / "aliases.json").read_text(encoding="utf-8"))
+    root = store.root_flag(folder)
+    mf.check_files(folder, manifest, name, full=False, root=root)          # every file there, at its size
+    read = {"passages.jsonl": lambda: list(store.read_passages(folder)),
+            "aliases.json": lambda: json.loads((folder / "aliases.json").read_text(encoding="utf-8"))}
+    got = {}
+    for part, reader in read.items():
+        mf.check_files(folder, manifest, name, part, root=root)
+        try:
+            got[part] = reader()
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise mf.corrupt_file(folder / part, f"index file ({e.__class__.__name__})", name, manifest,
+                                  root) from None
+    if _rebuilt(folder, manifest):         # swapped while read: load_index reads the new one
+        raise IndexCorrupt(f"{folder}: index '{name}' was rebuilt while it was read")
+    passages, aliases = got["passages.jsonl"], got["aliases.json"]
     return LocalIndex(name, folder, manifest, passages, aliases, mf.staleness(manifest, installed_version))

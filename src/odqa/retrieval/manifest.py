@@ -6,7 +6,9 @@ module is the one place that knows its shape:
 - `FORMAT_VERSION` and `MIGRATIONS`: a manifest of an older version is brought up to date in
   memory by the registered steps (version N -> N + 1); one older than the oldest step, or newer
   than this odqa, is refused with the exact command that rebuilds it.
-- `new_manifest`, `corpus_record`: what a build records.
+- `new_manifest`, `corpus_record`: what a build records; `write_manifest`: the size and checksum of
+  every file of the folder (`checksums`, see `odqa.checksums`) and of the manifest itself
+  (`manifest_checksum`), written last, after every other file.
 - `build_settings`, `same_build`, `same_dense`, `same_vectors`: what decides a rebuild.
 - `staleness`: why a loaded index no longer matches its sources or tools.
 
@@ -15,6 +17,7 @@ No backend is imported here: local and Elasticsearch backends both import this m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -22,17 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from odqa import __version__
-from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict
+from odqa import __version__, checksums
+from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
 from odqa.corpus import Corpus, file_sha256
 from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
+SELF_CHECKSUM = "manifest_checksum"
 DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
 DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
 # what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
 # query side (a query-side fine-tuned folder over the same passage encoder) keeps them
+DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
 VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
                "e5_prefixes")
 
@@ -43,8 +48,14 @@ def _v1_to_v2(m: dict) -> dict:
     return {**m, "format_version": 2, "backend": m.get("backend", "local"), "hybrid": m.get("hybrid")}
 
 
+def _v2_to_v3(m: dict) -> dict:
+    """Version 3 records the size and checksum of every file (`checksums`). A version-2 index loads
+    unchecked (`checksums: None`, reported as stale) until `odqa index` records them (no rebuild)."""
+    return {**m, "format_version": 3, "checksums": m.get("checksums")}
+
+
 # version N -> the step that turns a version-N manifest into version N + 1
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def rebuild_command(name: str, manifest: dict | None = None, root: str | Path | None = None) -> str:
@@ -76,9 +87,12 @@ def read_manifest(folder: Path, name: str, root: str | Path | None = None) -> di
     """The manifest of the index in `folder`, migrated to this format version."""
     path = manifest_path(folder)
     if not path.exists():
-        what = "has no manifest.json" if folder.exists() else "not found"
-        raise IndexNotFound(f"index '{name}' {what} in {folder.parent}/: build it with "
-                            f"`odqa index CORPUS --name {name}`" + (" --force" if folder.exists() else ""))
+        if folder.is_dir():
+            raise IndexNotFound(f"{path}: manifest missing (the folder of index '{name}' is there without it); "
+                                f"rebuild it with `odqa index CORPUS --name {name}"
+                                f"{f' --index-dir {root}' if root else ''} --force`")
+        raise IndexNotFound(f"index '{name}' not found in {folder.parent}/: build it with "
+                            f"`odqa index CORPUS --name {name}`")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -90,6 +104,10 @@ def read_manifest(folder: Path, name: str, root: str | Path | None = None) -> di
     if not isinstance(manifest, dict):
         raise IndexCorrupt(f"{path}: manifest is not a JSON object; rebuild with "
                            f"`{rebuild_command(name, None, root)}`")
+    if (manifest.get("format_version") == FORMAT_VERSION and SELF_CHECKSUM in manifest
+            and manifest[SELF_CHECKSUM] != self_checksum(manifest)):
+        raise IndexCorrupt(f"{path}: altered (its content no longer matches its {SELF_CHECKSUM}); rebuild with "
+                           f"`{rebuild_command(name, manifest, root)}`")
     return migrate(manifest, name, str(path), root)
 
 
@@ -97,11 +115,23 @@ def write_json(path: Path, data) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def replace_manifest(folder: Path, manifest: dict) -> None:
-    """Rewrite the manifest of a built index in place (written aside, then renamed)."""
+def self_checksum(manifest: dict) -> str:
+    """Checksum of the manifest's content without its own checksum field (key order and layout ignored)."""
+    body = json.dumps({k: v for k, v in manifest.items() if k != SELF_CHECKSUM}, ensure_ascii=False, sort_keys=True)
+    return hashlib.blake2b(body.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def write_manifest(folder: Path, manifest: dict, rehash: bool = True) -> dict:
+    """Write the manifest of index folder `folder` last, recording every other file's size and checksum
+    (`rehash=False` keeps a record already there); written aside, then renamed. Returns what was written."""
+    if rehash or not manifest.get("checksums"):
+        manifest = {**manifest, "checksums": checksums.record(folder, skip=(MANIFEST,))}
+    manifest = {k: v for k, v in manifest.items() if k not in ("migrated_from", SELF_CHECKSUM)}
+    manifest[SELF_CHECKSUM] = self_checksum(manifest)
     tmp = folder / f".{MANIFEST}.tmp-{os.getpid()}"
     write_json(tmp, manifest)
     os.replace(tmp, manifest_path(folder))
+    return manifest
 
 
 def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
@@ -124,6 +154,7 @@ class BuildResult:
     folder: Path
     manifest: dict
     reasons: list[str] = field(default_factory=list)
+    parts: dict[str, str] = field(default_factory=dict)   # part -> built | rebuilt | kept | dropped
 
 
 # --- what decides a rebuild ----------------------------------------------------------------------
@@ -141,6 +172,16 @@ def dense_settings(cfg: DenseConfig) -> dict | None:
             "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
             "max_length": cfg.max_length, "window_stride": cfg.window_stride, "quantize": cfg.quantize,
             "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "e5_prefixes": info.e5_prefixes}
+
+
+def keep_dense(cfg: IndexConfig, old: dict | None) -> IndexConfig:
+    """`dense.enabled` unset (neither --dense nor --no-dense): an index with vectors keeps them, with the
+    settings it was built with; one without stays without."""
+    if cfg.dense.enabled is not None:
+        return cfg
+    d = (old or {}).get("dense")
+    kept = {k: d[k] for k in DENSE_CONFIG_KEYS if k in d} if d else {}
+    return with_changes(cfg, dense=with_changes(cfg.dense, enabled=bool(d), **kept))
 
 
 def build_settings(cfg: IndexConfig, analyzer_spec: dict) -> dict:
@@ -190,6 +231,29 @@ def rebuild_reasons(old: dict, corpus_sha: str, settings: dict) -> list[str]:
     return reasons
 
 
+# --- integrity of the files of a local index ------------------------------------------------------
+
+def file_problems(folder: Path, manifest: dict, prefix: str = "", full: bool = True) -> list[str]:
+    """What is wrong with the index's files under `prefix` ([] when they match the manifest, or when it
+    records no checksums: an index of format 2)."""
+    rec = manifest.get("checksums")
+    return checksums.problems(folder, rec, prefix, full) if rec else []
+
+
+def check_files(folder: Path, manifest: dict, name: str, prefix: str = "", full: bool = True,
+                root: str | Path | None = None) -> None:
+    """Raise IndexCorrupt naming the first bad file under `prefix` and the command that rebuilds the index."""
+    found = file_problems(folder, manifest, prefix, full)
+    if found:
+        more = f" (and {len(found) - 1} more file(s))" if len(found) > 1 else ""
+        raise IndexCorrupt(f"{found[0]}{more}; rebuild with `{rebuild_command(name, manifest, root)}`")
+
+
+def corrupt_file(path: Path, what: str, name: str, manifest: dict, root: str | Path | None = None) -> IndexCorrupt:
+    """The error for an index file that cannot be read as what it should be."""
+    return IndexCorrupt(f"{path}: unreadable {what}; rebuild with `{rebuild_command(name, manifest, root)}`")
+
+
 # --- staleness of a loaded index -----------------------------------------------------------------
 
 def _corpus_changed(rec: dict) -> str | None:
@@ -215,4 +279,8 @@ def staleness(manifest: dict, analyzer_version: Callable[[str], str]) -> list[st
     changed = _corpus_changed(manifest.get("corpus", {}))
     if changed:
         reasons.append(changed)
+    if manifest.get("backend", "local") == "local" and not manifest.get("checksums"):
+        corpus = (manifest.get("corpus") or {}).get("path") or "CORPUS"
+        reasons.append(f"no file checksums recorded (built before format {FORMAT_VERSION}), so its files are not "
+                       f"checked: `odqa index {corpus} --name {manifest.get('name')}` records them without a rebuild")
     return reasons

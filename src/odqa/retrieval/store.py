@@ -26,6 +26,11 @@ def index_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get("ODQA_INDEX_DIR") or "indexes")
 
 
+def root_flag(folder: Path) -> Path | None:
+    """The `--index-dir` a command about the index in `folder` needs (None: the default root)."""
+    return None if folder.parent == index_root() else folder.parent
+
+
 def check_name(name: str) -> str:
     """An index name is one folder name inside the index root (no path, no hidden folder)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name or "") or ".." in name:

@@ -13,10 +13,10 @@ import os
 import re
 import threading
 import unicodedata
-from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
 from odqa.errors import OdqaError
+from odqa.workers import worker_pool
 
 # Content morphemes: nouns, numerals, pronouns, verb/adjective stems, adverbs,
 # determiners, roots, foreign words, hanja and numbers.
@@ -170,7 +170,7 @@ class MecabAnalyzer(Analyzer):
         if self.workers > 1 and len(texts) >= self.parallel_min:
             import multiprocessing as mp
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+            with worker_pool(self.workers, ctx) as pool:
                 for res in pool.map(_mecab_terms, chunks):
                     out.extend(res)
                     if progress:
