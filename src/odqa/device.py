@@ -22,6 +22,7 @@ from odqa.errors import OdqaError
 
 log = logging.getLogger(__name__)
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA when torch sees a GPU, else MPS, else the CPU)"
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"      # what a config's `device` field accepts
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 CUDA_BATCH_FACTOR = 4          # inference batches this many times larger on a CUDA device
 _warned: set[str] = set()

@@ -35,7 +35,7 @@ from pydantic import Field
 
 from odqa.atomic import AtomicFolder
 from odqa.config import Section
-from odqa.device import cpu_state, make_accelerator, to_device_batch
+from odqa.device import DEVICE_PATTERN, cpu_state, make_accelerator, to_device_batch
 from odqa.errors import OdqaError
 from odqa.progress import bar, note
 
@@ -67,7 +67,7 @@ class TrainConfig(Section):
     wandb_project: str = "odqa"
     time_budget_minutes: float = Field(0.0, ge=0)   # 0 = none
     freeze_prefixes: list[str] = Field(default_factory=list)   # set from the task's freeze settings
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")   # auto = CUDA, else MPS, else CPU
+    device: str = Field("auto", pattern=DEVICE_PATTERN)   # auto | cpu | cuda | cuda:N | mps (auto: CUDA, else MPS, else CPU)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"   # auto = bf16 (else fp16) on CUDA, no elsewhere
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from odqa import __version__
+from odqa.device import cpu_state, resolve_device
 from odqa.errors import ModelError
 from odqa.modeling.backbone import quiet_transformers
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
@@ -79,7 +80,7 @@ def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str
     folder.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_WEIGHTS))
+    save_file({k: v.contiguous() for k, v in cpu_state(model.head.state_dict()).items()}, str(folder / HEAD_WEIGHTS))
     meta = dict(model.meta, extra=extra or {}, tokenizer=tokenizer_fingerprint(tokenizer), odqa_version=__version__)
     (folder / HEAD_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
@@ -95,12 +96,13 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 @quiet_transformers()
-def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, dict[str, Any]]:
-    """(tokenizer, model in eval mode, meta) from a checkpoint folder; refuses a mismatched one."""
+def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto") -> tuple[Any, BackboneWithHead, dict[str, Any]]:
+    """(tokenizer, model in eval mode on `device`, meta) from a checkpoint folder; refuses a mismatched one.
+    Weights are read onto the CPU whatever device wrote them, then moved."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from odqa.modeling.backbone import POOLER_TYPES
-    folder = Path(folder)
+    folder, target = Path(folder), resolve_device(device)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
     meta = read_meta(folder)
@@ -120,4 +122,4 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
                         f"unexpected {list(unexpected)[:3]})")
     model = BackboneWithHead(backbone, head, kind, {k: v for k, v in meta.items() if k not in ("extra",)})
     model.eval()
-    return tokenizer, model, meta
+    return tokenizer, model.to(target), meta

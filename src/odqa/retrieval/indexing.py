@@ -29,12 +29,12 @@ def backend(name: str):
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                quiet: bool = False, connection=None) -> BuildResult:
+                quiet: bool = False, connection=None, device: str = "auto") -> BuildResult:
     """Build (or update) index NAME with the backend `cfg.backend`; unchanged parts are reused, not rebuilt.
 
     With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
     and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`)."""
-    return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection)
+    return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection, device=device)
 
 
 def load_index(name: str, root=None, connection=None) -> Index:

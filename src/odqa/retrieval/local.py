@@ -51,9 +51,10 @@ def quantize_check(enc, texts: list[str], vectors) -> dict:
     return res
 
 
-def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool) -> dict:
+def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool,
+                  device: str = "auto") -> dict:
     from odqa.retrieval.dense import DenseEncoder, DenseRetriever, build_faiss
-    enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads)
+    enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads, device=device)
     t0 = time.perf_counter()
     texts = [passage_text(p, include_title) for p in passages]
     if cfg.window_stride:
@@ -74,8 +75,9 @@ def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_
 
 
 def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-          quiet: bool = False, connection=None) -> mf.BuildResult:
-    """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt."""
+          quiet: bool = False, connection=None, device: str = "auto") -> mf.BuildResult:
+    """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt.
+    `device` is where the dense encoder runs (the vectors are stored in fp32 whatever it is)."""
     corpus_path = Path(corpus_path)
     final = store.open_folder(name, root)
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
@@ -122,7 +124,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
             else:
-                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet)}
+                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet, device)}
         manifest = mf.new_manifest(name, mf.corpus_record(corpus, corpus_path, settings["corpus"]),
                                    settings["analyzer"], settings["sparse"], time.perf_counter() - t0,
                                    BACKEND, hybrid)
@@ -151,9 +153,10 @@ class LocalIndex(Index):
 
         def make():
             from odqa.retrieval.dense import DenseRetriever, load_faiss, load_owners
+            from odqa.retrieval.dense import faiss_for_search
             index = load_faiss(self.folder / "dense")
             owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
-            return DenseRetriever(self.passages, enc, index, owners)
+            return DenseRetriever(self.passages, enc, faiss_for_search(index, enc.device), owners)
         return self.cached(("dense", id(enc)), make)
 
 
