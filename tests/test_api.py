@@ -119,7 +119,7 @@ def test_typed_errors(built, reader_ckpt, tmp_path):
         odqa.load_index("nope", built["root"])
     with pytest.raises(OdqaError, match="unknown retrieval mode 'fuzzy'"):
         odqa.Pipeline.from_index("h", reader="none", mode="fuzzy", index_dir=built["root"])
-    with pytest.raises(OdqaError, match="device 'cuda' is not supported"):
+    with pytest.raises(OdqaError, match="device 'cuda' is not available: torch sees cpu"):
         odqa.Pipeline.from_index("h", device="cuda", index_dir=built["root"])
     with pytest.raises(odqa.ModelError, match="reader not found"):
         odqa.Pipeline.from_index("h", reader=tmp_path / "missing", index_dir=built["root"])
