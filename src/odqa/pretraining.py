@@ -418,7 +418,7 @@ def masked_lm_loss(model, batch, reduction: str = "mean", encoder_grad: bool = T
     import torch.nn.functional as F
 
     labels = batch["labels"]
-    head = _mlm_head(model)
+    head = None if hasattr(model, "module") else _mlm_head(model)   # DDP (accelerate launch): its forward syncs
     if head is None:
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
     with contextlib.nullcontext() if encoder_grad else torch.no_grad():
@@ -495,12 +495,13 @@ class PretrainTask:
             return {}
         was = model.training
         model.eval()
-        total, count = 0.0, 0
+        from odqa.device import model_device, to_device_batch
+        total, count, device = 0.0, 0, model_device(model)
         with torch.inference_mode():
             for batch in self._eval_batches:
                 n = int((batch["labels"] != -100).sum())
                 if n:
-                    total += float(masked_lm_loss(model, batch, reduction="sum"))
+                    total += float(masked_lm_loss(model, to_device_batch(batch, device), reduction="sum"))
                     count += n
         model.train(was)
         if not count:

@@ -12,3 +12,9 @@ def bar(total: int | None, desc: str, unit: str = "it", quiet: bool = False) -> 
     disable = quiet or os.environ.get("ODQA_QUIET") == "1"
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
                 leave=False)
+
+
+def note(msg: str, quiet: bool = False) -> None:
+    """One `odqa: ...` line on stderr (a run's header), unless quiet."""
+    if not (quiet or os.environ.get("ODQA_QUIET") == "1"):
+        print(f"odqa: {msg}", file=sys.stderr, flush=True)

@@ -6,12 +6,18 @@ warmup/decay, gradient accumulation and clipping, evaluation, early stopping,
 the best checkpoint (`best/`), a resumable checkpoint (`last/`), `history.jsonl`
 and optional W&B logging. Checkpoint folders are written atomically.
 
+Device placement, mixed precision (bf16, or fp16 with its grad scaler), backward and clipping go
+through HF `accelerate` (`odqa.training_accel`); `accelerate launch -m odqa train ...` runs the same
+loop data-parallel on several GPUs: each process takes every n-th batch of the task's stream, the
+main process evaluates and saves (the unwrapped model), the others wait. Checkpoints hold CPU tensors.
+
 Exact resume needs `task.train_batches(epoch, seed)` to be a pure function of
 (epoch, seed): the loop replays and skips the batches already consumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -21,7 +27,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Literal, Protocol
 
 import numpy as np
 import torch
@@ -30,8 +36,9 @@ from pydantic import Field
 from odqa.atomic import AtomicFolder
 from odqa.checksums import check_folder, write_checksums
 from odqa.config import Section
+from odqa.device import DEVICE_PATTERN, cpu_state, make_accelerator, to_device_batch
 from odqa.errors import ModelError, OdqaError
-from odqa.progress import bar
+from odqa.progress import bar, note
 
 log = logging.getLogger(__name__)
 STATE_FILE = "training_state.pt"
@@ -61,6 +68,8 @@ class TrainConfig(Section):
     wandb_project: str = "odqa"
     time_budget_minutes: float = Field(0.0, ge=0)   # 0 = none
     freeze_prefixes: list[str] = Field(default_factory=list)   # set from the task's freeze settings
+    device: str = Field("auto", pattern=DEVICE_PATTERN)   # auto | cpu | cuda | cuda:N | mps (auto: CUDA, else MPS, else CPU)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"   # auto = bf16 (else fp16) on CUDA, no elsewhere
 
 
 # what the task (its API call) decides rather than the user: not in a task's config file
@@ -145,10 +154,12 @@ def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
     return frozen
 
 
-def clip_and_step(params: list[torch.Tensor], optimizer, scheduler, max_grad_norm: float) -> float:
-    """Clip gradients (if max_grad_norm > 0), step optimizer and scheduler; return the pre-clip norm."""
+def clip_and_step(params: list[torch.Tensor], optimizer, scheduler, max_grad_norm: float,
+                  clip: Callable = torch.nn.utils.clip_grad_norm_) -> float:
+    """Clip gradients (if max_grad_norm > 0), step optimizer and scheduler; return the pre-clip norm.
+    `clip` is the clipping function (the loop passes accelerate's, which unscales fp16 gradients first)."""
     limit = max_grad_norm if max_grad_norm > 0 else float("inf")
-    norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    norm = float(clip(params, limit))
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
@@ -156,13 +167,18 @@ def clip_and_step(params: list[torch.Tensor], optimizer, scheduler, max_grad_nor
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _seed(seed: int) -> None:
@@ -187,14 +203,20 @@ def _wandb_run(cfg: TrainConfig, output_dir: Path):
 
 class _Loop:
     def __init__(self, model, task: Task, cfg: TrainConfig, out: Path, quiet: bool):
-        self.model, self.task, self.cfg, self.out, self.quiet = model, task, cfg, out, quiet
-        self.nb = task.num_train_batches()
+        self.task, self.cfg, self.out, self.quiet = task, cfg, out, quiet
+        self.acc, self.mixed_precision = make_accelerator(cfg.device, cfg.mixed_precision)
+        self.device, self.world, self.main = self.acc.device, self.acc.num_processes, self.acc.is_main_process
+        nb = task.num_train_batches()
+        self.nb = nb if self.world == 1 else nb // self.world     # each process takes every world-th batch
         if self.nb <= 0:
-            raise OdqaError("the training task has no batches")
+            raise OdqaError("the training task has no batches" if nb <= 0 else
+                            f"the training task has {nb} batches for {self.world} processes")
         self.total = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(self.nb / cfg.grad_accum)))
         freeze(model, cfg.freeze_prefixes)
+        self.raw = model                                   # unwrapped: evaluated, saved, resumed into
+        self.model = self.acc.prepare_model(model)          # on the device (DDP-wrapped under a launcher)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+        self.opt = self.acc.prepare_optimizer(torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr))
         self.schedule = linear_schedule(math.ceil(cfg.warmup_ratio * self.total), self.total)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.st = _Progress()
@@ -208,7 +230,7 @@ class _Loop:
             raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without --resume)")
         check_folder(path.parent, ModelError, "train again without --resume (the checkpoint is damaged)")
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds rng tuples
-        self.model.load_state_dict(state["model"])
+        self.raw.load_state_dict(state["model"])
         try:
             self.opt.load_state_dict(state["optimizer"])
         except ValueError:
@@ -219,6 +241,8 @@ class _Loop:
             g["lr"] = base * self.schedule(self.sched.last_epoch)
         self.st = _Progress(**state["progress"])
         self.last_save = self.st.step
+        if state.get("scaler") is not None and self.acc.scaler is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
 
     def run(self, resume: bool) -> str:
@@ -226,11 +250,16 @@ class _Loop:
             self.resume()
         else:
             _seed(self.cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
-        _write_history(self.out / "history.jsonl", self.st.history)
-        self.wandb = _wandb_run(self.cfg, self.out)
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_history(self.out / "history.jsonl", self.st.history)
+        self.wandb = _wandb_run(self.cfg, self.out) if self.main else None
         self.start = time.monotonic()
-        self.pbar = bar(self.total, "train", "step", self.quiet)
+        mp = "" if self.mixed_precision == "no" else f", {self.mixed_precision} mixed precision"
+        procs = f", {self.world} processes" if self.world > 1 else ""
+        log.info("training on %s%s%s", self.device, mp, procs)
+        note(f"training on {self.device}{mp}{procs}", self.quiet or not self.main)
+        self.pbar = bar(self.total, "train", "step", self.quiet or not self.main)
         self.pbar.update(self.st.step)
         self.model.train()
         try:
@@ -245,21 +274,39 @@ class _Loop:
             self.pbar.close()
             if self.wandb is not None:
                 self.wandb.finish()
+            self.acc.unwrap_model(self.model, keep_fp32_wrapper=False)   # the caller's model, plain again
         return reason
+
+    def _stream(self, epoch: int):
+        """This process's share of the task's batches for `epoch` (all of them in a single process)."""
+        stream = self.task.train_batches(epoch, self.cfg.seed)
+        if self.world > 1:
+            stream = itertools.islice(stream, self.acc.process_index, self.nb * self.world, self.world)
+        return stream
+
+    def _agree(self, value):
+        """The main process's `value` on every process (a decision all of them must take together)."""
+        if self.world == 1:
+            return value
+        from accelerate.utils import broadcast_object_list
+        return broadcast_object_list([value])[0]
 
     def _epoch(self) -> str | None:
         st, accum = self.st, self.cfg.grad_accum
-        batches = itertools.islice(self.task.train_batches(st.epoch, self.cfg.seed), st.pos, None)
+        batches = itertools.islice(self._stream(st.epoch), st.pos, None)
         set_step = getattr(self.task, "set_step", None)
         for batch in batches:
             group = max(1, min(accum, self.nb - (st.pos // accum) * accum))
             if set_step is not None:
                 set_step(st.step)
-            loss = self.task.loss(self.model, batch)
-            if not torch.isfinite(loss).all():
-                raise OdqaError(f"non-finite training loss ({loss.item()}) at step {st.step + 1} "
-                                f"(epoch {st.epoch}, batch {st.pos})")
-            (loss / group).backward()
+            boundary = (st.pos + 1) % accum == 0 or st.pos + 1 >= self.nb
+            batch = to_device_batch(batch, self.device)
+            with self.acc.autocast(), (contextlib.nullcontext() if boundary else self.acc.no_sync(self.model)):
+                loss = self.task.loss(self.model, batch)
+                if not torch.isfinite(loss).all():
+                    raise OdqaError(f"non-finite training loss ({loss.item()}) at step {st.step + 1} "
+                                    f"(epoch {st.epoch}, batch {st.pos})")
+                self.acc.backward(loss / group)
             st.losses.append(loss.item())
             st.pos += 1
             if st.pos % accum == 0 or st.pos >= self.nb:
@@ -281,7 +328,7 @@ class _Loop:
     def _step(self, group_losses: list[float]) -> str | None:
         st = self.st
         self.lr = self.sched.get_last_lr()[0]
-        self.norm = clip_and_step(self.params, self.opt, self.sched, self.cfg.max_grad_norm)
+        self.norm = clip_and_step(self.params, self.opt, self.sched, self.cfg.max_grad_norm, self.acc.clip_grad_norm_)
         st.step += 1
         mean = sum(group_losses) / len(group_losses)
         self.running = mean if self.running is None else 0.9 * self.running + 0.1 * mean
@@ -302,8 +349,8 @@ class _Loop:
         if self.cfg.stop_after and self.st.step >= self.cfg.stop_after:
             return "stop_after"
         budget = self.cfg.time_budget_minutes
-        if check_time and budget and time.monotonic() - self.start > budget * 60:
-            return "time_budget"
+        if check_time and budget:     # the clocks of several processes differ: the main process decides
+            return self._agree("time_budget" if time.monotonic() - self.start > budget * 60 else None)
         return None
 
     def _score(self, metrics: dict[str, float], train_loss: float | None) -> tuple[float, bool]:
@@ -315,17 +362,23 @@ class _Loop:
         raise OdqaError(f"metric {self.cfg.metric!r} is not in the evaluation results ({', '.join(metrics)})")
 
     def _evaluate(self) -> str | None:
-        """Evaluate, log, keep the best checkpoint; return 'early_stopping' when patience runs out."""
-        st, cfg = self.st, self.cfg
-        with torch.no_grad():
-            metrics = {k: float(v) for k, v in self.task.evaluate(self.model).items()}
-        self.model.train()
+        """Evaluate on the main process (the others wait for its decision); 'early_stopping' when
+        patience runs out."""
         train_loss = sum(self.st.losses) / len(self.st.losses) if self.st.losses else None
         self.st.losses = []
+        self.st.last_eval_step = self.st.step
+        reason = self._evaluate_main(train_loss) if self.main else None
+        self.model.train()
+        return self._agree(reason)
+
+    def _evaluate_main(self, train_loss: float | None) -> str | None:
+        """Evaluate, log, keep the best checkpoint."""
+        st, cfg = self.st, self.cfg
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in self.task.evaluate(self.raw).items()}
         row = {"step": st.step, "epoch": round(st.epoch + st.pos / self.nb, 4), "train_loss": train_loss,
-               "lr": self.lr, "grad_norm": self.norm, **metrics}
+               "lr": self.lr, "grad_norm": self.norm, **metrics, "device": str(self.device)}
         st.history.append(row)
-        st.last_eval_step = st.step
         with open(self.out / "history.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
         if self.wandb is not None:
@@ -342,7 +395,7 @@ class _Loop:
 
     def _save_best(self, value: float) -> None:
         with AtomicFolder(self.out / "best") as tmp:
-            self.task.save(self.model, tmp)
+            self.task.save(self.raw, tmp)
             (tmp / "odqa_train_state.json").write_text(json.dumps(
                 {"step": self.st.step, "metric": self.cfg.metric, "value": value, "config": self.cfg.model_dump()},
                 indent=2))
@@ -354,12 +407,17 @@ class _Loop:
             self._save_last()
 
     def _save_last(self) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "scheduler": self.sched.state_dict(), "progress": asdict(self.st), "rng": _rng_state()}
-        with AtomicFolder(self.out / "last") as tmp:
-            self.task.save(self.model, tmp)
-            torch.save(state, tmp / STATE_FILE)
-            write_checksums(tmp)
+        """The resumable checkpoint (CPU tensors), written by the main process while the others wait."""
+        self.acc.wait_for_everyone()
+        if self.main:
+            state = {"model": cpu_state(self.raw.state_dict()), "optimizer": cpu_state(self.opt.state_dict()),
+                     "scheduler": self.sched.state_dict(), "progress": asdict(self.st), "rng": _rng_state(),
+                     "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None}
+            with AtomicFolder(self.out / "last") as tmp:
+                self.task.save(self.raw, tmp)
+                torch.save(state, tmp / STATE_FILE)
+                write_checksums(tmp)
+        self.acc.wait_for_everyone()
         self.last_save = self.st.step
 
 

@@ -30,12 +30,13 @@ class DemoResult:
     answers: AnswerReport            # EM/F1 over all demo questions (open domain, the demo index)
 
 
-def run_demo(reader=None, shown: int = 3, index_dir: str | Path | None = None) -> DemoResult:
+def run_demo(reader=None, shown: int = 3, index_dir: str | Path | None = None, device: str = "auto") -> DemoResult:
     """Build (or reuse) the demo index, score sparse retrieval and answers (EM/F1) on all demo questions,
     and answer `shown` of them for display."""
-    built = build_index(demo_file("demo_corpus.jsonl"), DEMO_INDEX, None, index_dir=index_dir, quiet=True)
+    built = build_index(demo_file("demo_corpus.jsonl"), DEMO_INDEX, None, index_dir=index_dir, quiet=True, device=device)
     qs = load_questions(demo_file("demo_questions.jsonl"))
-    pipe = Pipeline.from_index(DEMO_INDEX, reader=reader, mode="sparse", k=3, index_dir=index_dir, n_best=3)
+    pipe = Pipeline.from_index(DEMO_INDEX, reader=reader, mode="sparse", k=3, index_dir=index_dir, n_best=3,
+                               device=device)
     report = evaluate_retrieval(pipe.index, qs, mode="sparse", k=10)
     asked = qs[:shown]
     return DemoResult(built, report, pipe, asked, pipe.ask_batch([q.question for q in asked]) if asked else [],

@@ -8,6 +8,7 @@ from typing import Sequence, Union
 
 from odqa.config import IndexConfig, load_config
 from odqa.corpus import load_questions, write_jsonl
+from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.progress import bar
 from odqa.retrieval import store
@@ -24,8 +25,9 @@ Questions = Union[str, Path, Sequence[Question]]
 
 def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path | None = None,
                 overrides: Sequence[str] = (), index_dir: str | Path | None = None, force: bool = False,
-                quiet: bool = False, connection=None, wait: bool = False) -> BuildResult:
-    """Build (or update) index NAME from a corpus file or folder.
+                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto") -> BuildResult:
+    """Build (or update) index NAME from a corpus file or folder; `device` runs the dense encoder
+    (auto | cpu | cuda | cuda:N | mps; checked before any work).
 
     config: an IndexConfig, a YAML file, or None (configs/default.yaml's defaults); overrides:
     `section.field=value` strings applied on top (checked before any work starts). `dense.enabled`
@@ -37,7 +39,9 @@ def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path 
     elif overrides:
         from odqa.config import apply_overrides
         config = apply_overrides(config, list(overrides))
-    return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection, wait=wait)
+    resolve_device(device)
+    return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection, wait=wait,
+                  device=device)
 
 
 @dataclass
@@ -88,8 +92,12 @@ def questions_label(questions: Questions, loaded: list[Question]) -> str:
     return str(questions) if isinstance(questions, (str, Path)) else f"{len(loaded)} questions"
 
 
-def _index(index: str | Index, index_dir) -> Index:
-    return index if isinstance(index, Index) else _load(index, index_dir)
+def _index(index: str | Index, index_dir, device: str = "auto") -> Index:
+    """The index (loaded by name), its query encoder to run on `device` (checked first)."""
+    resolve_device(device)
+    idx = index if isinstance(index, Index) else _load(index, index_dir)
+    idx.device = device
+    return idx
 
 
 @dataclass
@@ -121,9 +129,10 @@ class SweepReport:
 def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sparse", k: int = 100,
                        alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                        index_dir: str | Path | None = None, dump: str | Path | None = None,
-                       quiet: bool = True) -> RetrievalReport:
-    """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string)."""
-    idx = _index(index, index_dir)
+                       quiet: bool = True, device: str = "auto") -> RetrievalReport:
+    """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string);
+    `device` runs the query encoder."""
+    idx = _index(index, index_dir, device)
     qs = as_questions(questions)
     mode = idx.resolve_mode(mode)
     retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
@@ -138,9 +147,9 @@ def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sp
 def sweep_retrieval(index: str | Index, questions: Questions, sweep: Sequence[str] | dict, mode: str = "sparse",
                     metric: str = "recall@1", k: int = 100, alpha: float | None = None, fusion: str | None = None,
                     encoder: str | None = None, index_dir: str | Path | None = None,
-                    quiet: bool = True) -> SweepReport:
+                    quiet: bool = True, device: str = "auto") -> SweepReport:
     """Try every combination of a grid on questions: BM25 k1/b/delta (sparse) or fusion alpha/rrf_k/depth (hybrid)."""
-    idx = _index(index, index_dir)
+    idx = _index(index, index_dir, device)
     qs = as_questions(questions)
     mode = idx.resolve_mode(mode)
     grid = sweep if isinstance(sweep, dict) else parse_sweep(list(sweep))

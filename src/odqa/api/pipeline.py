@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from odqa.api.readers import ReaderSpec, open_reader, particle_setting, reader_paths
+from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
 from odqa.retrieval.base import Retriever, check_queries
 from odqa.types import Hit
-
-DEVICES = ("auto", "cpu")
-
 
 class SpanReader(Protocol):
     def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]: ...
@@ -55,14 +53,6 @@ class QAResult:
         best = self.answers[0]
         p = self.passage(best)
         return f"{self.question} -> {best.text} ({best.probability:.2f}, {p.title if p else best.passage_id})"
-
-
-def check_device(device: str) -> str:
-    """The device models run on. GPU placement is not built yet: CPU only."""
-    if device not in DEVICES:
-        raise OdqaError(f"device '{device}' is not supported yet (odqa runs on the CPU; choose from "
-                        f"{', '.join(DEVICES)})")
-    return "cpu"
 
 
 def drop_unmatched(hits: list[Hit]) -> list[Hit]:
@@ -102,17 +92,20 @@ class Pipeline:
         or None / "none" (sentence-level answers). mode: auto (hybrid when the index has vectors,
         else sparse) | sparse | dense | hybrid. alpha/fusion override the index's fusion settings.
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
+        device: auto | cpu | cuda | cuda:N | mps, where the reader and the query encoder run (checked
+        before anything loads; auto = a GPU when torch sees one).
         """
         from odqa.retrieval.indexing import load_index
-        check_device(device)
+        resolve_device(device)
         t0 = time.perf_counter()
         idx = load_index(name, index_dir, connection)
+        idx.device = device
         mode = idx.resolve_mode(mode)
         retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
         t1 = time.perf_counter()
 
         def make():
-            return open_reader(reader, idx, n_best, retrieval_weight, particles)
+            return open_reader(reader, idx, n_best, retrieval_weight, particles, device=device)
         p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
                 reader_settings=_settings(reader, retrieval_weight, particles))
         p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
@@ -122,9 +115,9 @@ class Pipeline:
     def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",
                     retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20) -> "Pipeline":
         """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
-        check_device(device)
+        resolve_device(device)
         t0 = time.perf_counter()
-        rd = open_reader(reader, None, n_best, retrieval_weight, particles)
+        rd = open_reader(reader, None, n_best, retrieval_weight, particles, device=device)
         p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles), top=n_best)
         p.load_seconds = {"load_index": 0.0, "load_reader": time.perf_counter() - t0}
         return p

@@ -43,22 +43,22 @@ def is_hub_name(spec: str) -> bool:
             and all(c.isalnum() or c in "-_." for c in spec.replace("/", "")))
 
 
-def sentence_reader(index=None, n_best: int = 20):
-    """Best evidence sentences, scored by the index's dense encoder (or the offline e5 encoder)."""
+def sentence_reader(index=None, n_best: int = 20, device: str = "auto"):
+    """Best evidence sentences, scored by the index's dense encoder (or the offline e5 encoder) on `device`."""
     from odqa.reader.sentence import SentenceReader
     if index is not None and index.has_dense():
-        encoder = index.query_encoder()
+        encoder = index.query_encoder()           # on the index's device (the pipeline sets it)
     else:
         from odqa.retrieval.dense import DenseEncoder
-        encoder = DenseEncoder("offline:multilingual-e5-small", 256)
+        encoder = DenseEncoder("offline:multilingual-e5-small", 256, device=device)
     return SentenceReader(encoder, n_best=n_best)
 
 
 def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
-                retrieval_weight: float = 0.0, particles: ReaderSpec = None):
+                retrieval_weight: float = 0.0, particles: ReaderSpec = None, device: str = "auto"):
     """The reader for `reader`: a checkpoint folder (odqa's or an HF question-answering one), a hub
     name of an HF QA model, a list of them (soft-voted on character offsets), or None / "none" for
-    sentence-level answers."""
+    sentence-level answers; its model runs on `device`."""
     if isinstance(reader, (list, tuple)):
         if len(reader) == 1:
             reader = reader[0]
@@ -66,25 +66,25 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
             reader = None
         else:
             from odqa.reader.ensemble import VotingReader
-            return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles) for r in reader])
+            return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles, device) for r in reader])
     reader = shipped_name(reader) or reader
     if reader is None or str(reader) == NO_READER:
         if particles is not None and str(particles) == "auto":
             _particle_steps(reader, particles)      # raises: auto needs a reader folder
-        return sentence_reader(index, n_best)
+        return sentence_reader(index, n_best, device)
     from odqa.reader.reader import Reader
     if shipped_name(reader):                 # a shipped model by name: its own particle rules by default
         folder = shipped_checkpoint(str(reader), "reader")
         if particles is None and (folder / PARTICLES_FILE).exists():
             particles = folder / PARTICLES_FILE
         return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
-                      extra_steps=_particle_steps(folder, particles))
+                      extra_steps=_particle_steps(folder, particles), device=device)
     folder = Path(reader)
     if not folder.exists() and not is_hub_name(str(reader)):
         raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, an HF "
                          f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
     return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
-                  extra_steps=_particle_steps(reader, particles))
+                  extra_steps=_particle_steps(reader, particles), device=device)
 
 
 def shipped_name(reader: ReaderSpec) -> str | None:

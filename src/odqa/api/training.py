@@ -29,6 +29,7 @@ from pydantic import Field
 
 from odqa.api.readers import PARTICLES_FILE
 from odqa.config import Section, load_config, validate_config, with_changes
+from odqa.device import DEVICE_PATTERN, resolve_device
 from odqa.pretraining import PretrainConfig
 from odqa.reader.task import ReaderConfig
 from odqa.relation.task import RETrainConfig
@@ -87,6 +88,7 @@ def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainRe
     from odqa.modeling.checkpoint import build_model
     from odqa.reader.task import ReaderTask
     from odqa.training import train as run_training
+    resolve_device(cfg.train.device)                 # a device torch cannot use: one line, before any work
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     dev_questions = load_questions(cfg.dev) if cfg.dev else []
     tokenizer, model = build_model(cfg.backbone, "span", cfg.head)
@@ -196,9 +198,11 @@ def train_retriever(cfg: RetrieverTrainRequest, *, quiet: bool = True) -> Retrie
     from odqa.progress import bar
     from odqa.retrieval.train_dense import QuerySideTask, RetrieverTask, passage_base
     from odqa.training import frozen_prefixes, train as run_training
+    resolve_device(cfg.train.device)
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     extra = [p for f in cfg.negatives for p in load_corpus(f).passages]
     tokenizer, model = load_backbone(cfg.backbone)
+    model.to(resolve_device(cfg.train.device))        # the held-out evaluation before training runs there too
     cfg = retriever_defaults(cfg, model)
     prefixes = (e5_prefix("query", cfg.backbone), e5_prefix("passage", cfg.backbone))
     batch, seed = cfg.train.batch_size, cfg.train.seed
@@ -256,6 +260,7 @@ def pretrain(cfg: PretrainRequest, *, quiet: bool = True) -> PretrainResult:
     """Masked-LM domain-adaptive pretraining (span or token masking); OUT is a backbone folder every
     training command takes."""
     from odqa.pretraining import run_pretrain
+    resolve_device(cfg.train.device)
     task_cfg = PretrainConfig(**{k: getattr(cfg, k) for k in PretrainConfig.model_fields})
     report = run_pretrain(cfg.corpus, cfg.out, task_cfg, cfg.run_dir, resume=cfg.resume, quiet=quiet)
     return PretrainResult(**report)
@@ -332,6 +337,7 @@ def train_re(cfg: RETrainRequest, *, quiet: bool = True) -> RETrainResult:
     from odqa.relation.data import load_re
     from odqa.relation.task import RESettings, RETask, build_re_model, check_resumable
     from odqa.training import frozen_prefixes, train as run_training
+    resolve_device(cfg.train.device)
     label_list = _re_labels(cfg.labels, cfg.train_file)
     settings = RESettings(label_list, cfg.markers, cfg.pooling, cfg.hierarchical, cfg.max_length)
     if cfg.resume:
@@ -370,6 +376,7 @@ class REEvaluateConfig(Section):
     data: Path                                    # labelled KLUE-RE JSON/JSONL or Boostcamp CSV
     labels: Optional[Path] = None                 # refuse the model unless it uses this label list
     batch_size: int = Field(64, ge=1)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)   # auto | cpu | cuda | cuda:N | mps
 
 
 @dataclass
@@ -390,12 +397,13 @@ class REEvaluateResult:
         return _json(self)
 
 
-def _load_re(model: str | None, labels: Path | None):
+def _load_re(model: str | None, labels: Path | None, device: str = "auto"):
     from odqa.modeling.shipped import checkpoint_or_shipped
     from odqa.relation.data import load_labels
     from odqa.relation.task import load_re_model
+    resolve_device(device)
     folder = checkpoint_or_shipped(model, "re", DEFAULT_RE_MODEL)
-    return load_re_model(folder, load_labels(labels) if labels else None)
+    return load_re_model(folder, load_labels(labels) if labels else None, device)
 
 
 def evaluate_re(cfg: REEvaluateConfig, *, quiet: bool = True) -> REEvaluateResult:
@@ -403,7 +411,7 @@ def evaluate_re(cfg: REEvaluateConfig, *, quiet: bool = True) -> REEvaluateResul
     from odqa.relation.data import load_re
     from odqa.relation.metrics import per_label_f1
     from odqa.relation.task import decode, evaluate_probs, featurize, predict_probs
-    tokenizer, model, settings = _load_re(cfg.model, cfg.labels)
+    tokenizer, model, settings = _load_re(cfg.model, cfg.labels, cfg.device)
     ds = load_re(cfg.data, settings.labels)
     _report_skipped(ds)
     t0 = time.perf_counter()
@@ -424,6 +432,7 @@ class REPredictConfig(Section):
     format: Optional[Literal["csv", "json"]] = None   # default: from the suffix of `out`
     labels: Optional[Path] = None
     batch_size: int = Field(64, ge=1)
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
 
 
 @dataclass
@@ -443,7 +452,7 @@ def predict_re(cfg: REPredictConfig, *, quiet: bool = True) -> REPredictResult:
     from odqa.relation.data import load_re
     from odqa.relation.predict import write_predictions
     from odqa.relation.task import decode, featurize, predict_probs
-    tokenizer, model, settings = _load_re(cfg.model, cfg.labels)
+    tokenizer, model, settings = _load_re(cfg.model, cfg.labels, cfg.device)
     ds = load_re(cfg.data, require_labels=False)
     _report_skipped(ds)
     feats = featurize(ds.examples, tokenizer, settings.markers, settings.max_length)

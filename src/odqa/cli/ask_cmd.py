@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from odqa.api.readers import PARTICLES_FILE  # noqa: F401  (kept importable for older callers)
-from odqa.cli.common import AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, echo, emit_json, warn_stale
+from odqa.cli.common import AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, echo, emit_json, warn_stale
 from odqa.cli.render import highlight
 
 AskModeOpt = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto (hybrid if the index has vectors).")
@@ -34,6 +34,7 @@ def ask(
     particles: Optional[Path] = ParticlesOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-stage timings and the passages read."),
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Answer a question from an index: a span with its evidence passage.
@@ -49,7 +50,7 @@ def ask(
     t0 = time.perf_counter()
     pipe = Pipeline.from_index(index, reader=list(reader or []), mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                               particles=particles, n_best=max(top, 20))
+                               particles=particles, n_best=max(top, 20), device=device)
     load_s = time.perf_counter() - t0
     warn_stale(pipe.index)
     res = pipe.ask(question)

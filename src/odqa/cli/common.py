@@ -11,10 +11,14 @@ from typing import Any, Optional
 import typer
 
 from odqa.config import IndexConfig, load_config
+from odqa.device import DEVICE_HELP
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema in README).")
 IndexDirOpt = typer.Option(None, "--index-dir", help="Folder holding indexes (default: $ODQA_INDEX_DIR or ./indexes).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+DeviceOpt = typer.Option("auto", "--device", help=f"Where models run: {DEVICE_HELP}.")
+MixedPrecisionOpt = typer.Option("auto", "--mixed-precision", help="Training: auto (bf16 where the GPU supports it, "
+                                 "else fp16 with a grad scaler; none on CPU) | no | bf16 | fp16 (ignored on CPU).")
 
 
 _HANDLER: logging.Handler | None = None

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import IndexDirOpt, JsonOpt, echo, emit_json
+from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, echo, emit_json
 from odqa.cli.render import highlight, hit_json
 
 
@@ -15,6 +15,7 @@ def demo(
     shown: int = typer.Option(3, "--show", help="How many demo questions to answer and print."),
     reader: Optional[str] = typer.Option(None, "--reader", "-r", help="Reader checkpoint (default: sentence-level answers)."),
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Index the bundled Korean demo corpus as 'demo', answer some of its questions and report recall.
@@ -22,7 +23,7 @@ def demo(
     Example: odqa demo --show 5
     """
     from odqa.api.demo import run_demo
-    d = run_demo(reader, shown, index_dir)
+    d = run_demo(reader, shown, index_dir, device)
     if json_out:
         emit_json({"index": "demo", "status": d.build.status, "metrics": d.retrieval.metrics,
                    "sentence_level": d.pipeline.sentence_level, "reader": d.pipeline.reader_settings["readers"],

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.ask_cmd import ParticlesOpt
-from odqa.cli.common import (AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
+from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
                              emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
 
@@ -32,6 +32,7 @@ def answers(
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N questions (0 = all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for predictions.json, nbest.json, metrics.json."),
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -49,11 +50,11 @@ def answers(
         raise OdqaError("give --questions and --index (or --closed); see `odqa evaluate --help`")
     readers = list(reader or [])
     if closed:
-        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles)
+        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                    fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                                   particles=particles)
+                                   particles=particles, device=device)
         warn_stale(pipe.index)
     if pipe.sentence_level:
         warn("no --reader: answers are whole sentences, so EM/F1 will be low (train one with `odqa train reader`)")
@@ -90,6 +91,7 @@ def retrieval(
     fusion: Optional[str] = FusionOpt,
     encoder: Optional[str] = EncoderOpt,
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -104,7 +106,7 @@ def retrieval(
     warn_stale(idx)
     if sweep:
         res = sweep_retrieval(idx, questions, sweep, mode, metric, k, alpha, fusion, encoder,
-                              quiet=quiet or json_out)
+                              quiet=quiet or json_out, device=device)
         if json_out:
             emit_json(res.to_json())
             return
@@ -119,7 +121,8 @@ def retrieval(
             use = " ".join(f"--set bm25.{k}={v:g}" for k, v in params.items())
             echo(f"best by {metric}: {use}  (rebuild: odqa index CORPUS --name {index} {use} --force)")
         return
-    res = evaluate_retrieval(idx, questions, mode, k, alpha, fusion, encoder, dump=dump, quiet=quiet or json_out)
+    res = evaluate_retrieval(idx, questions, mode, k, alpha, fusion, encoder, dump=dump, quiet=quiet or json_out,
+                             device=device)
     m = res.metrics
     if json_out:
         emit_json(res.to_json())

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
+from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
 from odqa.errors import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
@@ -51,6 +51,7 @@ def index(
     allow_fallback: bool = typer.Option(False, "--allow-fallback", help="Without the nori plugin, use the cjk "
                                         "analyzer instead of failing.", rich_help_panel=ES_PANEL),
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -86,7 +87,7 @@ def index(
         raise OdqaError("--es-* options need --backend elasticsearch")
     from odqa.api.indexes import build_index
     res = build_index(corpus, name, cfg, index_dir=index_dir, force=force, quiet=quiet or json_out,
-                      connection=connection, wait=wait)
+                      connection=connection, wait=wait, device=device)
     m = res.manifest
     if json_out:
         emit_json({"status": res.status, "index": name, "path": str(res.folder), "changed": res.reasons,

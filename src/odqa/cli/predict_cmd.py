@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.ask_cmd import ParticlesOpt, RetrievalWeightOpt
-from odqa.cli.common import AlphaOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, warn_stale
+from odqa.cli.common import AlphaOpt, DeviceOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, warn_stale
 
 
 def predict(
@@ -24,6 +24,7 @@ def predict(
     retrieval_weight: float = RetrievalWeightOpt,
     particles: Optional[Path] = ParticlesOpt,
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -36,12 +37,13 @@ def predict(
     from odqa.errors import OdqaError
     readers = list(reader or [])
     if closed:
-        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles)
+        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
     elif index is None:
         raise OdqaError("give --index (open domain) or --closed; see `odqa predict --help`")
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
-                                   fusion=fusion, retrieval_weight=retrieval_weight, particles=particles)
+                                   fusion=fusion, retrieval_weight=retrieval_weight, particles=particles,
+                                   device=device)
         warn_stale(pipe.index)
     preds = run(pipe, questions, out=out, closed=closed, k=k, quiet=quiet or json_out)
     report = {"out": str(out), "questions": len(preds), "answered": sum(1 for v in preds.values() if v),

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json
+from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
 
 
 def pretrain(
@@ -38,6 +38,8 @@ def pretrain(
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and history (default: OUT.run)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/last."),
     seed: int = typer.Option(42, "--seed"),
+    device: str = DeviceOpt,
+    mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -57,7 +59,8 @@ def pretrain(
         holdout=holdout, freeze_embeddings=freeze_embeddings, corpus_format=corpus_format,
         head_warmup_steps=head_warmup,
         train=dict(lr=lr, batch_size=batch_size, epochs=epochs, max_steps=max_steps, grad_accum=grad_accum,
-                          eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed))
+                          eval_every=eval_every, save_every=save_every, time_budget_minutes=time_budget, seed=seed,
+                   device=device, mixed_precision=mixed_precision))
     report = run_pretrain(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)

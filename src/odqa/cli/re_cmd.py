@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json
+from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
 
 app = typer.Typer(no_args_is_help=True, help="KLUE relation extraction: train, evaluate, predict, export text.")
 
@@ -50,6 +50,8 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (0 = default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last (same settings and labels)."),
+    device: str = DeviceOpt,
+    mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -60,7 +62,9 @@ def train(
     """
     from odqa.api.training import re_train_request, train_re
 
-    cfg = re_train_request(train_file, out, dev_file, labels, resume, config, overrides or [], backbone=backbone,
+    # --device / --mixed-precision other than auto override the config file's train section
+    runtime = [f"train.{k}={v}" for k, v in (("device", device), ("mixed_precision", mixed_precision)) if v != "auto"]
+    cfg = re_train_request(train_file, out, dev_file, labels, resume, config, list(overrides or []) + runtime, backbone=backbone,
                            markers=markers, pooling=pooling, head=head, hierarchical=hierarchical, loss=loss,
                            focal_gamma=focal_gamma, label_smoothing=label_smoothing,
                            no_relation_keep=no_relation_keep, max_length=max_length, batch_size=batch_size, lr=lr,
@@ -87,6 +91,7 @@ def evaluate(
     data: Path = typer.Option(..., "--data", help="Labelled KLUE-RE JSON/JSONL or Boostcamp CSV."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Refuse the model unless it uses this label list."),
     batch_size: int = typer.Option(64, "--batch-size"),
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -96,7 +101,7 @@ def evaluate(
     """
     from odqa.api.training import REEvaluateConfig, evaluate_re
 
-    cfg = REEvaluateConfig(model=model_dir, data=data, labels=labels, batch_size=batch_size)
+    cfg = REEvaluateConfig(model=model_dir, data=data, labels=labels, batch_size=batch_size, device=device)
     report = evaluate_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
@@ -113,6 +118,7 @@ def predict(
     fmt: Optional[str] = typer.Option(None, "--format", help="csv | json (default: from the --out suffix)."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Refuse the model unless it uses this label list."),
     batch_size: int = typer.Option(64, "--batch-size"),
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -122,7 +128,7 @@ def predict(
     """
     from odqa.api.training import REPredictConfig, predict_re
 
-    cfg = REPredictConfig(model=model_dir, data=data, out=out, format=fmt, labels=labels, batch_size=batch_size)
+    cfg = REPredictConfig(model=model_dir, data=data, out=out, format=fmt, labels=labels, batch_size=batch_size, device=device)
     report = predict_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)

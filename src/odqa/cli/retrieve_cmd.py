@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import AlphaOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json, warn_stale
+from odqa.cli.common import AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json, warn_stale
 from odqa.cli.render import hit_json, snippet
 
 
@@ -20,6 +20,7 @@ def retrieve(
     fusion: Optional[str] = FusionOpt,
     encoder: Optional[str] = EncoderOpt,
     index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Retrieve the top-k passages for a question.
@@ -31,7 +32,7 @@ def retrieve(
 
     check_queries([query])
     pipe = Pipeline.from_index(index, reader="none", mode=mode, k=k, index_dir=index_dir, alpha=alpha,
-                               fusion=fusion, encoder=encoder, lazy_reader=True)
+                               fusion=fusion, encoder=encoder, lazy_reader=True, device=device)
     warn_stale(pipe.index)
     hits = pipe.retrieve(query)
     if json_out:

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import JsonOpt, QuietOpt, echo, emit_json
+from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
 
 app = typer.Typer(no_args_is_help=True, help="Train models: the dense retriever, the reader.")
 
@@ -42,6 +42,8 @@ def retriever(
                              "(every training passage a negative; passages keep the base encoder)."),
     seed: int = typer.Option(42, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    device: str = DeviceOpt,
+    mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -56,7 +58,8 @@ def retriever(
         max_length=max_length, window_stride=window_stride, temperature=temperature,
         freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers, holdout=holdout,
         train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
-                          seed=seed, time_budget_minutes=time_budget))
+                          seed=seed, time_budget_minutes=time_budget, device=device,
+                          mixed_precision=mixed_precision))
     res = train_retriever(cfg, quiet=quiet or json_out)
     report = res.to_json()
     before = res.heldout_before
@@ -95,6 +98,8 @@ def reader(
     seed: int = typer.Option(42, "--seed"),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    device: str = DeviceOpt,
+    mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -112,7 +117,8 @@ def reader(
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                           eval_every=eval_every, early_stopping_patience=patience, seed=seed,
-                          time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb))
+                          time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb, device=device,
+                          mixed_precision=mixed_precision))
     res = train_reader(cfg, quiet=quiet or json_out)
     report = res.to_json()
     if json_out:

@@ -19,6 +19,7 @@ from torch import nn
 
 from odqa import __version__
 from odqa.checksums import check_folder, write_checksums
+from odqa.device import cpu_state, resolve_device
 from odqa.errors import ModelError
 from odqa.modeling.backbone import quiet_transformers
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
@@ -81,7 +82,7 @@ def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str
     folder.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_WEIGHTS))
+    save_file({k: v.contiguous() for k, v in cpu_state(model.head.state_dict()).items()}, str(folder / HEAD_WEIGHTS))
     meta = dict(model.meta, extra=extra or {}, tokenizer=tokenizer_fingerprint(tokenizer), odqa_version=__version__)
     (folder / HEAD_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     write_checksums(folder)            # last: the size and checksum of every file, checked at load
@@ -98,12 +99,13 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 @quiet_transformers()
-def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, dict[str, Any]]:
-    """(tokenizer, model in eval mode, meta) from a checkpoint folder; refuses a mismatched one."""
+def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto") -> tuple[Any, BackboneWithHead, dict[str, Any]]:
+    """(tokenizer, model in eval mode on `device`, meta) from a checkpoint folder; refuses a mismatched one.
+    Weights are read onto the CPU whatever device wrote them, then moved."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from odqa.modeling.backbone import POOLER_TYPES
-    folder = Path(folder)
+    folder, target = Path(folder), resolve_device(device)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
     check_folder(folder, ModelError, "retrain it, or copy the checkpoint folder again")     # odqa_checksums.json, when saved by odqa >= 0.1
@@ -124,4 +126,4 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
                         f"unexpected {list(unexpected)[:3]})")
     model = BackboneWithHead(backbone, head, kind, {k: v for k, v in meta.items() if k not in ("extra",)})
     model.eval()
-    return tokenizer, model, meta
+    return tokenizer, model.to(target), meta

@@ -82,16 +82,22 @@ def quantized_torch(model, quantize: str):
 
 
 class TorchRuntime:
-    """A torch encoder in eval mode (fp32, or dynamic int8 with quantize='int8')."""
+    """A torch encoder in eval mode (fp32, or dynamic int8 with quantize='int8', which runs on the CPU) on
+    `device`; on a GPU it autocasts to bf16/fp16 and returns fp32 vectors."""
     name = "torch"
 
-    def __init__(self, model, quantize: str = "none"):
-        self.model = quantized_torch(model.eval(), quantize)
+    def __init__(self, model, quantize: str = "none", device=None):
+        import torch
+        self.device = torch.device("cpu") if quantize == "int8" or device is None else torch.device(device)
+        self.model = quantized_torch(model.eval().to(self.device), quantize)
         self.dim = int(model.config.hidden_size)
 
     def vectors(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         import torch
-        with torch.inference_mode():
-            ids_t, mask_t = torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
+
+        from odqa.device import inference_autocast, to_device_batch
+        with torch.inference_mode(), inference_autocast(self.device):
+            ids_t, mask_t = to_device_batch((torch.from_numpy(input_ids), torch.from_numpy(attention_mask)),
+                                            self.device)
             hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-            return mean_pool(hidden, mask_t).float().numpy()
+            return mean_pool(hidden.float(), mask_t).cpu().numpy()

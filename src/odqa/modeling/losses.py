@@ -28,7 +28,7 @@ LOSSES = ("ce", "focal", "label_smoothing")
 def _weighted_mean(per_example: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     if weight is None:
         return per_example.mean()
-    w = weight.to(per_example.dtype)[target]
+    w = weight.to(per_example.device, per_example.dtype)[target]
     return (per_example * w).sum() / w.sum()
 
 

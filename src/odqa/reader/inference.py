@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from odqa.device import inference_autocast, model_device, to_device_batch
 from odqa.progress import bar
 from odqa.reader.features import make_windows
 from odqa.reader.postprocess import Span, window_spans
@@ -52,7 +53,8 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
 
     A model in training mode is switched to eval for the call and back (the training task's
     evaluation); a model already in eval mode is not touched, so concurrent callers may share it.
-    `tokenize_lock` serialises the tokenizer call (fast tokenizers keep truncation settings as state)."""
+    `tokenize_lock` serialises the tokenizer call (fast tokenizers keep truncation settings as state).
+    Batches run where the model is (autocast to bf16/fp16 on a GPU; logits read back in fp32)."""
     pair_q, pair_ctx, pair_owner = [], [], []
     for qi, (q, ps) in enumerate(zip(questions, passages)):
         for pj, p in enumerate(ps):
@@ -70,13 +72,14 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     if was_training:
         model.eval()
     progress = bar(len(order), "reading", "window", quiet=quiet)
-    with torch.inference_mode():
+    device = model_device(model)
+    with torch.inference_mode(), inference_autocast(device):
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             types = [win.token_type_ids[i] for i in idx] if win.token_type_ids is not None else None
-            batch = collate(tokenizer, [win.input_ids[i] for i in idx], types)
+            batch = to_device_batch(collate(tokenizer, [win.input_ids[i] for i in idx], types), device)
             start, end = model(**batch)
-            start, end = start.float().numpy(), end.float().numpy()
+            start, end = start.float().cpu().numpy(), end.float().cpu().numpy()
             for row, i in enumerate(idx):
                 qi, pj = pair_owner[win.example[i]]
                 p = passages[qi][pj]

@@ -21,11 +21,14 @@ from odqa.types import Answer, Hit
 class Reader:
     """A span model over windows: an odqa checkpoint or an HF question-answering checkpoint."""
 
-    def __init__(self, folder: str | Path, batch_size: int = 32, n_best: int = 20, retrieval_weight: float = 0.0,
-                 extra_steps: list[Step] | None = None):
+    def __init__(self, folder: str | Path, batch_size: int | None = None, n_best: int = 20,
+                 retrieval_weight: float = 0.0, extra_steps: list[Step] | None = None, device: str = "auto"):
+        """device: auto | cpu | cuda | cuda:N | mps; batch_size None = 32 windows (4x that on CUDA)."""
+        from odqa.device import device_batch_size, resolve_device
         self.folder = Path(folder)
+        self.device = resolve_device(device)
         if (self.folder / HEAD_JSON).exists():
-            self.tokenizer, self.model, self.meta = load_model(self.folder, "span")
+            self.tokenizer, self.model, self.meta = load_model(self.folder, "span", device=self.device)
             settings = self.meta.get("extra", {}).get("reader", {}).get("window")
             if settings is None:
                 raise ModelError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
@@ -39,7 +42,9 @@ class Reader:
             self.tokenizer, self.model, self.window = load_hf_qa(folder)
             self.meta = {"kind": "span", "hf_question_answering": str(folder)}
         self.window.n_best = max(self.window.n_best, n_best)
-        self.batch_size, self.n_best, self.extra_steps = batch_size, n_best, list(extra_steps or [])
+        self.model.to(self.device)
+        self.batch_size = batch_size or device_batch_size(32, self.device)
+        self.n_best, self.extra_steps = n_best, list(extra_steps or [])
         self.post: PostProcessor = self.postprocessor(retrieval_weight)
         self.model.eval()                      # once: concurrent reads never switch modes
         self._tokenize = threading.Lock()      # a fast tokenizer's truncation settings are shared state

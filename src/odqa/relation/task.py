@@ -170,9 +170,10 @@ class Hierarchy:
         nf = self.n_families
         fam = torch.log_softmax(logits[:, :nf], dim=-1)
         fine = logits[:, nf:]
-        masked = fine.unsqueeze(1).masked_fill(~self.members, float("-inf"))   # (batch, F, L)
+        members, fam_of = self.members.to(logits.device), self.fam_of.to(logits.device)
+        masked = fine.unsqueeze(1).masked_fill(~members, float("-inf"))       # (batch, F, L)
         lse = torch.logsumexp(masked, dim=-1)                                 # (batch, F)
-        return fam[:, self.fam_of] + fine - lse[:, self.fam_of]
+        return fam[:, fam_of] + fine - lse[:, fam_of]
 
 
 def output_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -310,10 +311,10 @@ def build_re_model(cfg: RETrainConfig, labels: list[str]):
     return tokenizer, model, settings
 
 
-def load_re_model(folder: str | Path, labels: list[str] | None = None):
-    """(tokenizer, model, settings) from a checkpoint; refuses one trained with another label set."""
+def load_re_model(folder: str | Path, labels: list[str] | None = None, device: str = "auto"):
+    """(tokenizer, model on `device`, settings) from a checkpoint; refuses one trained with another label set."""
     from odqa.modeling.checkpoint import load_model
-    tokenizer, model, meta = load_model(folder, "classification")
+    tokenizer, model, meta = load_model(folder, "classification", device=device)
     settings = RESettings.from_extra(meta.get("extra", {}), str(folder))
     if labels is not None and list(labels) != settings.labels:
         raise ModelError(f"{folder}: the checkpoint has another label set ({_label_diff(settings.labels, list(labels))})")
@@ -326,8 +327,11 @@ def load_re_model(folder: str | Path, labels: list[str] | None = None):
 @torch.no_grad()
 def predict_probs(model, feats: Features, settings: RESettings, batch_size: int = 64, quiet: bool = True,
                   desc: str = "predict") -> np.ndarray:
-    """(n, labels) probabilities in the features' order (batches sorted by length)."""
+    """(n, labels) probabilities in the features' order (batches sorted by length), on the model's device
+    (autocast to bf16/fp16 on a GPU)."""
+    from odqa.device import inference_autocast, model_device, to_device_batch
     from odqa.progress import bar
+    device = model_device(model)
     hierarchy = Hierarchy(settings.labels) if settings.hierarchical else None
     was_training = model.training
     model.eval()
@@ -335,11 +339,11 @@ def predict_probs(model, feats: Features, settings: RESettings, batch_size: int 
     out = np.zeros((len(feats), len(settings.labels)), dtype=np.float64)
     pbar = bar(len(feats), desc, "ex", quiet)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_autocast(device):
             for s in range(0, len(order), batch_size):
                 idx = order[s:s + batch_size].tolist()
-                lp = log_probs(output_logits(model, feats.collate(idx)), hierarchy)
-                out[idx] = lp.double().exp().numpy()
+                lp = log_probs(output_logits(model, to_device_batch(feats.collate(idx), device)).float(), hierarchy)
+                out[idx] = lp.double().exp().cpu().numpy()
                 pbar.update(len(idx))
     finally:
         pbar.close()

@@ -150,7 +150,8 @@ def _build_reasons(old: dict, corpus_sha: str, settings: dict, cfg: IndexConfig)
 
 
 def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                   quiet: bool = False, connection: ESConnection | None = None, sleep=time.sleep) -> mf.BuildResult:
+                   quiet: bool = False, connection: ESConnection | None = None, sleep=time.sleep,
+                   device: str = "auto") -> mf.BuildResult:
     """Build index NAME on Elasticsearch behind alias NAME (see the module docstring)."""
     schema.check_name(name)
     folder = store.index_dir(name, root)
@@ -203,7 +204,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     if settings["dense"]:
         from odqa.retrieval.dense import DenseEncoder
         d = cfg.dense
-        encoder = DenseEncoder(d.encoder, d.max_length, d.batch_size, d.quantize, d.threads)
+        encoder = DenseEncoder(d.encoder, d.max_length, d.batch_size, d.quantize, d.threads, device=device)
     analysis = schema.analysis(nori, cfg.elastic.decompound_mode, cfg.analyzer.pos, rules,
                                cfg.elastic.user_dictionary_path if nori else "")
     manifest = _build_new(client, name, targets, corpus, corpus_path, cfg, settings, analysis, encoder, version,

@@ -30,6 +30,7 @@ class Index:
     stale: list[str]
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.RLock, repr=False)
+    device = "auto"                 # where the query encoder runs (auto|cpu|cuda|cuda:N|mps; not a field)
 
     @property
     def backend(self) -> str:
@@ -108,8 +109,8 @@ class Index:
 
         def make():
             from odqa.retrieval.dense import DenseEncoder
-            return DenseEncoder(d["encoder"], d["max_length"], quantize=q, threads=threads)
-        return self.cached(("encoder", q, threads), make)
+            return DenseEncoder(d["encoder"], d["max_length"], quantize=q, threads=threads, device=self.device)
+        return self.cached(("encoder", q, threads, self.device), make)
 
     def hybrid(self, cfg: HybridConfig, encoder: str | None = None):
         from odqa.retrieval.hybrid import HybridRetriever

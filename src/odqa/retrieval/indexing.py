@@ -32,7 +32,7 @@ def backend(name: str):
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                quiet: bool = False, connection=None, wait: bool = False) -> BuildResult:
+                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto") -> BuildResult:
     """Build (or update) index NAME with the backend `cfg.backend`; unchanged parts are reused, not rebuilt.
 
     With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
@@ -43,7 +43,7 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
     existed = mf.manifest_path(store.index_dir(name, root)).exists()
     with writer_lock(name, root, wait):
         try:
-            return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection)
+            return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection, device=device)
         except KeyboardInterrupt:
             raise Interrupted(f"index '{name}' left unchanged" if existed else
                               f"index '{name}' not created") from None

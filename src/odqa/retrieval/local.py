@@ -51,9 +51,10 @@ def quantize_check(enc, texts: list[str], vectors) -> dict:
     return res
 
 
-def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool) -> dict:
+def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool,
+                  device: str = "auto") -> dict:
     from odqa.retrieval.dense import DenseEncoder, DenseRetriever, build_faiss
-    enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads)
+    enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads, device=device)
     t0 = time.perf_counter()
     texts = [passage_text(p, include_title) for p in passages]
     if cfg.window_stride:
@@ -86,8 +87,9 @@ def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, dict | Non
 
 
 def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-          quiet: bool = False, connection=None) -> mf.BuildResult:
+          quiet: bool = False, connection=None, device: str = "auto") -> mf.BuildResult:
     """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt.
+    `device` is where the dense encoder runs (the vectors are stored in fp32 whatever it is).
 
     Without `dense.enabled` set either way, an index with vectors keeps them (`mf.keep_dense`)."""
     corpus_path = Path(corpus_path)
@@ -133,7 +135,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
             else:
-                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet)}
+                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet, device)}
         manifest = mf.new_manifest(name, mf.corpus_record(corpus, corpus_path, settings["corpus"]),
                                    settings["analyzer"], settings["sparse"], time.perf_counter() - t0,
                                    BACKEND, hybrid)
@@ -199,11 +201,12 @@ class LocalIndex(Index):
 
         def make():
             from odqa.retrieval.dense import DenseRetriever, load_faiss, load_owners
+            from odqa.retrieval.dense import faiss_for_search
             self.check("dense/")
             index = load_faiss(self.folder / "dense")
             owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
             self.same_build()
-            return DenseRetriever(self.passages, enc, index, owners)
+            return DenseRetriever(self.passages, enc, faiss_for_search(index, enc.device), owners)
         return self.cached(("dense", id(enc)), make)
 
 

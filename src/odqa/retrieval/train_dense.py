@@ -220,7 +220,11 @@ class RetrieverTask:
                    "p": self._pad(windows), "mask": mask}
 
     def _embed(self, model, enc):
+        """Mean-pooled vectors of a batch, computed where the model is (the loop moved training batches there
+        already; evaluation batches are moved here)."""
+        from odqa.device import model_device, move_to_device
         from odqa.retrieval.dense import mean_pool
+        enc = move_to_device(enc, model_device(model))
         return mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
 
     def loss(self, model, batch):
@@ -228,7 +232,7 @@ class RetrieverTask:
         q = self._embed(model, batch["q"])
         p = self._embed(model, batch["p"])
         logits = (q @ p.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
-        return torch.nn.functional.cross_entropy(logits, torch.arange(len(q)))
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(q), device=q.device))
 
     def pool_windows(self) -> tuple[list[list[int]], np.ndarray]:
         """Every window of the pool (token ids) and the index of its passage in `pool`."""
@@ -239,7 +243,7 @@ class RetrieverTask:
         """The pool's windows encoded by `model` (in inference mode), batched by length."""
         from odqa.retrieval.dense import encode_by_length
         def forward(ids, mask):
-            return self._embed(model, _tensors(ids, mask)).numpy()
+            return self._embed(model, _tensors(ids, mask)).float().cpu().numpy()
         return encode_by_length(self.pool_windows()[0], forward, model.config.hidden_size, self.tok.pad_token_id or 0, 32)
 
     def evaluate(self, model) -> dict[str, float]:
@@ -254,7 +258,7 @@ class RetrieverTask:
         with torch.inference_mode():
             wv = self.window_vectors(model)
             qv = np.vstack([self._embed(model, self._enc([self.prefixes[0] + q.question for q in self.heldout[s:s + 64]],
-                                                          self.cfg.query_max_length)).numpy()
+                                                          self.cfg.query_max_length)).float().cpu().numpy()
                             for s in range(0, len(self.heldout), 64)])
         model.train(was_training)
         ids = [p.id for p in self.pool]
@@ -303,7 +307,7 @@ class QuerySideTask(RetrieverTask):
         self.wv = torch.from_numpy(enc.encode_ids(ids, progress))
 
     def window_vectors(self, model) -> np.ndarray:
-        return self.wv.numpy()
+        return self.wv.cpu().numpy()
 
     def train_batches(self, epoch: int, seed: int):
         import torch
@@ -322,6 +326,8 @@ class QuerySideTask(RetrieverTask):
     def loss(self, model, batch):
         import torch
         q = self._embed(model, batch["q"])
+        if self.wv.device != q.device:           # the fixed passage vectors go where the query vectors are, once
+            self.wv = self.wv.to(q.device)
         logits = (q @ self.wv.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
         return torch.nn.functional.cross_entropy(logits, batch["target"])
 
