@@ -7,6 +7,7 @@ The indexes and models load in a background thread once the socket is open (GET 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from odqa.api.indexes import list_indexes
@@ -55,4 +56,7 @@ def serve(config: ServeConfig) -> None:
     check_indexes(config)
     _server_log()
     app = create_app(lambda: load_pipelines(config), config)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it found:
+    # a no-op one makes that a normal exit (status 0) instead of death by signal
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=30)
