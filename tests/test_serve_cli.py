@@ -11,21 +11,13 @@ import odqa
 from odqa.server.app import create_app
 from odqa.server.run import load_pipelines
 from odqa.server.settings import ServeConfig
-from tests.conftest import PASSAGES, write_jsonl
 from tests.serving import ServerProcess, get_json
 from tests.test_cli import odqa as run_odqa
-from tests.tiny_model import make_tiny_backbone
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """Index 'h' (BM25 + dense vectors of a tiny encoder): with --reader none it answers in milliseconds."""
-    tmp = tmp_path_factory.mktemp("serve")
-    tiny = make_tiny_backbone(tmp / "bb")
-    odqa.build_index(write_jsonl(tmp / "corpus.jsonl", PASSAGES), "h", None,
-                     ["dense.enabled=true", f"dense.encoder={tiny}", "dense.max_length=64"], index_dir=tmp / "indexes",
-                     quiet=True)
-    return tmp / "indexes"
+def root(serve_index_root):
+    return serve_index_root
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.7", "::"])

@@ -7,8 +7,6 @@ Endpoints: POST /v1/ask, POST /v1/retrieve, GET /v1/health, GET /v1/indexes, GET
 GET / (the web page), GET /docs (OpenAPI, assets served locally).
 """
 
-from __future__ import annotations
-
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,28 +26,18 @@ from odqa.server.batching import MicroBatcher
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
 from odqa.server.middleware import ApiKey, BodyLimit, CatchAll, Metrics
-from odqa.server.schemas import (AskRequest, AskResponse, Error, Health, IndexInfo, IndexList, Passage,
-                                 RetrieveRequest, RetrieveResponse)
+from odqa.server.schemas import (AskResponse, Error, Health, IndexInfo, IndexList, Passage, RetrieveResponse,
+                                 request_models)
 from odqa.server.settings import ServeConfig
 from odqa.server.state import Served, Source, index_modes
 
 STATIC = Path(str(resources.files("odqa.server") / "static"))
-ERRORS = {s: {"model": Error} for s in (401, 404, 413, 422, 503, 504)}
-
-
-def _check(req: RetrieveRequest, config: ServeConfig) -> int:
-    """The request's k, checked against the server's limits (422 past them)."""
-    if len(req.question) > config.max_question_chars:
-        raise ApiError(422, f"question: the question is {len(req.question)} characters long, over the limit of "
-                            f"{config.max_question_chars}")
-    k = req.k or config.k
-    if k > config.max_k:
-        raise ApiError(422, f"k: at most {config.max_k} passages per question, got {k}")
-    return k
+ERRORS = {s: {"model": Error} for s in (400, 401, 404, 413, 422, 503, 504)}
 
 
 def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     served, metrics = Served(pipelines, config.indexes), ServerMetrics()
+    RetrieveRequest, AskRequest = request_models(config.max_question_chars, config.max_k, config.max_top)
     pool: dict[str, ThreadPoolExecutor] = {}
 
     def ask_group(key, questions):                     # runs in a worker thread
@@ -83,10 +71,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS, summary="Answer a question")
     async def ask(req: AskRequest):
-        k, top = _check(req, config), req.top or config.top
-        if top > config.max_top:
-            raise ApiError(422, f"top: at most {config.max_top} answers per question, got {top}")
-        t0 = time.perf_counter()
+        k, top, t0 = req.k or config.k, req.top or config.top, time.perf_counter()
         name, _ = served.get(req.index)
         (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k), req.question))
         timings = {"queue": queued, **r.timings, "total": time.perf_counter() - t0}
@@ -94,7 +79,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
 
     @app.post("/v1/retrieve", response_model=RetrieveResponse, responses=ERRORS, summary="Retrieve passages")
     async def retrieve(req: RetrieveRequest):
-        k, t0 = _check(req, config), time.perf_counter()
+        k, t0 = req.k or config.k, time.perf_counter()
         name, pipe = served.get(req.index)
 
         def work():

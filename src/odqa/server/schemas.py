@@ -4,33 +4,61 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from pydantic.fields import FieldInfo
 
 from odqa.api.pipeline import QAResult
 from odqa.types import Hit
 
 INDEX_NAME = r"^[A-Za-z0-9가-힣][A-Za-z0-9가-힣_.-]*$"   # one folder name: no '/', '\\' or leading '.'
 Mode = Literal["auto", "sparse", "dense", "hybrid"]
+# a character that str.strip() keeps, spelled out (regex engines disagree on what \\s holds)
+NOT_BLANK = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class RetrieveRequest(BaseModel):
+    """Limits of a served app are set by `request_models` (the spec at /docs shows them)."""
     model_config = ConfigDict(extra="forbid")
-    question: str = Field(..., description="The question, in Korean.", examples=["한라산의 높이는 몇 미터인가?"])
+    question: str = Field(..., pattern=NOT_BLANK, description="The question, in Korean.",
+                          examples=["한라산의 높이는 몇 미터인가?"])
     index: Optional[str] = Field(None, pattern=INDEX_NAME, max_length=200,
                                  description="A served index (GET /v1/indexes); default: the first one.")
     k: Optional[int] = Field(None, ge=1, description="Passages retrieved (and read); default: the server's k.")
     mode: Optional[Mode] = Field(None, description="Retrieval mode; default: the server's mode.")
 
-    @field_validator("question")
+    @field_validator("question", mode="before")
     @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
+    def _not_blank(cls, v):
+        if isinstance(v, str) and not v.strip():
             raise ValueError("the question is empty: give a question with some words in it")
-        return v.strip()
+        return v.strip() if isinstance(v, str) else v
+
+    @field_validator("k", "top", mode="before", check_fields=False)
+    @classmethod
+    def _whole_number(cls, v):
+        """JSON numbers only (5 and 5.0, as JSON Schema's integer): not `true` or `"5"`."""
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError("must be a whole number")
+        return v
 
 
 class AskRequest(RetrieveRequest):
     top: Optional[int] = Field(None, ge=1, description="Answers returned (best + alternatives); default: the server's.")
+
+
+def _bounded(base: type[BaseModel], name: str, **limits: dict) -> type[BaseModel]:
+    """`base` with extra constraints on some fields (their other settings kept)."""
+    fields = {f: (base.model_fields[f].annotation, FieldInfo.merge_field_infos(base.model_fields[f], Field(**extra)))
+              for f, extra in limits.items()}
+    return create_model(name, __base__=base, **fields)
+
+
+def request_models(max_question_chars: int, max_k: int, max_top: int) -> tuple[type, type]:
+    """The request bodies of a server with these limits: (retrieve, ask)."""
+    q, k = {"max_length": max_question_chars}, {"le": max_k}
+    return (_bounded(RetrieveRequest, "RetrieveRequest", question=q, k=k),
+            _bounded(AskRequest, "AskRequest", question=q, k=k, top={"le": max_top}))
 
 
 class Passage(BaseModel):
