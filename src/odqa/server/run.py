@@ -16,15 +16,19 @@ from odqa.errors import IndexNotFound
 from odqa.server.settings import ServeConfig
 from odqa.server.state import index_modes
 
+WARM_UP = "대한민국의 수도는 어디인가?"
+
 
 def load_pipelines(config: ServeConfig) -> dict[str, Pipeline]:
-    """One pipeline per served index, sharing nothing but the settings; every mode's retriever built now."""
+    """One pipeline per served index, sharing nothing but the settings; every mode's retriever built now,
+    and each answers one question before the server says it is ready (the first real one is not slower)."""
     out = {}
     for name in config.indexes:
         p = Pipeline.from_index(name, reader=list(config.reader) or None, mode=config.mode, k=config.k,
                                 index_dir=config.index_dir, n_best=config.max_top)
         for mode in index_modes(p):
-            p.in_mode(mode)
+            p.in_mode(mode).retrieve(WARM_UP, 1)
+        p.ask(WARM_UP)
         out[name] = p
     return out
 
