@@ -202,6 +202,23 @@ def test_batches_are_cut_at_max_size_and_after_max_wait():
     assert sorted(len(qs) for qs, _ in pipe.calls) == [1, 2, 2]
 
 
+def test_while_the_workers_are_busy_a_due_batch_keeps_gathering():
+    pipe = FakePipeline(delay=0.4)
+
+    async def staggered(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            first = asyncio.create_task(c.post("/v1/ask", json={"question": "q0"}))
+            later = []
+            for i in range(1, 5):                # arriving 50 ms apart, each past max_wait
+                await asyncio.sleep(0.05)
+                later.append(asyncio.create_task(c.post("/v1/ask", json={"question": f"q{i}"})))
+            return await asyncio.gather(first, *later)
+    rs = asyncio.run(staggered(_app(pipe, workers=1, max_wait_ms=10)))
+    assert all(r.status_code == 200 for r in rs)
+    assert pipe.calls == [(["q0"], 10), (["q1", "q2", "q3", "q4"], 10)]
+
+
 def test_requests_with_different_parameters_are_not_mixed():
     pipe = FakePipeline()
     bodies = [{"question": f"q{i}", "k": 2 if i % 2 else 5, "top": 1 + i % 2} for i in range(6)]

@@ -48,8 +48,8 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         metrics.stage.labels("ask_batch").observe(time.perf_counter() - t0)
         return [(r, p) for r in results]
 
-    batcher = MicroBatcher(ask_group, config.max_batch_size, config.max_wait_ms, enabled=config.batching,
-                           on_batch=metrics.batch_size.observe)
+    batcher = MicroBatcher(ask_group, config.max_batch_size, config.max_wait_ms, config.workers,
+                           enabled=config.batching, on_batch=metrics.batch_size.observe)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
