@@ -48,7 +48,7 @@ def drive(url: str, questions: list[str], clients: int, duration: float) -> dict
     end = time.monotonic() + duration
 
     def client(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=120) as c:
+        with httpx.Client(base_url=url, timeout=600) as c:
             n = i
             while time.monotonic() < end:
                 t0 = time.perf_counter()
@@ -80,7 +80,8 @@ def drive(url: str, questions: list[str], clients: int, duration: float) -> dict
 def run(batching: str, args, root: Path, questions: list[str]) -> dict:
     flag = "--batching" if batching == "on" else "--no-batching"
     with ServerProcess("--index", args.index, "--index-dir", root, "--reader", args.reader, flag,
-                       "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms) as srv:
+                       "--max-batch-size", args.max_batch_size, "--max-wait-ms", args.max_wait_ms,
+                       "--timeout", args.timeout) as srv:
         srv.wait_ready(300)
         before = rss_mb(srv.proc.pid)
         res = drive(srv.url, questions, args.clients, args.duration)
@@ -99,6 +100,8 @@ def main() -> None:
     ap.add_argument("--batching", choices=["on", "off", "both"], default="both")
     ap.add_argument("--max-batch-size", type=int, default=16)
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="The server's per-request timeout (at saturation latency is clients / QPS).")
     args = ap.parse_args()
     questions = [q.question for q in load_questions(demo_file("demo_questions.jsonl"))]
     rows = {}
@@ -112,7 +115,7 @@ def main() -> None:
             for setting in (["on", "off"] if args.batching == "both" else [args.batching]):
                 rows[f"batching {setting}"] = run(setting, args, root, questions)
     print(f"{args.clients} clients x {args.duration:g} s per setting, index {args.index}, reader {args.reader}, "
-          f"max batch {args.max_batch_size}, max wait {args.max_wait_ms:g} ms")
+          f"max batch {args.max_batch_size}, max wait {args.max_wait_ms:g} ms, timeout {args.timeout:g} s")
     print("| setting | requests | errors | QPS | p50 s | p95 s | p99 s | mean batch | RSS before MB | RSS after MB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     mb = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
