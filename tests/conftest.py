@@ -62,3 +62,17 @@ def in_threads(n: int, work) -> list:
     exception is raised here)."""
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(work, range(n)))
+
+
+@pytest.fixture(scope="session")
+def serve_index_root(tmp_path_factory):
+    """An index folder with index 'h' (BM25 + dense vectors of a tiny encoder): served with reader 'none'
+    it answers in milliseconds (the server's tests)."""
+    import odqa
+    from tests.tiny_model import make_tiny_backbone
+    tmp = tmp_path_factory.mktemp("serve")
+    tiny = make_tiny_backbone(tmp / "bb")
+    odqa.build_index(write_jsonl(tmp / "corpus.jsonl", PASSAGES), "h", None,
+                     ["dense.enabled=true", f"dense.encoder={tiny}", "dense.max_length=64"], index_dir=tmp / "indexes",
+                     quiet=True)
+    return tmp / "indexes"

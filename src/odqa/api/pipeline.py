@@ -79,6 +79,8 @@ class Pipeline:
         # readers (folders; [] = sentence level), retrieval_weight, particles: as results report them
         self.reader_settings = reader_settings or {"readers": [], "retrieval_weight": 0.0, "particles": None}
         self.load_seconds: dict[str, float] = {}     # load_index, load_reader (set by the constructors)
+        self._fusion: tuple = (None, None, None)     # alpha, fusion, encoder the retrievers were built with
+        self._modes: dict[str, Pipeline] = {}
 
     @classmethod
     def from_index(cls, name: str, reader: ReaderSpec | Sequence[ReaderSpec] = None, mode: str = "auto",
@@ -109,7 +111,26 @@ class Pipeline:
         p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
                 reader_settings=_settings(reader, retrieval_weight, particles))
         p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
+        p._fusion = (alpha, fusion, encoder)
         return p
+
+    def in_mode(self, mode: str | None) -> "Pipeline":
+        """This pipeline retrieving in another mode (auto | sparse | dense | hybrid): the same index, reader
+        and fusion settings; each mode's retriever is built once."""
+        if self.index is None:
+            raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
+        mode = self.index.resolve_mode(mode)
+        if mode == self.mode:
+            return self
+        with self._lock:
+            if mode not in self._modes:
+                alpha, fusion, encoder = self._fusion
+                retriever = self.index.retriever(mode, self.index.hybrid_config(alpha, fusion), encoder)
+                p = Pipeline(retriever, lambda: self.reader, self.k, index=self.index, mode=mode, top=self.top,
+                             reader_settings=self.reader_settings)
+                p.load_seconds, p._fusion = self.load_seconds, self._fusion
+                self._modes[mode] = p
+            return self._modes[mode]
 
     @classmethod
     def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",

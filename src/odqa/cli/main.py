@@ -9,6 +9,7 @@ import typer
 from odqa import __version__
 from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.cli import re_cmd
+from odqa.cli import serve_cmd
 from odqa.cli import ensemble_cmd, models_cmd, predict_cmd, pretrain_cmd
 from odqa.cli.common import setup_logging
 from odqa.errors import Interrupted, OdqaError
@@ -26,6 +27,7 @@ app.command("pretrain")(pretrain_cmd.pretrain)
 app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("predict")(predict_cmd.predict)
 app.add_typer(models_cmd.app, name="models")
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,99 @@
+"""Micro-batching: concurrent requests with the same parameters answered by one batched call.
+
+    batcher = MicroBatcher(run, max_size=16, max_wait_ms=10, concurrency=2, executor=pool)
+    result, batch_size, queued_s = await batcher.submit(key, question)
+
+`run(key, items)` is called in `executor` with up to `max_size` items that share `key` (the request
+parameters that change the computation) and returns one result per item, in order. A batch is due
+when it is full or `max_wait_ms` after its first item arrived; at most `concurrency` batches run at
+once, and a due batch that waits for a free slot keeps taking items until it is full, so under load
+batches grow instead of queueing. With `enabled=False` every item is a batch of its own. Items of
+different keys never share a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+
+@dataclass(eq=False)
+class _Batch:
+    key: Hashable
+    items: list = field(default_factory=list)
+    futures: list = field(default_factory=list)
+    arrived: list = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+    due: bool = False
+
+
+class MicroBatcher:
+    def __init__(self, run: Callable[[Hashable, list], Sequence[Any]], max_size: int, max_wait_ms: float,
+                 concurrency: int = 1, executor: Executor | None = None, enabled: bool = True,
+                 on_batch: Callable[[int], None] | None = None):
+        self.run, self.max_size, self.max_wait = run, max_size, max_wait_ms / 1000
+        self.concurrency, self.executor, self.enabled, self.on_batch = concurrency, executor, enabled, on_batch
+        self._open: dict[Hashable, _Batch] = {}      # taking items
+        self._due: deque[_Batch] = deque()           # waiting for a slot, oldest first (may still be open)
+        self._running: set[asyncio.Task] = set()     # held so that running batches are not garbage-collected
+
+    async def submit(self, key: Hashable, item: Any) -> tuple[Any, int, float]:
+        """The item's result, the size of the batch it ran in, and the seconds it waited for that batch."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        b = self._open.get(key) if self.enabled else None
+        if b is None:
+            b = self._open[key] = _Batch(key)
+        b.items.append(item)
+        b.futures.append(fut)
+        b.arrived.append(time.perf_counter())
+        if not self.enabled or len(b.items) >= self.max_size:
+            del self._open[key]                      # full: takes no more items
+            self._make_due(b)
+        elif b.timer is None and not b.due:
+            b.timer = loop.call_later(self.max_wait, self._make_due, b)
+        return await fut
+
+    def _make_due(self, b: _Batch) -> None:
+        if b.timer is not None:
+            b.timer.cancel()
+        if not b.due:
+            b.due = True
+            self._due.append(b)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._due and len(self._running) < self.concurrency:
+            b = self._due.popleft()
+            if self._open.get(b.key) is b:
+                del self._open[b.key]
+            task = asyncio.get_running_loop().create_task(self._run(b))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._dispatch()
+
+    async def _run(self, b: _Batch) -> None:
+        waiting = [(i, f, t) for i, f, t in zip(b.items, b.futures, b.arrived) if not f.done()]
+        if not waiting:                              # every request of it timed out meanwhile
+            return
+        items, futures, arrived = map(list, zip(*waiting))
+        started = time.perf_counter()
+        if self.on_batch:
+            self.on_batch(len(items))
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, b.key, items)
+        except Exception as e:                       # every waiting request gets the error
+            for f in futures:
+                if not f.done():
+                    f.set_exception(e)
+            return
+        for f, r, t in zip(futures, results, arrived):
+            if not f.done():                         # a request that timed out is no longer waiting
+                f.set_result((r, len(items), started - t))
