@@ -15,6 +15,8 @@ from odqa.config import IndexConfig, load_config
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema in README).")
 IndexDirOpt = typer.Option(None, "--index-dir", help="Folder holding indexes (default: $ODQA_INDEX_DIR or ./indexes).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+EncodingOpt = typer.Option(None, "--encoding", help="Text encoding of the input files, e.g. cp949 "
+                                                    "(default UTF-8; a BOM is skipped).")
 
 
 _HANDLER: logging.Handler | None = None
