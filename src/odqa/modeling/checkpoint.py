@@ -100,12 +100,14 @@ def load_model(folder: str | Path, kind: str) -> tuple[Any, BackboneWithHead, di
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from odqa.modeling.backbone import POOLER_TYPES
+    from odqa.modeling.pretrained import check_folder
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    check_folder(folder, extra=(HEAD_WEIGHTS,))
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
         raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
