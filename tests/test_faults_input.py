@@ -101,9 +101,6 @@ def test_question_files_take_encoding_on_evaluate_and_predict(corpus_file, tmp_p
     rep = json.loads(odqa("evaluate", "retrieval", "--index", "mini", "--questions", qs, "--encoding", "cp949",
                           "--json", cwd=tmp_path).stdout)
     assert rep["metrics"]["questions"] == 5 and rep["questions"] == str(qs)
-    odqa("predict", qs, "--index", "mini", "--reader", "none", "--out", tmp_path / "p.json", "--encoding", "cp949",
-         cwd=tmp_path)
-    assert set(json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))) == {q["id"] for q in QUESTIONS}
     p = odqa("index", corpus_file, "--name", "x", "--encoding", "nope", cwd=tmp_path, check=False)
     assert p.returncode == 2 and "unknown encoding 'nope'" in one_line(p)
 
@@ -141,3 +138,102 @@ def test_a_passage_far_longer_than_the_rest_is_warned_about_once(tmp_path, odqa_
     load_corpus(write_jsonl(tmp_path / "d.jsonl", rows[:5]))
     load_corpus(f, chunk_size=1000)                                        # already chunked: nothing to say
     assert len(odqa_warnings) == 1
+
+
+# ------------------------------------------------------------------ models offline, incomplete folders
+def _src() -> str:
+    import odqa
+    return os.path.dirname(os.path.dirname(odqa.__file__))
+
+
+def test_a_hub_name_with_no_hub_fails_fast_with_one_line(corpus_file, tmp_path):
+    odqa("index", corpus_file, "--name", "mini", cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(ODQA_QUIET="1", PYTHONPATH=_src(), HF_HOME=str(tmp_path / "hf"),
+               HF_ENDPOINT="http://127.0.0.1:9")          # nothing listens there: the hub is unreachable
+    for argv, name in ((["ask", "질문", "--index", "mini", "--reader", "some/name"], "some/name"),
+                       (["index", corpus_file, "--name", "d", "--dense", "--encoder", "klue/bert-base"],
+                        "klue/bert-base")):
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-m", "odqa", *map(str, argv)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        took = time.perf_counter() - t0
+        assert p.returncode == 6 and took < 10, (argv, took, p.stderr)
+        assert one_line(p).startswith(f"odqa: error: model '{name}' is not in the local cache and the model hub "
+                                      f"is unreachable: download it on a connected machine")
+
+
+def test_a_hub_name_with_hf_hub_offline_is_refused_without_asking(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from odqa.modeling.pretrained import check_hub
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    check_hub.cache_clear()
+    sq = squad_file(tmp_path / "sq.json")
+    p = odqa("train", "reader", "--backbone", "x/y", "--train", sq, "--out", tmp_path / "run", cwd=tmp_path,
+             check=False)
+    check_hub.cache_clear()
+    assert p.returncode == 6 and "model 'x/y' is not in the local cache and HF_HUB_OFFLINE is set" in one_line(p)
+
+
+@pytest.fixture(scope="module")
+def tiny_qa(tmp_path_factory):
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from tests.tiny_model import make_tiny_backbone
+    folder = make_tiny_backbone(tmp_path_factory.mktemp("qa") / "qa")
+    cfg = BertConfig.from_pretrained(folder)
+    cfg.architectures = ["BertForQuestionAnswering"]
+    BertForQuestionAnswering(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("missing", ["tokenizer.json", "model.safetensors"])
+def test_an_incomplete_reader_folder_names_the_missing_file(corpus_file, tmp_path, tiny_qa, missing):
+    import shutil
+    folder = shutil.copytree(tiny_qa, tmp_path / "reader")
+    odqa("index", corpus_file, "--name", "mini", cwd=tmp_path)
+    odqa("ask", "백록담이 있는 산은?", "--index", "mini", "--reader", folder, cwd=tmp_path)   # complete: it answers
+    (folder / missing).unlink()
+    p = odqa("ask", "백록담이 있는 산은?", "--index", "mini", "--reader", folder, cwd=tmp_path, check=False)
+    line = one_line(p)
+    assert p.returncode == 6 and str(folder) in line and f"{missing} missing" in line, line
+
+
+def test_an_odqa_checkpoint_without_its_tokenizer_names_it(tmp_path, tiny_qa):
+    from odqa.errors import ModelError
+    from odqa.modeling.checkpoint import HEAD_WEIGHTS, build_model, load_model, save_model
+    from odqa.modeling.heads import HeadConfig
+    tok, model = build_model(str(tiny_qa), "span", HeadConfig())
+    save_model(model, tok, tmp_path / "ck", extra={"reader": {"window": {}}})
+    (tmp_path / "ck" / "tokenizer.json").unlink()
+    (tmp_path / "ck" / HEAD_WEIGHTS).unlink()
+    with pytest.raises(ModelError, match=f"tokenizer.json and {HEAD_WEIGHTS} missing"):
+        load_model(tmp_path / "ck", "span")
+
+
+# ------------------------------------------------------------------ refused before anything loads
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    """Index and reader loading raise: a command that reaches them did not validate its input first."""
+    def loaded(*a, **k):
+        raise AssertionError("an index or a reader was loaded")
+    monkeypatch.setattr("odqa.retrieval.indexing.load_index", loaded)
+    monkeypatch.setattr("odqa.api.indexes._load", loaded)
+    monkeypatch.setattr("odqa.api.pipeline.open_reader", loaded)
+
+
+def test_invalid_arguments_are_refused_before_anything_loads(tmp_path, nothing_loads):
+    empty_q = write_jsonl(tmp_path / "e.jsonl", [QUESTIONS[0], {"id": "x", "question": "  "}])
+    cases = [(["ask", "", "--index", "mini"], 2, "query 1 is empty"),
+             (["ask", " \t", "--index", "mini"], 2, "query 1 is empty"),
+             (["ask", "질문", "--index", "mini", "--reader", "/no/such/reader"], 6, "/no/such/reader: reader not found"),
+             (["ask", "질문", "--index", "mini", "--particles", tmp_path / "no.json"], 6, "rules file not found"),
+             (["evaluate", "--index", "mini", "--questions", tmp_path / "no.json"], 3, "questions file not found"),
+             (["evaluate", "--closed", "--questions", tmp_path / "no.json"], 3, "questions file not found"),
+             (["evaluate", "retrieval", "--index", "mini", "--questions", tmp_path / "no.json"], 3, "not found"),
+             (["predict", tmp_path / "no.json", "--index", "mini"], 3, "questions file not found"),
+             (["evaluate", "--index", "mini", "--questions", empty_q], 3, f"{empty_q}:2: empty question")]
+    for argv, code, msg in cases:
+        p = odqa(*argv, cwd=tmp_path, check=False)
+        assert p.returncode == code and msg in one_line(p), (argv, p.stderr)

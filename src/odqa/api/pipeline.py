@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.readers import ReaderSpec, open_reader, reader_paths
+from odqa.api.readers import ReaderSpec, check_reader, open_reader, reader_paths
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
 from odqa.retrieval.base import Retriever, check_queries
@@ -105,6 +105,7 @@ class Pipeline:
         """
         from odqa.retrieval.indexing import load_index
         check_device(device)
+        check_reader(reader, particles)
         t0 = time.perf_counter()
         idx = load_index(name, index_dir, connection)
         mode = idx.resolve_mode(mode)
@@ -123,6 +124,7 @@ class Pipeline:
                     retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20) -> "Pipeline":
         """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
         check_device(device)
+        check_reader(reader, particles)
         t0 = time.perf_counter()
         rd = open_reader(reader, None, n_best, retrieval_weight, particles)
         p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles), top=n_best)
