@@ -257,6 +257,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}{line}: malformed YAML") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}; save the config as UTF-8") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a config file is a mapping of sections")
         cfg = validate_config(cls, data)

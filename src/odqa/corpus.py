@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from odqa.errors import ConfigError, CorpusError
+from odqa.text.pieces import clean
 from odqa.types import Passage, Question
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def _field(rec: dict, name: str, where: str, kind=str):
     value = rec[name]
     if not isinstance(value, kind):
         raise CorpusError(f"{where}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
-    return value
+    return clean(value) if kind is str else value
 
 
 def detect_format(path: Path, encoding: str | None = None) -> str:
@@ -294,6 +295,7 @@ def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_
     seen_ids: set[str] = set()
     n_dup = n_empty = 0
     for p in stream:
+        p = Passage(clean(p.id), clean(p.title), clean(p.text), clean(p.doc_id))   # lone surrogates out
         key = p.text.strip()
         if not key:
             n_empty += 1
@@ -361,7 +363,7 @@ def _record_question(rec: dict, where: str, default_id: int) -> Question:
     gold = rec.get("gold_ids", [])
     if not isinstance(gold, list):
         raise CorpusError(f"{where}: field 'gold_ids' must be a list")
-    context = str(rec.get("context") or "")
+    context = clean(str(rec.get("context") or ""))
     gold = [str(g) for g in gold]
     if not gold and context:
         gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])

@@ -10,12 +10,20 @@ first `max_length` tokens are used.
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
 
 PIECE_CHARS = 2000        # 2,000-character pieces analyse at MeCab's rate on short passages (BENCHMARKS.md)
 _SENTENCE_ENDS = ("\n", ". ", "? ", "! ", "。")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """`text` with lone surrogates (JSON's "\\ud800" escapes decode to them; MeCab and UTF-8 refuse them)
+    replaced by U+FFFD, so offsets stay the same."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 def _cut(text: str, start: int, limit: int) -> int:
@@ -43,13 +51,14 @@ def spans(text: str, limit: int = PIECE_CHARS) -> list[tuple[int, int]]:
 
 
 def split_texts(texts: Sequence[str], limit: int = PIECE_CHARS) -> tuple[list[str], list[int], list[int]]:
-    """Every text's pieces, flattened: (pieces, owner text index of each, start offset of each)."""
+    """Every text's pieces, flattened: (pieces, owner text index of each, start offset of each); lone
+    surrogates are replaced (`clean`)."""
     pieces: list[str] = []
     owners: list[int] = []
     starts: list[int] = []
     for i, text in enumerate(texts):
         for s, e in spans(text, limit):
-            pieces.append(text[s:e])
+            pieces.append(clean(text[s:e]))
             owners.append(i)
             starts.append(s)
     return pieces, owners, starts
