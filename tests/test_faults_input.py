@@ -140,6 +140,16 @@ def test_a_passage_far_longer_than_the_rest_is_warned_about_once(tmp_path, odqa_
     assert len(odqa_warnings) == 1
 
 
+def test_lone_surrogates_from_json_escapes_are_read_as_replacement_characters(tmp_path):
+    f = tmp_path / "c.jsonl"
+    f.write_text('{"id": "s\\ud800", "text": "한라산\\udc00은 제주도에 있다."}\n'
+                 + "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in PASSAGES[1:4]), encoding="utf-8")
+    out = json.loads(odqa("index", f, "--name", "s", "--json", cwd=tmp_path).stdout)
+    assert out["manifest"]["corpus"]["passages"] == 4
+    hits = json.loads(odqa("retrieve", "제주도", "--index", "s", "--json", cwd=tmp_path).stdout)["hits"]
+    assert hits[0]["id"] == "s\ufffd" and hits[0]["text"] == "한라산\ufffd은 제주도에 있다."
+
+
 # ------------------------------------------------------------------ models offline, incomplete folders
 def _src() -> str:
     import odqa
