@@ -128,6 +128,19 @@ def odqa_warnings():
     log.removeHandler(handler)
 
 
+def test_an_index_built_before_encodings_were_recorded_stays_up_to_date(corpus_file, tmp_path):
+    odqa("index", corpus_file, "--name", "old", cwd=tmp_path)
+    path = tmp_path / "indexes" / "old" / "manifest.json"
+    m = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("encoding", "empty_skipped"):
+        del m["corpus"][key]
+    path.write_text(json.dumps(m), encoding="utf-8")
+    same = json.loads(odqa("index", corpus_file, "--name", "old", "--json", cwd=tmp_path).stdout)
+    assert same["status"] == "up-to-date"
+    other = json.loads(odqa("index", corpus_file, "--name", "old", "--encoding", "utf-8", "--json", cwd=tmp_path).stdout)
+    assert other["status"] == "rebuilt" and other["changed"] == ["corpus"]
+
+
 def test_a_passage_far_longer_than_the_rest_is_warned_about_once(tmp_path, odqa_warnings):
     rows = [{"id": f"p{i}", "text": f"{i}번째 짧은 문단이다."} for i in range(5)]
     rows.append({"id": "huge", "text": "긴 문단이다. " * 20_000})

@@ -87,20 +87,21 @@ class DenseEncoder:
     def dim(self) -> int:
         return self._dim
 
-    def _first_ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
-        """Token ids of each text, all of them or (a long text) at least the first `max_length`: a long
+    def _full_ids(self, texts: Sequence[str], kind: str, max_tokens: int = 0) -> list[list[int]]:
+        """Token ids of each text; with `max_tokens`, only at least the first that many are kept: a long
         text is cut to a prefix first (tokenising a 5 MB passage whole takes 25 s)."""
         pre = self.prefix[kind]
 
         def count(text: str) -> int:
             return len(self.tokenizer(pre + text, add_special_tokens=True)["input_ids"])
         with self._tokenize_lock:
-            texts = [token_prefix(t, self.max_length, count) for t in texts]
+            if max_tokens:
+                texts = [token_prefix(t, max_tokens, count) for t in texts]
             return self.tokenizer([pre + t for t in texts], truncation=False, add_special_tokens=True)["input_ids"]
 
     def _ids(self, texts: Sequence[str], kind: str) -> list[list[int]]:
         out = []
-        for ids in self._first_ids(texts, kind):
+        for ids in self._full_ids(texts, kind, self.max_length):
             if len(ids) > self.max_length:
                 if kind == "query" and not self._warned:
                     log.warning("query longer than %d tokens was truncated", self.max_length)
