@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from odqa.corpus import codec
 from odqa.errors import ConfigError
 from odqa.text.analyzers import DEFAULT_POS
 
@@ -66,6 +67,16 @@ class CorpusConfig(Section):
     chunk_size: int = Field(0, ge=0)          # characters per passage; 0 keeps documents whole
     chunk_overlap: int = Field(0, ge=0)       # characters shared by neighbouring chunks
     dedup: bool = True                        # merge passages with identical text
+    encoding: str | None = None               # the corpus files' text encoding (e.g. cp949); None = UTF-8
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        try:
+            codec(v)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return v
 
     @model_validator(mode="after")
     def _overlap_below_size(self):
@@ -246,6 +257,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark else ""
             raise ConfigError(f"{path}{line}: malformed YAML") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text at byte {e.start}; save the config as UTF-8") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a config file is a mapping of sections")
         cfg = validate_config(cls, data)

@@ -1,20 +1,29 @@
 """Corpus readers: Boostcamp/KLUE-MRC wiki JSON, JSONL, SQuAD/KorQuAD JSON, folders of .txt.
 
 Every reader yields `Passage` objects; `load_corpus` then merges exact-duplicate
-texts (keeping every original id as an alias of the kept passage) and optionally
-chunks long documents into overlapping passages.
+texts (keeping every original id as an alias of the kept passage), counts and drops
+passages without text, and optionally chunks long documents into overlapping passages.
+
+Files are UTF-8 (a BOM is skipped) unless an `encoding` is given (`--encoding cp949`);
+text that does not decode is one `CorpusError` naming the file, the byte offset and the flag.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from odqa.errors import CorpusError
+from odqa.errors import ConfigError, CorpusError
+from odqa.text.pieces import clean
 from odqa.types import Passage, Question
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "wiki", "jsonl", "squad", "txt")
 
@@ -24,6 +33,7 @@ class Corpus:
     passages: list[Passage]
     aliases: dict[str, str] = field(default_factory=dict)  # original id -> kept id
     n_duplicates: int = 0
+    n_empty: int = 0          # rows skipped because their text is empty or whitespace
     sha256: str = ""
     source: str = ""
     fmt: str = ""
@@ -50,14 +60,57 @@ def squad_passage_id(context: str) -> str:
     return "sq-" + hashlib.sha1(context.encode("utf-8")).hexdigest()[:12]
 
 
-def _load_json(path: Path):
+def codec(encoding: str | None) -> str:
+    """The codec that reads files in `encoding`: None or UTF-8 -> utf-8-sig (a BOM is skipped)."""
+    if encoding is None:
+        return "utf-8-sig"
     try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown encoding '{encoding}' (e.g. utf-8, cp949, euc-kr)") from None
+    return "utf-8-sig" if name == "utf-8" else encoding
+
+
+def _decode_error(path: Path, e: UnicodeDecodeError, encoding: str | None, offset: int = 0) -> CorpusError:
+    hint = ("pass its encoding, e.g. --encoding cp949 (Korean Windows files)" if encoding is None
+            else f"is --encoding {encoding} right?")
+    return CorpusError(f"{path}: not {encoding or 'UTF-8'} text at byte {offset + e.start} ({e.reason}); {hint}")
+
+
+def read_text(path: Path, encoding: str | None = None) -> str:
+    """The whole file as text (UTF-8 with an optional BOM unless `encoding` says otherwise)."""
+    data = path.read_bytes()
+    try:
+        return data.decode(codec(encoding))
+    except UnicodeDecodeError as e:
+        raise _decode_error(path, e, encoding) from None
+
+
+def text_lines(path: Path, encoding: str | None = None) -> Iterator[str]:
+    """The file's lines (split at "\n"), decoded as they are read, for files of any size."""
+    decoder = codecs.getincrementaldecoder(codec(encoding))()
+    offset, pending = 0, ""
+    with open(path, "rb") as fh:
+        for raw in itertools.chain(fh, [b""]):
+            buffered = len(decoder.getstate()[0])
+            try:
+                pending += decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as e:
+                raise _decode_error(path, e, encoding, offset - buffered) from None
+            offset += len(raw)
+            *lines, pending = pending.split("\n")
+            yield from lines
+    if pending:
+        yield pending
+
+
+def _load_json(path: Path, encoding: str | None = None):
+    try:
+        return json.loads(read_text(path, encoding))
     except json.JSONDecodeError as e:
         raise CorpusError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise CorpusError(f"{path}: JSON nested too deeply") from None
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
@@ -70,37 +123,44 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     return n
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CorpusError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise CorpusError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield lineno, rec
+def iter_jsonl(path: Path, encoding: str | None = None) -> Iterator[tuple[int, dict]]:
+    for lineno, line in enumerate(text_lines(path, encoding), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+        except RecursionError:
+            raise CorpusError(f"{path}:{lineno}: JSON nested too deeply") from None
+        if not isinstance(rec, dict):
+            raise CorpusError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        yield lineno, rec
+
+
+def _obj(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise CorpusError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
 
 
 def _field(rec: dict, name: str, where: str, kind=str):
-    if name not in rec:
+    if name not in _obj(rec, where):
         raise CorpusError(f"{where}: missing field '{name}'")
     value = rec[name]
     if not isinstance(value, kind):
         raise CorpusError(f"{where}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
-    return value
+    return clean(value) if kind is str else value
 
 
-def detect_format(path: Path) -> str:
+def detect_format(path: Path, encoding: str | None = None) -> str:
     if path.is_dir():
         return "txt"
     if path.suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     if path.suffix == ".txt":
         return "txt"
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding=codec(encoding), errors="replace") as fh:
         head = fh.read(4096).lstrip()
     if head.startswith("{") and '"data"' in head[:2000] and ('"paragraphs"' in head or '"version"' in head):
         return "squad"
@@ -113,22 +173,20 @@ def detect_format(path: Path) -> str:
 
 
 # ----------------------------------------------------------------- readers
-def read_wiki(path: Path) -> Iterator[Passage]:
+def read_wiki(path: Path, encoding: str | None = None) -> Iterator[Passage]:
     """Boostcamp `wikipedia_documents.json`: {key: {text, title, document_id, ...}}."""
-    data = _load_json(path)
+    data = _load_json(path, encoding)
     if not isinstance(data, dict):
         raise CorpusError(f"{path}: expected an object keyed by document id")
     for key, rec in data.items():
         where = f"{path}: record '{key}'"
-        if not isinstance(rec, dict):
-            raise CorpusError(f"{where}: expected an object")
         text = _field(rec, "text", where)
         doc_id = str(rec.get("document_id", key))
         yield Passage(id=doc_id, title=str(rec.get("title", "")), text=text, doc_id=doc_id)
 
 
-def read_jsonl(path: Path) -> Iterator[Passage]:
-    for lineno, rec in iter_jsonl(path):
+def read_jsonl(path: Path, encoding: str | None = None) -> Iterator[Passage]:
+    for lineno, rec in iter_jsonl(path, encoding):
         where = f"{path}:{lineno}"
         pid = rec.get("id", rec.get("document_id"))
         if pid is None:
@@ -138,32 +196,29 @@ def read_jsonl(path: Path) -> Iterator[Passage]:
         yield Passage(id=str(pid), title=str(rec.get("title", "")), text=text, doc_id=doc_id)
 
 
-def _squad_articles(path: Path) -> list[dict]:
-    data = _load_json(path)
+def _squad_articles(path: Path, encoding: str | None = None) -> list[dict]:
+    data = _load_json(path, encoding)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise CorpusError(f"{path}: not SQuAD/KorQuAD JSON (missing field 'data')")
     return data["data"]
 
 
-def read_squad(path: Path) -> Iterator[Passage]:
-    for ai, article in enumerate(_squad_articles(path)):
-        title = str(article.get("title", ""))
+def read_squad(path: Path, encoding: str | None = None) -> Iterator[Passage]:
+    for ai, article in enumerate(_squad_articles(path, encoding)):
         paragraphs = _field(article, "paragraphs", f"{path}: data[{ai}]", list)
+        title = str(article.get("title", ""))
         for pi, para in enumerate(paragraphs):
             context = _field(para, "context", f"{path}: data[{ai}].paragraphs[{pi}]")
             doc_id = str(para.get("document_id", title))
             yield Passage(id=squad_passage_id(context), title=title, text=context, doc_id=doc_id)
 
 
-def read_txt(path: Path) -> Iterator[Passage]:
+def read_txt(path: Path, encoding: str | None = None) -> Iterator[Passage]:
     files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
     if not files:
         raise CorpusError(f"{path}: no .txt files found")
     for f in files:
-        try:
-            text = f.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise CorpusError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        text = read_text(f, encoding)
         rel = str(f.relative_to(path)) if path.is_dir() else f.name
         yield Passage(id=rel, title=f.stem, text=text, doc_id=rel)
 
@@ -205,26 +260,46 @@ def chunk_passages(passages: Iterable[Passage], size: int, overlap: int) -> Iter
 
 
 # ----------------------------------------------------------------- entry point
+LONG_PASSAGE_CHARS = 100_000   # a passage longer than this and than LONG_PASSAGE_RATIO x the median is warned about
+LONG_PASSAGE_RATIO = 20
+
+
+def warn_long_passages(path: Path, passages: list[Passage]) -> None:
+    """One warning when some passages are far longer than the rest: they are analysed in pieces, but
+    retrieval scores each as a whole and a reader reads all of it."""
+    lengths = sorted(len(p.text) for p in passages)
+    limit = max(LONG_PASSAGE_CHARS, LONG_PASSAGE_RATIO * lengths[len(lengths) // 2])
+    long = [p for p in passages if len(p.text) > limit]
+    if long:
+        top = max(long, key=lambda p: len(p.text))
+        log.warning(f"{path}: {len(long)} passage(s) far longer than the rest (the longest, '{top.id}', has "
+                    f"{len(top.text):,} characters; the median {lengths[len(lengths) // 2]:,}): split them with "
+                    f"--set corpus.chunk_size=1000")
+
+
 def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_overlap: int = 0,
-                dedup: bool = True) -> Corpus:
+                dedup: bool = True, encoding: str | None = None) -> Corpus:
+    """The corpus at `path` (`fmt` auto-detected by default; files decoded as `encoding`, else UTF-8)."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: corpus not found")
     if fmt not in FORMATS:
         raise CorpusError(f"unknown corpus format '{fmt}' (choose from {', '.join(FORMATS)})")
-    fmt = detect_format(path) if fmt == "auto" else fmt
-    stream: Iterable[Passage] = READERS[fmt](path)
+    fmt = detect_format(path, encoding) if fmt == "auto" else fmt
+    stream: Iterable[Passage] = READERS[fmt](path, encoding)
     if chunk_size:
         stream = chunk_passages(stream, chunk_size, chunk_overlap)
     kept: list[Passage] = []
     aliases: dict[str, str] = {}
     by_text: dict[str, str] = {}
     seen_ids: set[str] = set()
-    n_dup = 0
+    n_dup = n_empty = 0
     for p in stream:
-        if not p.text.strip():
-            continue
+        p = Passage(clean(p.id), clean(p.title), clean(p.text), clean(p.doc_id))   # lone surrogates out
         key = p.text.strip()
+        if not key:
+            n_empty += 1
+            continue
         if dedup and key in by_text:
             n_dup += 1
             if p.id != by_text[key]:
@@ -236,15 +311,27 @@ def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_
         by_text[key] = p.id
         kept.append(p)
     if not kept:
-        raise CorpusError(f"{path}: corpus has no passages with text")
-    return Corpus(kept, aliases, n_dup, file_sha256(path), str(path.resolve()), fmt)
+        raise CorpusError(f"{path}: corpus has no passages with text ({n_empty} empty skipped)")
+    if not chunk_size:
+        warn_long_passages(path, kept)
+    return Corpus(kept, aliases, n_dup, n_empty, file_sha256(path), str(path.resolve()), fmt)
 
 
 # ----------------------------------------------------------------- questions
+def _start(value, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CorpusError(f"{where}: field 'answer_start' must be an integer, got {value!r}") from None
+
+
 def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
     answers = qa.get("answers", [])
     if isinstance(answers, dict):  # HF datasets shape {text: [...], answer_start: [...]}
-        return [str(t) for t in answers.get("text", [])], [int(s) for s in answers.get("answer_start", [])]
+        texts, starts = answers.get("text", []), answers.get("answer_start", [])
+        if not isinstance(texts, list) or not isinstance(starts, list):
+            raise CorpusError(f"{where}: fields 'answers.text' and 'answers.answer_start' must be lists")
+        return [str(t) for t in texts], [_start(s, where) for s in starts]
     if not isinstance(answers, list):
         raise CorpusError(f"{where}: field 'answers' must be a list")
     texts, starts = [], []
@@ -254,25 +341,33 @@ def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
         elif isinstance(a, dict) and "text" in a:
             texts.append(str(a["text"]))
             if "answer_start" in a:
-                starts.append(int(a["answer_start"]))
+                starts.append(_start(a["answer_start"], where))
         else:
             raise CorpusError(f"{where}: each answer needs a 'text' field")
     return texts, starts
+
+
+def _question_text(rec: dict, where: str) -> str:
+    text = _field(rec, "question", where)
+    if not text.strip():
+        raise CorpusError(f"{where}: empty question")
+    return text
 
 
 def _record_question(rec: dict, where: str, default_id: int) -> Question:
     """A flat record (JSONL line, datasets row): `question`, optional `id`, `answers`,
     `gold_ids`, `context`, `document_id`; with a context and no gold ids, the gold is
     the context itself (as for SQuAD)."""
+    question = _question_text(rec, where)
     texts, starts = _answers_of(rec, where)
     gold = rec.get("gold_ids", [])
     if not isinstance(gold, list):
         raise CorpusError(f"{where}: field 'gold_ids' must be a list")
-    context = str(rec.get("context") or "")
+    context = clean(str(rec.get("context") or ""))
     gold = [str(g) for g in gold]
     if not gold and context:
         gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])
-    return Question(id=str(rec.get("id", default_id)), question=_field(rec, "question", where), answers=texts,
+    return Question(id=str(rec.get("id", default_id)), question=question, answers=texts,
                     gold_ids=gold, context=context, answer_starts=starts, title=str(rec.get("title") or ""))
 
 
@@ -294,17 +389,26 @@ def _arrow_rows(path: Path) -> Iterator[dict]:
     yield from ds
 
 
-def load_questions(path: str | Path) -> list[Question]:
+def _is_squad(path: Path, encoding: str | None) -> bool:
+    try:
+        return detect_format(path, encoding) == "squad"
+    except CorpusError:        # not JSON-looking at all: read as JSONL, which names the bad line
+        return False
+
+
+def load_questions(path: str | Path, encoding: str | None = None) -> list[Question]:
     """SQuAD/KorQuAD JSON (gold = the question's own paragraph), JSONL with `question`,
-    optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder."""
+    optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder.
+    Files are decoded as `encoding` (default UTF-8, a BOM skipped)."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: questions file not found")
     out: list[Question] = []
-    if detect_format(path) == "squad":
-        for ai, article in enumerate(_squad_articles(path)):
+    if _is_squad(path, encoding):
+        for ai, article in enumerate(_squad_articles(path, encoding)):
+            paragraphs = _field(article, "paragraphs", f"{path}: data[{ai}]", list)
             title = str(article.get("title", ""))
-            for pi, para in enumerate(_field(article, "paragraphs", f"{path}: data[{ai}]", list)):
+            for pi, para in enumerate(paragraphs):
                 where = f"{path}: data[{ai}].paragraphs[{pi}]"
                 context = _field(para, "context", where)
                 gold = [squad_passage_id(context)]
@@ -312,14 +416,14 @@ def load_questions(path: str | Path) -> list[Question]:
                     gold.append(str(para["document_id"]))
                 for qi, qa in enumerate(_field(para, "qas", where, list)):
                     qwhere = f"{where}.qas[{qi}]"
+                    question = _question_text(qa, qwhere)
                     texts, starts = _answers_of(qa, qwhere)
-                    out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")),
-                                        question=_field(qa, "question", qwhere), answers=texts,
+                    out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")), question=question, answers=texts,
                                         gold_ids=gold, context=context, answer_starts=starts, title=title))
     elif path.is_dir():
         out = [_record_question(rec, f"{path}: row {i}", i) for i, rec in enumerate(_arrow_rows(path))]
     else:
-        out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path)]
+        out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path, encoding)]
     if not out:
         raise CorpusError(f"{path}: no questions found")
     return out

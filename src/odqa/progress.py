@@ -8,9 +8,20 @@ import sys
 from tqdm.auto import tqdm
 
 
+class _Bar(tqdm):
+    """Shows a count moved by fractions (pieces of a long passage) with one decimal."""
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        if isinstance(d["n"], float):
+            d["n"] = round(d["n"], 1)
+        return d
+
+
 def bar(total: int | None, desc: str, unit: str = "it", quiet: bool = False) -> tqdm:
     disable = quiet or os.environ.get("ODQA_QUIET") == "1"
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
+    return _Bar(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
                 leave=False)
 
 

@@ -18,7 +18,7 @@ _EXPORTS = {
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
     "verify_index": "odqa.api.indexes", "VerifyReport": "odqa.api.indexes",
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
-    "RetrievalReport": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
+    "RetrievalReport": "odqa.api.indexes", "QuestionFile": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
     "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",
     "train_re": "odqa.api.training", "evaluate_re": "odqa.api.training", "predict_re": "odqa.api.training",
     "export_re_text": "odqa.api.training",

@@ -20,7 +20,18 @@ from odqa.retrieval.indexing import verify_index as _verify
 from odqa.retrieval.manifest import BuildResult
 from odqa.types import Question
 
-Questions = Union[str, Path, Sequence[Question]]
+
+
+class QuestionFile(list):
+    """The questions of a file (decoded as `encoding`, default UTF-8), named by it: read up front, so
+    that a missing or malformed file fails before any index or model is loaded."""
+
+    def __init__(self, path: str | Path, encoding: str | None = None):
+        super().__init__(load_questions(path, encoding))
+        self.path = str(path)
+
+
+Questions = Union[str, Path, QuestionFile, Sequence[Question]]
 
 
 def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path | None = None,
@@ -89,6 +100,8 @@ def as_questions(questions: Questions, limit: int = 0) -> list[Question]:
 
 
 def questions_label(questions: Questions, loaded: list[Question]) -> str:
+    if isinstance(questions, QuestionFile):
+        return questions.path
     return str(questions) if isinstance(questions, (str, Path)) else f"{len(loaded)} questions"
 
 

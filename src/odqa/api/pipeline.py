@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.readers import ReaderSpec, open_reader, particle_setting, reader_paths
+from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
 from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
@@ -99,6 +99,7 @@ class Pipeline:
         """
         from odqa.retrieval.indexing import load_index
         resolve_device(device)
+        check_reader(reader, particles)
         t0 = time.perf_counter()
         idx = load_index(name, index_dir, connection)
         idx.device = device
@@ -137,6 +138,7 @@ class Pipeline:
                     retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20) -> "Pipeline":
         """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
         resolve_device(device)
+        check_reader(reader, particles)
         t0 = time.perf_counter()
         rd = open_reader(reader, None, n_best, retrieval_weight, particles, device=device)
         p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles), top=n_best)

@@ -80,9 +80,7 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
         return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
                       extra_steps=_particle_steps(folder, particles), device=device)
     folder = Path(reader)
-    if not folder.exists() and not is_hub_name(str(reader)):
-        raise ModelError(f"{folder}: reader not found (give a folder written by `odqa train reader`, an HF "
-                         f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
+    _check_one(reader)
     return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
                   extra_steps=_particle_steps(reader, particles), device=device)
 
@@ -104,6 +102,24 @@ def particle_setting(reader: ReaderSpec | Sequence[ReaderSpec], particles: Reade
     name = shipped_name(specs[0]) if len(specs) == 1 else None
     rules = find_shipped(name).folder / PARTICLES_FILE if name else None
     return str(rules) if rules is not None and rules.exists() else None
+
+
+def _check_one(reader: ReaderSpec) -> None:
+    if reader is None or str(reader) == NO_READER or Path(reader).exists():
+        return
+    if find_shipped(str(reader)) is None and not is_hub_name(str(reader)):
+        raise ModelError(f"{reader}: reader not found (give a folder written by `odqa train reader`, an HF "
+                         f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
+
+
+def check_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, particles: ReaderSpec = None) -> None:
+    """Refuses, before any index or model is loaded, a reader that is neither a folder, a shipped model
+    nor a hub name, and particle rules that cannot be read."""
+    for r in reader if isinstance(reader, (list, tuple)) else [reader]:
+        _check_one(r)
+    if particles is not None and str(particles) != "auto":
+        from odqa.text.particles import ParticleRules
+        ParticleRules.load(Path(particles))
 
 
 def reader_paths(reader: ReaderSpec | Sequence[ReaderSpec]) -> list[str]:

@@ -19,6 +19,8 @@ QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 DeviceOpt = typer.Option("auto", "--device", help=f"Where models run: {DEVICE_HELP}.")
 MixedPrecisionOpt = typer.Option("auto", "--mixed-precision", help="Training: auto (bf16 where the GPU supports it, "
                                  "else fp16 with a grad scaler; none on CPU) | no | bf16 | fp16 (ignored on CPU).")
+EncodingOpt = typer.Option(None, "--encoding", help="Text encoding of the input files, e.g. cp949 "
+                                                    "(default UTF-8; a BOM is skipped).")
 
 
 _HANDLER: logging.Handler | None = None

@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.ask_cmd import ParticlesOpt
-from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, QuietOpt, echo,
-                             emit_json, warn, warn_stale)
+from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt,
+                             QuietOpt, echo, emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
 
 app = typer.Typer(invoke_without_command=True)
@@ -21,6 +21,7 @@ def answers(
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
     reader: Optional[List[str]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to ensemble by soft voting."),
     questions: Optional[Path] = typer.Option(None, "--questions", help="Questions with answers (SQuAD/KorQuAD JSON, JSONL)."),
+    encoding: Optional[str] = EncodingOpt,
     closed: bool = typer.Option(False, "--closed", help="Read only each question's gold passage (needs contexts)."),
     k: int = typer.Option(10, "-k", min=1, help="Passages read per question (open domain)."),
     mode: str = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto."),
@@ -45,9 +46,11 @@ def answers(
     if ctx.invoked_subcommand is not None:
         return
     from odqa.api.evaluation import evaluate_answers
+    from odqa.api.indexes import QuestionFile
     from odqa.api.pipeline import Pipeline
     if questions is None or (not closed and index is None):
         raise OdqaError("give --questions and --index (or --closed); see `odqa evaluate --help`")
+    questions = QuestionFile(questions, encoding)      # a bad file fails before any model loads
     readers = list(reader or [])
     if closed:
         pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
@@ -82,6 +85,7 @@ def _print_metrics(m: dict) -> None:
 def retrieval(
     index: str = typer.Option(..., "--index", "-i", help="Index name."),
     questions: Path = typer.Option(..., "--questions", help="SQuAD/KorQuAD JSON or JSONL (question, answers, gold_ids)."),
+    encoding: Optional[str] = EncodingOpt,
     k: int = typer.Option(100, "-k", min=1, help="Depth searched (recall@k reported up to this)."),
     dump: Optional[Path] = typer.Option(None, "--dump", help="Write one JSON line per question (rank, top ids)."),
     sweep: Optional[List[str]] = typer.Option(None, "--sweep", help="Grid to try, e.g. k1=0.9,1.2,1.5,b=0.3,0.75"),
@@ -101,7 +105,8 @@ def retrieval(
 
     With --mode hybrid, --sweep tries fusion weights instead: --sweep alpha=0.2,0.4,0.6
     """
-    from odqa.api.indexes import evaluate_retrieval, load_index, sweep_retrieval
+    from odqa.api.indexes import QuestionFile, evaluate_retrieval, load_index, sweep_retrieval
+    questions = QuestionFile(questions, encoding)
     idx = load_index(index, index_dir)
     warn_stale(idx)
     if sweep:

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
+from odqa.cli.common import DeviceOpt, EncodingOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
 from odqa.errors import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
@@ -21,6 +21,7 @@ def index(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/default.yaml)."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config field: --set bm25.k1=1.5"),
     fmt: Optional[str] = typer.Option(None, "--format", help="auto|wiki|jsonl|squad|txt"),
+    encoding: Optional[str] = EncodingOpt,
     analyzer: Optional[str] = typer.Option(None, "--analyzer", help="mecab|kiwi|whitespace|char-ngram"),
     method: Optional[str] = typer.Option(None, "--method", help="BM25 variant: atire|robertson|lucene|bm25l|bm25+"),
     k1: Optional[float] = typer.Option(None, "--k1"),
@@ -70,7 +71,8 @@ def index(
                                  ctx=ctx, param_hint="'CORPUS'")
     if dense is None and (encoder or dense_index or quantize or window_stride is not None):
         dense = True                      # a dense setting asks for the dense part
-    cfg = index_config(config, overrides, **{"corpus.format": fmt, "analyzer.name": analyzer,
+    cfg = index_config(config, overrides, **{"corpus.format": fmt, "corpus.encoding": encoding,
+                                              "analyzer.name": analyzer,
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
                                               "dense.enabled": dense, "dense.encoder": encoder,
                                               "dense.index": dense_index, "dense.quantize": quantize,
@@ -101,7 +103,8 @@ def index(
     es = m.get("elasticsearch")
     where = f"on Elasticsearch {es['url']} (alias {name} -> {es['index']})" if es else f"at {res.folder}"
     echo(f"{res.status} index '{name}' {where}: {c['passages']} passages "
-         f"({c['duplicates_merged']} duplicates merged), analyzer {m['analyzer']['name']}, "
+         f"({c['duplicates_merged']} duplicates merged, {c.get('empty_skipped', 0)} empty skipped), "
+         f"analyzer {m['analyzer']['name']}, "
          f"BM25 {m['sparse']['method']} k1={m['sparse']['k1']} b={m['sparse']['b']}, {m['build_seconds']:.1f}s")
     if m.get("dense"):
         d = m["dense"]

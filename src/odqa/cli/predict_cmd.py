@@ -8,12 +8,14 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.ask_cmd import ParticlesOpt, RetrievalWeightOpt
-from odqa.cli.common import AlphaOpt, DeviceOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, warn_stale
+from odqa.cli.common import (AlphaOpt, DeviceOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo,
+                             emit_json, warn_stale)
 
 
 def predict(
     questions: Path = typer.Argument(..., help="Questions (SQuAD/KorQuAD JSON or JSONL; answers not needed)."),
     out: Path = typer.Option(Path("predictions.json"), "--out", "-o", help="Where to write {id: answer}."),
+    encoding: Optional[str] = EncodingOpt,
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
     reader: Optional[List[str]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to soft-vote."),
     closed: bool = typer.Option(False, "--closed", help="Read each question's own passage (needs contexts)."),
@@ -33,13 +35,15 @@ def predict(
     Example: odqa predict test_dataset.json --index wiki --reader runs/reader/best --out predictions.json
     """
     from odqa.api.evaluation import predict as run
+    from odqa.api.indexes import QuestionFile
     from odqa.api.pipeline import Pipeline
     from odqa.errors import OdqaError
     readers = list(reader or [])
+    if not closed and index is None:
+        raise OdqaError("give --index (open domain) or --closed; see `odqa predict --help`")
+    questions = QuestionFile(questions, encoding)      # a bad file fails before any model loads
     if closed:
         pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
-    elif index is None:
-        raise OdqaError("give --index (open domain) or --closed; see `odqa predict --help`")
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                    fusion=fusion, retrieval_weight=retrieval_weight, particles=particles,

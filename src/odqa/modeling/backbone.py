@@ -189,13 +189,15 @@ def load_backbone(
     """(tokenizer, model) for ``spec``; ``auto_class`` defaults to ``AutoModel``."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    path = resolve_backbone(spec, cache_dir)
-    if isinstance(path, Path):          # a folder (a trained retriever, a pretrained backbone): checked if odqa saved it
-        check_folder(path, ModelError, "retrain it, or copy the checkpoint folder again")
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    from odqa.modeling.pretrained import load_pretrained
+    info = backbone_info(spec, cache_dir)
+    hub = info.kind == "hub"
+    if not hub:                         # a folder (a trained retriever, a pretrained backbone): checked if odqa saved it
+        check_folder(Path(info.path), ModelError, "retrain it, or copy the checkpoint folder again")
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, info.path, hub)
     cls = auto_class or AutoModel
     if cls is AutoModel and "add_pooling_layer" not in model_kwargs:
-        if AutoConfig.from_pretrained(str(path)).model_type in POOLER_TYPES:
+        if load_pretrained(AutoConfig.from_pretrained, info.path, hub).model_type in POOLER_TYPES:
             model_kwargs["add_pooling_layer"] = False
-    model = cls.from_pretrained(str(path), **model_kwargs)
+    model = load_pretrained(cls.from_pretrained, info.path, hub, **model_kwargs)
     return tokenizer, model

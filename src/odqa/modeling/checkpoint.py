@@ -105,6 +105,7 @@ def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from odqa.modeling.backbone import POOLER_TYPES
+    from odqa.modeling.pretrained import check_complete
     folder, target = Path(folder), resolve_device(device)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
@@ -112,6 +113,7 @@ def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    check_complete(folder, extra=(HEAD_WEIGHTS,))
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
         raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from odqa.text.pieces import token_prefix
+
 log = logging.getLogger(__name__)
 
 
@@ -92,6 +94,7 @@ def make_windows(tokenizer, questions: list[str], contexts: list[str], max_lengt
 
 
 def _truncate_query(tokenizer, q: str, max_query_length: int) -> str:
+    q = token_prefix(q, max_query_length, lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"]))
     ids = tokenizer(q, add_special_tokens=False, return_offsets_mapping=True)
     if len(ids["input_ids"]) <= max_query_length:
         return q

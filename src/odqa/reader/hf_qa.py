@@ -47,9 +47,12 @@ def is_hf_qa_folder(folder: Path) -> bool:
 def load_hf_qa(spec: str | Path, max_length: int = 384, stride: int = 128):
     """(tokenizer, model in eval mode, window settings) of an HF QA checkpoint (folder or hub name)."""
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from odqa.modeling.pretrained import load_pretrained
+    hub = not Path(spec).exists()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(spec))
-        model = AutoModelForQuestionAnswering.from_pretrained(str(spec))
+        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, spec, hub)
+        model = load_pretrained(AutoModelForQuestionAnswering.from_pretrained, spec, hub)
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{spec}: cannot load a question-answering checkpoint ({first}); offline, pass a folder "

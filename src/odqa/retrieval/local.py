@@ -99,7 +99,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
-                         cfg.corpus.dedup)
+                         cfg.corpus.dedup, cfg.corpus.encoding)
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
     if old is not None:

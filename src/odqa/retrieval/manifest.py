@@ -138,7 +138,7 @@ def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
     st = path.stat()
     return {"path": corpus.source, "sha256": corpus.sha256, "size": st.st_size, "mtime": st.st_mtime,
             "format": corpus.fmt, "passages": len(corpus.passages),
-            "duplicates_merged": corpus.n_duplicates, **corpus_cfg}
+            "duplicates_merged": corpus.n_duplicates, "empty_skipped": corpus.n_empty, **corpus_cfg}
 
 
 def new_manifest(name: str, corpus: dict, analyzer: dict, sparse: dict, build_seconds: float,

@@ -3,7 +3,9 @@
 `kiwi` (kiwipiepy) and `mecab` (python-mecab-ko with its bundled dictionary) keep
 morphemes whose POS tag starts with one of the configured prefixes; `whitespace`
 and `char-ngram` exist for comparison. Every analyzer works on batches and can
-use several workers; `spec()` is what the index manifest records.
+use several workers; `spec()` is what the index manifest records. Long texts are analysed in
+pieces of bounded length (`odqa.text.pieces`), so time stays linear in a text's length and
+`progress` (counted in texts) moves by fractions of a text while a long one is analysed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import os
 import re
 import threading
 import unicodedata
+from functools import partial
 from typing import Callable, Sequence
 
 from odqa.errors import OdqaError
+from odqa.text.pieces import map_pieces
 from odqa.workers import worker_pool
 
 # Content morphemes: nouns, numerals, pronouns, verb/adjective stems, adverbs,
@@ -55,7 +59,7 @@ class Analyzer:
     def spec(self) -> dict:
         return {"name": self.name, "version": self.version, "pos": list(self.pos)}
 
-    def tokenize(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> list[list[str]]:
+    def tokenize(self, texts: Sequence[str], progress: Callable[[float], None] | None = None) -> list[list[str]]:
         raise NotImplementedError
 
     def __call__(self, text: str) -> list[str]:
@@ -111,18 +115,13 @@ class KiwiAnalyzer(Analyzer):
         self._kiwi = Kiwi(num_workers=self.workers, load_typo_dict=False, load_multi_dict=False)
         self._lock = threading.Lock()     # one Kiwi object, callers from several threads take turns
 
+    def _terms(self, batch: list[str]) -> list[list[str]]:
+        with self._lock:
+            analysed = list(self._kiwi.tokenize(batch))
+        return [[_norm(t.form) for t in toks if self.keep(t.tag)] for toks in analysed]
+
     def tokenize(self, texts, progress=None):
-        out = []
-        step = 256
-        for i in range(0, len(texts), step):
-            batch = texts[i:i + step]
-            with self._lock:
-                analysed = list(self._kiwi.tokenize(batch))
-            for toks in analysed:
-                out.append([_norm(t.form) for t in toks if self.keep(t.tag)])
-            if progress:
-                progress(len(batch))
-        return out
+        return map_pieces(list(texts), self._terms, progress, max_pieces=256)
 
 
 _LOCAL = threading.local()     # one MeCab tagger per thread (a tagger is not safe to share)
@@ -137,8 +136,7 @@ def mecab_tagger():
     return tagger
 
 
-def _mecab_terms(args: tuple[list[str], tuple[str, ...]]) -> list[list[str]]:
-    texts, pos = args
+def _mecab_terms(texts: list[str], pos: tuple[str, ...]) -> list[list[str]]:
     tagger = mecab_tagger()
     out = []
     for text in texts:
@@ -153,7 +151,8 @@ def _mecab_terms(args: tuple[list[str], tuple[str, ...]]) -> list[list[str]]:
 class MecabAnalyzer(Analyzer):
     name = "mecab"
     dists = ("python-mecab-ko", "python-mecab-ko-dic")
-    parallel_min = 2000  # below this many texts a process pool costs more than it saves
+    parallel_min = 2000          # below this many texts ...
+    parallel_min_chars = 300_000  # ... and this many characters a process pool costs more than it saves
 
     def __init__(self, pos=DEFAULT_POS, workers=0):
         super().__init__(pos, workers)
@@ -164,23 +163,13 @@ class MecabAnalyzer(Analyzer):
 
     def tokenize(self, texts, progress=None):
         texts = list(texts)
-        step = 500
-        chunks = [(texts[i:i + step], self.pos) for i in range(0, len(texts), step)]
-        out: list[list[str]] = []
-        if self.workers > 1 and len(texts) >= self.parallel_min:
+        run = partial(_mecab_terms, pos=self.pos)
+        if self.workers > 1 and (len(texts) >= self.parallel_min or sum(map(len, texts)) >= self.parallel_min_chars):
             import multiprocessing as mp
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
             with worker_pool(self.workers, ctx) as pool:
-                for res in pool.map(_mecab_terms, chunks):
-                    out.extend(res)
-                    if progress:
-                        progress(len(res))
-            return out
-        for chunk in chunks:
-            out.extend(_mecab_terms(chunk))
-            if progress:
-                progress(len(chunk[0]))
-        return out
+                return map_pieces(texts, run, progress, mapper=pool.map)
+        return map_pieces(texts, run, progress)
 
 
 ANALYZERS: dict[str, type[Analyzer]] = {

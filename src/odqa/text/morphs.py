@@ -15,6 +15,7 @@ from typing import Sequence
 
 from odqa.errors import OdqaError
 from odqa.text.analyzers import installed_version, mecab_tagger
+from odqa.text.pieces import map_pieces
 
 MORPH_ANALYZERS = ("mecab", "kiwi")
 
@@ -70,6 +71,18 @@ def _from_kiwi_tokens(text: str, tokens) -> list[Morph]:
     return out
 
 
+def _shift(morphs: list[Morph], offset: int) -> list[Morph]:
+    return [Morph(m.start + offset, m.end + offset, m.tag, m.form) for m in morphs]
+
+
+def _mecab_batch(texts: list[str]) -> list[list[Morph]]:
+    return [_from_mecab(t) for t in texts]
+
+
+def _kiwi_batch(texts: list[str]) -> list[list[Morph]]:
+    return [_from_kiwi_tokens(t, toks) for t, toks in zip(texts, _kiwi_tokenize(texts))]
+
+
 def check_analyzer(name: str) -> str:
     if name not in MORPH_ANALYZERS:
         raise OdqaError(f"unknown morpheme analyzer '{name}' (choose from {', '.join(MORPH_ANALYZERS)})")
@@ -91,8 +104,7 @@ def analyse(text: str, analyzer: str = "mecab") -> tuple[Morph, ...]:
 
 
 def morphemes(texts: Sequence[str], analyzer: str = "mecab") -> list[list[Morph]]:
-    """Morphemes of each text, in order, with character offsets."""
+    """Morphemes of each text, in order, with character offsets (long texts analysed in pieces)."""
     check_analyzer(analyzer)
-    if analyzer == "mecab":
-        return [_from_mecab(t) for t in texts]
-    return [_from_kiwi_tokens(t, toks) for t, toks in zip(texts, _kiwi_tokenize(list(texts)))]
+    run = _mecab_batch if analyzer == "mecab" else _kiwi_batch
+    return map_pieces(list(texts), run, shift=_shift, max_pieces=256)
