@@ -96,6 +96,8 @@ def read_meta(folder: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ModelError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise ModelError(f"{path}: not UTF-8 text at byte {e.start}") from None
 
 
 @quiet_transformers()
@@ -109,11 +111,11 @@ def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto
     folder, target = Path(folder), resolve_device(device)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
+    check_complete(folder, extra=(HEAD_WEIGHTS,))      # missing files named together, then altered ones:
     check_folder(folder, ModelError, "retrain it, or copy the checkpoint folder again")     # odqa_checksums.json, when saved by odqa >= 0.1
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
-    check_complete(folder, extra=(HEAD_WEIGHTS,))
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
         raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
