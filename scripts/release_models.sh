@@ -19,13 +19,17 @@ odqa train particles --reader "$RUNS/reader-cnn-full/best" --train "$DATA/korqua
 odqa models pack "$RUNS/reader-cnn-full/best" --out "$MODELS/ko-reader" --precision int8 --json
 
 odqa re train --train "$DATA/klue_re/klue-re-train-subset.json" --dev "$DATA/klue_re/klue-re-dev-public.json" \
-    --out "$RUNS/re-cw05" --epochs 3 --set class_weight=0.5 --time-budget 45 $(resume "$RUNS/re-cw05") --json
+    --out "$RUNS/re-cw05" --epochs 3 --set class_weight=0.5 --time-budget 60 $(resume "$RUNS/re-cw05") --json
 odqa models pack "$RUNS/re-cw05/best" --out "$MODELS/ko-re" --precision int8 --json
 
 # figures: full precision next to the packed model (closed domain, all 812 dev questions)
 odqa evaluate --closed --reader "$RUNS/reader-cnn-full/best" --particles auto \
     --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-full.json"
 odqa evaluate --closed --reader ko-reader --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-packed.json"
+odqa evaluate --closed --reader ko-reader --particles none --questions "$DATA/korquad1/korquad1_dev.json" --json \
+    > "$RUNS/eval-reader-packed-plain.json"
+odqa re evaluate --model "$RUNS/re-cw05/best" --data "$DATA/klue_re/klue-re-dev-public.json" --json > "$RUNS/eval-re-full.json"
+odqa re evaluate --model ko-re --data "$DATA/klue_re/klue-re-dev-public.json" --json > "$RUNS/eval-re-packed.json"
 
 # last, once card.json and MODEL_CARD.md are written: record every file's size and checksum (checked at load)
 python -c "import sys; from odqa.checksums import write_checksums; [write_checksums(f) for f in sys.argv[1:]]" \

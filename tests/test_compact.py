@@ -33,7 +33,7 @@ def _outputs(folder):
         return model(batch["input_ids"], batch["attention_mask"])
 
 
-@pytest.mark.parametrize("precision,tol", [("fp32", 0.0), ("fp16", 1e-2), ("int8", 5e-2)])
+@pytest.mark.parametrize("precision,tol", [("fp32", 0.0), ("fp16", 1e-2), ("int8", 5e-2), ("int4", 0.5)])
 def test_pack_stores_only_changes_and_rebuilds_the_checkpoint(trained, tmp_path, precision, tol):
     base, ck = trained
     rec = pack(ck, tmp_path / "c", str(base), precision)
@@ -83,6 +83,7 @@ def test_a_shipped_reader_is_found_by_name_and_is_the_default(trained, tmp_path,
     assert particle_setting(None, None) == rules == particle_setting("ko-reader", None)
     assert particle_setting("none", None) is None and particle_setting(ck, None) is None
     assert particle_setting(None, "my.json") == "my.json"
+    assert len(open_reader("ko-reader", particles="none").post.steps) == len(open_reader(ck).post.steps)
     (models / "ko-reader" / COMPACT_WEIGHTS).unlink()
     with pytest.raises(odqa.ModelError, match="compact.safetensors: missing from the shipped model 'ko-reader'"):
         open_reader("ko-reader")
@@ -139,3 +140,14 @@ def test_the_shipped_models_are_intact_and_every_file_is_recorded():
         recorded = json.loads((m.folder / CHECKSUMS).read_text())["files"]
         assert set(recorded) == {p.name for p in m.folder.iterdir() if p.is_file()} - {CHECKSUMS}
         assert folder_problems(m.folder) == []
+
+
+def test_int4_rows_round_trip_within_half_a_step_of_their_group_scale():
+    from odqa.modeling.compact import GROUP4, _dequantize, _quantize
+    t = torch.randn(32, 8 * GROUP4) * torch.linspace(0.1, 3, 32)[:, None]
+    stored = _quantize("w", t, "int4")
+    assert stored["w::q4"].dtype == torch.uint8 and stored["w::q4"].shape == (32, 4 * GROUP4)   # two values a byte
+    back = _dequantize(stored)["w"]
+    step = t.reshape(32, -1, GROUP4).abs().amax(dim=2) / 7
+    assert (back - t).abs().reshape(32, -1, GROUP4).le(step[..., None] / 2 + 1e-3).all()
+    assert not torch.equal(back, t)

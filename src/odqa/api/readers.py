@@ -22,7 +22,7 @@ ReaderSpec = Union[str, Path, None]
 
 
 def _particle_steps(reader: ReaderSpec, particles: ReaderSpec) -> list:
-    if particles is None:
+    if particles is None or str(particles) == NO_READER:      # "none": not even a shipped reader's own rules
         return []
     if str(particles) == "auto":
         if reader is None or str(reader) == NO_READER:
@@ -117,7 +117,7 @@ def check_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, particles: Re
     nor a hub name, and particle rules that cannot be read."""
     for r in reader if isinstance(reader, (list, tuple)) else [reader]:
         _check_one(r)
-    if particles is not None and str(particles) != "auto":
+    if particles is not None and str(particles) not in ("auto", NO_READER):
         from odqa.text.particles import ParticleRules
         ParticleRules.load(Path(particles))
 

@@ -17,7 +17,8 @@ ReaderOpt = typer.Option(None, "--reader", "-r", help="Reader checkpoint folder 
                                                       "'none' for sentence-level answers.")
 RetrievalWeightOpt = typer.Option(0.0, "--retrieval-weight", help="Weight of the passage's retrieval score in span scores.")
 ParticlesOpt = typer.Option(None, "--particles", help="Strip josa from answers with learned rules: a rules file, or "
-                                                      "'auto' for READER/particles.json (odqa train particles).")
+                                                      "'auto' for READER/particles.json (odqa train particles), or 'none' (not even a "
+                                                      "shipped reader's own rules, which apply by default).")
 
 
 def ask(

@@ -47,8 +47,8 @@ def pack(
     """
     from odqa.api.models import pack_model
     from odqa.errors import OdqaError
-    if precision not in ("int8", "fp16", "fp32"):
-        raise OdqaError(f"--precision must be int8, fp16 or fp32, not '{precision}'")
+    if precision not in ("int4", "int8", "fp16", "fp32"):
+        raise OdqaError(f"--precision must be int4, int8, fp16 or fp32, not '{precision}'")
     rec = pack_model(checkpoint, out, base, precision)   # type: ignore[arg-type]
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     report = {"out": str(out), "precision": precision, "changed": len(rec["changed"]), "shared": len(rec["shared"]),

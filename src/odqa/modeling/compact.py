@@ -29,7 +29,8 @@ COMPACT_JSON = "odqa_compact.json"
 COMPACT_WEIGHTS = "compact.safetensors"
 FORMAT = 1
 EXTRA_FILES = ("particles.json",)
-Precision = Literal["int8", "fp16", "fp32"]
+Precision = Literal["int4", "int8", "fp16", "fp32"]
+GROUP4 = 32                 # int4: one fp16 scale per 32 consecutive values of a row
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
 
 
@@ -42,11 +43,16 @@ def _weights_file(folder: Path) -> Path:
 
 def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, torch.Tensor]:
     t = t.detach().float()
-    if precision == "int8" and t.dim() == 2 and t.numel() >= 4096:
+    if precision == "int4" and t.dim() == 2 and t.numel() >= 4096 and t.shape[1] % GROUP4 == 0:
+        g = t.reshape(t.shape[0], -1, GROUP4)
+        scale = g.abs().amax(dim=2).clamp(min=1e-12) / 7.0
+        q = (torch.round(g / scale[..., None]).clamp(-8, 7) + 8).to(torch.uint8).reshape(t.shape[0], -1)
+        return {f"{name}::q4": q[:, 0::2] | (q[:, 1::2] << 4), f"{name}::scale4": scale.half()}
+    if precision in ("int8", "int4") and t.dim() == 2 and t.numel() >= 4096:
         scale = t.abs().amax(dim=1).clamp(min=1e-12) / 127.0
         q = torch.round(t / scale[:, None]).clamp(-127, 127).to(torch.int8)
         return {f"{name}::q8": q, f"{name}::scale": scale}
-    if precision in ("int8", "fp16"):
+    if precision in ("int4", "int8", "fp16"):
         return {f"{name}::f16": t.half()}
     return {f"{name}::f32": t}
 
@@ -57,6 +63,10 @@ def _dequantize(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         name, kind = key.rsplit("::", 1)
         if kind == "q8":
             out[name] = t.float() * stored[f"{name}::scale"][:, None]
+        elif kind == "q4":
+            q = torch.stack((t & 0x0F, t >> 4), dim=2).reshape(t.shape[0], -1).float() - 8
+            scale = stored[f"{name}::scale4"].float()
+            out[name] = (q.reshape(t.shape[0], -1, GROUP4) * scale[..., None]).reshape(t.shape[0], -1)
         elif kind in ("f16", "f32"):
             out[name] = t.float()
     return out
@@ -83,7 +93,7 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
         else:
             stored.update(_quantize(f"backbone.{name}", t, precision))
     for name, t in load_file(str(checkpoint / HEAD_WEIGHTS)).items():
-        stored.update(_quantize(f"head.{name}", t, "fp16" if precision == "int8" else precision))
+        stored.update(_quantize(f"head.{name}", t, "fp16" if precision in ("int4", "int8") else precision))
     with AtomicFolder(out) as tmp:
         save_file({k: v.contiguous() for k, v in stored.items()}, str(tmp / COMPACT_WEIGHTS))
         if not same_tokenizer:
