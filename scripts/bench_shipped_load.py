@@ -1,4 +1,4 @@
-"""Load time and resident memory of a shipped model, in fresh processes.
+"""Load time and resident memory of a shipped reader, in fresh processes.
 
     python scripts/bench_shipped_load.py [--model ko-reader] [--runs 3] [--json]
 
