@@ -50,7 +50,7 @@ def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
     stages = {}
     for i, (q, a) in enumerate(zip(questions, answers)):
         if q.answers:
-            gold = judge.gold_set(q) if judge is not None else {h.passage.id for h in hits[i]} if hits else set()
+            gold = judge.gold_set(q) if judge is not None else set()     # closed domain: no passage to choose
             stages[q.id] = lost_at(q, a, hits[i] if hits is not None else [], gold)
     metrics["stages"] = {s: sum(1 for v in stages.values() if v == s) for s in STAGES}
     if hits is not None and judge is not None:
