@@ -67,14 +67,14 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
         else:
             from odqa.reader.ensemble import VotingReader
             return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles, device) for r in reader])
-    reader = shipped_name(reader) or reader
-    if reader is None or str(reader) == NO_READER:
+    name = shipped_name(reader)
+    if name is None and (reader is None or str(reader) == NO_READER):
         if particles is not None and str(particles) == "auto":
             _particle_steps(reader, particles)      # raises: auto needs a reader folder
         return sentence_reader(index, n_best, device)
     from odqa.reader.reader import Reader
-    if shipped_name(reader):                 # a shipped model by name: its own particle rules by default
-        folder = shipped_checkpoint(str(reader), "reader")
+    if name:                                 # a shipped model by name: its own particle rules by default
+        folder = shipped_checkpoint(name, "reader")
         if particles is None and (folder / PARTICLES_FILE).exists():
             particles = folder / PARTICLES_FILE
         return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
