@@ -82,3 +82,11 @@ class AtomicFolder:
             self.final.rename(old)
         self.tmp.rename(self.final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file (UTF-8) through a temporary sibling renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -58,6 +58,10 @@ class ReaderTrainConfig(ReaderConfig):
     out: Path                                     # the best checkpoint is OUT/best, the resumable one OUT/last
     dev: Optional[Path] = None                    # questions with contexts (closed-domain EM/F1 picks the checkpoint)
     resume: bool = False                          # continue from OUT/last
+    init: Optional[str] = None                    # start backbone AND head from this reader (folder or shipped name)
+    pool: Optional[str] = None                    # negative_passages > 0: index name or corpus file they are mined from
+    pool_exclude: Files = Field(default_factory=list)   # question files whose gold passages never become negatives
+    index_dir: Optional[Path] = None              # where the pool index lives (default: ODQA_INDEX_DIR / indexes)
 
 
 @dataclass
@@ -91,8 +95,15 @@ def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainRe
     resolve_device(cfg.train.device)                 # a device torch cannot use: one line, before any work
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     dev_questions = load_questions(cfg.dev) if cfg.dev else []
-    tokenizer, model = build_model(cfg.backbone, "span", cfg.head)
-    task = ReaderTask(tokenizer, questions, dev_questions, cfg, train_files=[str(f) for f in cfg.train_files])
+    if cfg.init:
+        tokenizer, model, cfg = init_reader(cfg)
+    else:
+        tokenizer, model = build_model(cfg.backbone, "span", cfg.head)
+    negatives = mine_reader_negatives(cfg, questions, quiet) if cfg.negative_passages else None
+    task = ReaderTask(tokenizer, questions, dev_questions, cfg, train_files=[str(f) for f in cfg.train_files],
+                      negatives=negatives)
+    if task.unanswerable and cfg.normalisation == "shared":
+        log.warning(f"shared normalisation: {task.unanswerable} question(s) whose windows lost the answer are skipped")
     if task.skips.skipped:
         log.warning(f"skipped {task.skips.skipped} training record(s): " + "; ".join(task.skips.records[:3]))
     run = with_changes(cfg.train, metric="f1" if dev_questions else "loss", greater_is_better=bool(dev_questions),
@@ -103,6 +114,41 @@ def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainRe
                              task.skips.skipped, len(task.dev), res.best_metric, run.metric, res.best_step, res.steps,
                              res.history[-1] if res.history else {}, res.stopped_reason, _minutes(t0),
                              list(task.skips.records[:3]))
+
+
+def mine_reader_negatives(cfg: ReaderTrainConfig, questions, quiet: bool = True):
+    """Per training question, `cfg.negative_passages` passages mined from `cfg.pool` (cached in OUT)."""
+    from odqa.errors import ConfigError
+    from odqa.progress import bar
+    from odqa.reader import negatives as neg
+    if not cfg.pool:
+        raise ConfigError("negative_passages needs a pool to mine them from (--pool INDEX or --pool CORPUS_FILE)")
+    retriever, passages = neg.pool_retriever(cfg.pool, cfg.mining, cfg.index_dir)
+    excluded = neg.excluded_ids(cfg.pool_exclude, passages)
+    settings = neg.MiningSettings(str(cfg.pool), cfg.mining, cfg.negative_passages, len(excluded))
+    cached = neg.load_cache(cfg.out, settings, questions)
+    if cached is not None:
+        log.info("negative passages read from %s", cfg.out / neg.CACHE_FILE)
+        return cached
+    with bar(len(questions), "mining negatives", "question", quiet) as pb:
+        found = neg.mine(questions, retriever, cfg.negative_passages, excluded, progress=pb.update)
+    neg.save_cache(cfg.out, settings, questions, found)
+    return found
+
+
+def init_reader(cfg: ReaderTrainConfig):
+    """(tokenizer, model, cfg) to continue the reader `cfg.init` (a checkpoint folder or a shipped reader's name):
+    its backbone and head weights, and `cfg` with the head settings it was trained with."""
+    from odqa.api.readers import DEFAULT_READER
+    from odqa.modeling.checkpoint import load_model
+    from odqa.modeling.heads import HeadConfig
+    from odqa.modeling.shipped import checkpoint_or_shipped
+    folder = checkpoint_or_shipped(cfg.init, "reader", DEFAULT_READER)
+    tokenizer, model, meta = load_model(folder, "span", device="cpu")
+    head = HeadConfig.from_dict(meta["head"])
+    model.train()
+    log.info("starting from reader %s (%s head)", folder, head.type)
+    return tokenizer, model, with_changes(cfg, head=head, backbone=str(meta.get("base_backbone") or cfg.backbone))
 
 
 # ============================================================= particles

@@ -78,6 +78,9 @@ def reader(
     out: Path = typer.Option(..., "--out", help="Output folder; the best checkpoint is OUT/best (use with --reader)."),
     backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec: hub name, folder, offline:..."),
     head: str = typer.Option("linear", "--head", help="Span head: linear | cnn | lstm."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start backbone and head from this reader: a checkpoint "
+                                       "folder or a shipped reader's name (ko-reader); its head settings replace "
+                                       "--head and --backbone."),
     epochs: float = typer.Option(1.0, "--epochs"),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per micro-batch."),
@@ -95,6 +98,17 @@ def reader(
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
     negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
                                          help="Share of no-answer windows trained on per epoch."),
+    negative_passages: int = typer.Option(0, "--negative-passages", min=0, help="Mined passages per question trained "
+                                          "as no-answer windows (multi-passage training; needs --pool)."),
+    pool: Optional[str] = typer.Option(None, "--pool", help="Where negatives are mined: an index name or a corpus "
+                                       "file (never one holding the evaluation articles, or exclude them)."),
+    pool_exclude: Optional[List[Path]] = typer.Option(None, "--pool-exclude", help="Question files whose gold passages "
+                                                      "(ids, or contexts) are never mined, e.g. the dev set (repeatable)."),
+    mining: str = typer.Option("sparse", "--mining", help="Retriever that mines: sparse | hybrid (an index with vectors)."),
+    normalisation: str = typer.Option("window", "--normalisation", help="window: span softmax per window; shared: "
+                                      "over all windows of all passages of a question (batches of whole questions)."),
+    max_question_windows: int = typer.Option(8, "--max-question-windows", help="shared: windows per question."),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Folder of the pool index."),
     seed: int = typer.Option(42, "--seed"),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
@@ -112,9 +126,11 @@ def reader(
     from odqa.reader.inference import WindowSettings
 
     cfg = ReaderTrainConfig(
-        train_files=train, out=out, dev=dev, resume=resume, backbone=backbone, head=HeadConfig(type=head),
+        train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone, head=HeadConfig(type=head),
         window=WindowSettings(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
+        negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,
+        normalisation=normalisation, max_question_windows=max_question_windows, index_dir=index_dir,
         train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                           eval_every=eval_every, early_stopping_patience=patience, seed=seed,
                           time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb, device=device,

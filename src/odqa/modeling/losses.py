@@ -77,3 +77,22 @@ def make_loss(cfg: LossConfig, weight: torch.Tensor | None = None) -> Callable[[
     if weight is not None:
         raise OdqaError("class weights are not supported with label_smoothing")
     return lambda logits, target: label_smoothing_loss(logits, target, cfg.smoothing)
+
+
+def shared_span_loss(logits: torch.Tensor, target: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Span cross-entropy with shared normalisation (Clark & Gardner 2018): the softmax is taken over every
+    position of every window of one group (one question: its passage's windows and its negatives' windows),
+    and the target is the gold position in the window(s) that hold the answer (their probabilities summed
+    when several overlapping windows hold it). `logits` (windows, positions), `target` (windows,) with 0 for a
+    window without the answer, `group` (windows,) the group of each window; every group needs at least one
+    window with target > 0. Mean over groups. With one window per group it is exactly cross-entropy."""
+    losses = []
+    for g in torch.unique(group):
+        rows = (group == g).nonzero(as_tuple=True)[0]
+        lg, tg = logits[rows], target[rows]
+        pos = (tg > 0).nonzero(as_tuple=True)[0]
+        if len(pos) == 0:
+            raise OdqaError("shared normalisation: a question has no window holding its answer")
+        gold = lg[pos, tg[pos]]
+        losses.append(torch.logsumexp(lg.reshape(-1), 0) - torch.logsumexp(gold, 0))
+    return torch.stack(losses).mean()

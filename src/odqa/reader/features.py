@@ -112,10 +112,12 @@ def _answer_tokens(offs: list[tuple[int, int] | None], a_s: int, a_e: int) -> tu
     return s_tok, e_tok
 
 
-def training_examples(questions, report: SkipReport) -> tuple[list[str], list[str], list[tuple[int, str]]]:
-    """(questions, contexts, answers) for training; records whose answer is not in the context are skipped."""
+def training_examples(questions, report: SkipReport, kept: list[int] | None = None
+                      ) -> tuple[list[str], list[str], list[tuple[int, str]]]:
+    """(questions, contexts, answers) for training; records whose answer is not in the context are skipped
+    (`kept`, when given, receives the positions of the questions used)."""
     qs, ctxs, ans = [], [], []
-    for q in questions:
+    for i, q in enumerate(questions):
         if not q.context or not q.answers:
             report.add(f"question {q.id}", "no context or no answer")
             continue
@@ -127,4 +129,6 @@ def training_examples(questions, report: SkipReport) -> tuple[list[str], list[st
         qs.append(q.question)
         ctxs.append(q.context)
         ans.append((start, q.answers[0]))
+        if kept is not None:
+            kept.append(i)
     return qs, ctxs, ans

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal, Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -19,6 +20,7 @@ from odqa.config import Section
 from odqa.metrics import em_f1
 from odqa.modeling.checkpoint import save_model
 from odqa.modeling.heads import HeadConfig
+from odqa.modeling.losses import shared_span_loss
 from odqa.reader.features import SkipReport, make_windows, training_examples
 from odqa.reader.inference import WindowSettings, collate, predict_spans
 from odqa.reader.postprocess import default_postprocessor
@@ -39,6 +41,10 @@ class ReaderConfig(Section):
     freeze_embeddings: bool = True
     freeze_layers: int = Field(0, ge=0)           # also freeze the embeddings and the first N transformer layers
     negative_ratio: float = Field(1.0, ge=0, le=1)   # share of no-answer windows trained on each epoch (resampled)
+    negative_passages: int = Field(0, ge=0)       # mined passages per question trained as no-answer (needs a pool)
+    mining: Literal["sparse", "hybrid"] = "sparse"   # the retriever that mines them over the pool
+    normalisation: Literal["window", "shared"] = "window"   # span softmax per window, or over all windows of a question
+    max_question_windows: int = Field(8, ge=1)    # shared: windows per question in a batch (answer windows first)
     eval_limit: int = Field(300, ge=0)            # dev questions decoded at each evaluation (0 = all)
     eval_batch_size: int = Field(32, ge=1)
     train: TrainConfig = Field(default_factory=_reader_train_defaults)
@@ -72,16 +78,36 @@ def closed_domain_inputs(questions: list[Question]) -> tuple[list[str], list[lis
 
 class ReaderTask:
     def __init__(self, tokenizer, train: list[Question], dev: list[Question], cfg: ReaderConfig,
-                 batch_size: int | None = None, seed: int | None = None, train_files: list[str] | None = None):
+                 batch_size: int | None = None, seed: int | None = None, train_files: list[str] | None = None,
+                 negatives: Sequence[Sequence[Passage]] | None = None):
+        """`negatives[i]`: the mined no-answer passages of `train[i]` (multi-passage training)."""
         batch_size = cfg.train.batch_size if batch_size is None else batch_size
         seed = cfg.train.seed if seed is None else seed
         self.tok, self.cfg, self.batch_size, self.seed = tokenizer, cfg, batch_size, seed
         self.skips = SkipReport()
-        qs, ctxs, ans = training_examples(train, self.skips)
+        kept: list[int] = []
+        qs, ctxs, ans = training_examples(train, self.skips, kept)
+        owner = list(range(len(qs)))                 # pair -> question (position among the kept ones)
+        mined = [False] * len(qs)
+        if negatives is not None:
+            for j, i in enumerate(kept):
+                for p in negatives[i]:
+                    qs.append(qs[j])
+                    ctxs.append(p.text)
+                    ans.append(None)
+                    owner.append(j)
+                    mined.append(True)
+        self.n_train_questions = len(kept)
+        self.n_negative_passages = len(owner) - len(kept)
         w = cfg.window
         self.win = make_windows(tokenizer, qs, ctxs, w.max_length, w.stride, w.max_query_length, ans)
-        self.n_train_questions = len(qs)
+        self.question_of = [owner[e] for e in self.win.example]      # window -> question
+        self.mined = [mined[e] for e in self.win.example]            # window of a mined passage
         self.lengths = [len(x) for x in self.win.input_ids]
+        self.groups: list[list[int]] = [[] for _ in kept]
+        for i, j in enumerate(self.question_of):
+            self.groups[j].append(i)
+        self.unanswerable = sum(1 for g in self.groups if not any(self.win.start[i] > 0 for i in g))
         dev = [q for q in dev if q.context and q.answers]
         rng = random.Random(seed)
         if cfg.eval_limit and len(dev) > cfg.eval_limit:
@@ -90,31 +116,64 @@ class ReaderTask:
         self.train_files = train_files or []
 
     def _epoch_windows(self, rng: random.Random) -> list[int]:
-        """Every answer window and a `negative_ratio` share of the no-answer windows."""
+        """Every answer window, a `negative_ratio` share of the gold passages' no-answer windows and every window
+        of the mined negative passages."""
         pos = [i for i in range(len(self.win)) if self.win.start[i] > 0]
-        neg = [i for i in range(len(self.win)) if self.win.start[i] == 0]
+        neg = [i for i in range(len(self.win)) if self.win.start[i] == 0 and not self.mined[i]]
         if self.cfg.negative_ratio < 1.0:
             neg = rng.sample(neg, round(len(neg) * self.cfg.negative_ratio))
-        return sorted(pos + neg)
+        return sorted(pos + neg + [i for i in range(len(self.win)) if self.mined[i]])
+
+    def _question_windows(self, group: list[int], rng: random.Random) -> list[int]:
+        """A question's windows for one epoch: its answer windows first, then others drawn up to the cap."""
+        cap = self.cfg.max_question_windows
+        pos = [i for i in group if self.win.start[i] > 0][:cap]
+        rest = [i for i in group if self.win.start[i] == 0]
+        return pos + rng.sample(rest, min(len(rest), cap - len(pos)))
+
+    def question_batches(self, rng: random.Random) -> list[list[int]]:
+        """Shared normalisation: batches of whole questions (at most `batch_size` windows unless one question
+        alone has more), questions without an answer window left out."""
+        order = [j for j, g in enumerate(self.groups) if any(self.win.start[i] > 0 for i in g)]
+        rng.shuffle(order)
+        batches, cur = [], []
+        for j in order:
+            ws = self._question_windows(self.groups[j], rng)
+            if cur and len(cur) + len(ws) > self.batch_size:
+                batches.append(cur)
+                cur = []
+            cur = cur + ws
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _batches(self, rng: random.Random) -> list[list[int]]:
+        if self.cfg.normalisation == "shared":
+            return self.question_batches(rng)
+        keep = self._epoch_windows(rng)
+        return [[keep[j] for j in chosen] for chosen in
+                length_batches([self.lengths[i] for i in keep], self.batch_size, rng)]
 
     def num_train_batches(self) -> int:
-        n = len(self._epoch_windows(random.Random(0)))
-        return (n + self.batch_size - 1) // self.batch_size
+        return len(self._batches(random.Random(0)))
 
     def train_batches(self, epoch: int, seed: int):
         rng = random.Random(seed * 1000 + epoch)
-        keep = self._epoch_windows(rng)
-        for chosen in length_batches([self.lengths[i] for i in keep], self.batch_size, rng):
-            idx = [keep[j] for j in chosen]
+        for idx in self._batches(rng):
             types = [self.win.token_type_ids[i] for i in idx] if self.win.token_type_ids is not None else None
             batch = collate(self.tok, [self.win.input_ids[i] for i in idx], types)
             batch["start"] = torch.tensor([self.win.start[i] for i in idx])
             batch["end"] = torch.tensor([self.win.end[i] for i in idx])
+            if self.cfg.normalisation == "shared":
+                batch["group"] = torch.tensor([self.question_of[i] for i in idx])
             yield batch
 
     def loss(self, model, batch):
-        inputs = {k: v for k, v in batch.items() if k not in ("start", "end")}
+        inputs = {k: v for k, v in batch.items() if k not in ("start", "end", "group")}
         start, end = model(**inputs)
+        if "group" in batch:
+            g = batch["group"]
+            return (shared_span_loss(start, batch["start"], g) + shared_span_loss(end, batch["end"], g)) / 2
         ce = torch.nn.functional.cross_entropy
         return (ce(start, batch["start"]) + ce(end, batch["end"])) / 2
 
@@ -137,6 +196,9 @@ class ReaderTask:
     def settings(self) -> dict:
         return {"window": asdict(self.cfg.window), "train_files": self.train_files,
                 "negative_ratio": self.cfg.negative_ratio, "freeze_layers": self.cfg.freeze_layers,
+                "negative_passages": self.cfg.negative_passages, "mined_passages": self.n_negative_passages,
+                "normalisation": self.cfg.normalisation, "max_question_windows": self.cfg.max_question_windows,
+                "unanswerable_questions": self.unanswerable,
                 "train_questions": self.n_train_questions, "train_windows": len(self.win),
                 "skipped_records": self.skips.skipped, "backbone": self.cfg.backbone}
 

@@ -1,0 +1,183 @@
+"""Multi-passage reader training: mined negatives, shared normalisation, batches of whole questions, --init."""
+
+import json
+
+import pytest
+import torch
+
+from odqa.modeling.losses import shared_span_loss
+from odqa.reader.negatives import is_negative, load_cache, mine, MiningSettings, pool_retriever, save_cache
+from odqa.reader.task import ReaderConfig, ReaderTask
+from odqa.types import Hit, Passage, Question
+from tests.conftest import PASSAGES, squad_file
+from tests.test_cli import odqa
+from tests.tiny_model import make_tiny_backbone
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
+
+
+@pytest.fixture(scope="module")
+def tok(tiny):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(str(tiny))
+
+
+# ------------------------------------------------------------------ the shared loss
+def test_shared_loss_with_one_window_per_question_is_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 12)
+    target = torch.tensor([3, 1, 7, 11, 2])
+    shared = shared_span_loss(logits, target, torch.arange(5))
+    assert torch.allclose(shared, torch.nn.functional.cross_entropy(logits, target), atol=1e-6)
+
+
+def test_shared_loss_normalises_over_all_windows_of_a_question_and_reaches_negatives():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 8, requires_grad=True)
+    target = torch.tensor([4, 0, 0])                  # window 0 holds the answer; 1 and 2 are negatives
+    loss = shared_span_loss(logits, target, torch.tensor([0, 0, 0]))
+    expected = torch.logsumexp(logits.reshape(-1), 0) - logits[0, 4]
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    assert logits.grad[1].abs().sum() > 0 and logits.grad[2].abs().sum() > 0
+    assert (logits.grad[1:] > 0).all()                 # every position of a negative is pushed down
+    # a window-wise loss would not see the negatives' scores against the gold one
+    per_window = torch.nn.functional.cross_entropy(logits[:1], target[:1])
+    assert loss > per_window
+
+
+def test_shared_loss_sums_the_answer_over_overlapping_windows():
+    logits = torch.zeros(2, 4)
+    loss = shared_span_loss(logits, torch.tensor([1, 2]), torch.tensor([7, 7]))
+    assert torch.allclose(loss, torch.log(torch.tensor(8.0)) - torch.log(torch.tensor(2.0)))
+
+
+# ------------------------------------------------------------------ mining
+def _q(qid, question, answer, context=""):
+    return Question(qid, question, [answer], context=context)
+
+
+class FixedRetriever:
+    def __init__(self, passages):
+        self.passages = passages
+
+    def search(self, queries, k=10):
+        return [[Hit(p, 1.0 / (r + 1), r + 1, "sparse") for r, p in enumerate(self.passages[:k])] for _ in queries]
+
+
+def test_mining_excludes_the_gold_passage_passages_holding_the_answer_and_excluded_ids():
+    gold = "한라산은 제주도에 있는 산이다."
+    ps = [Passage("g", "", "한라산은  제주도에 있는 산이다. "),     # the gold text (other spacing)
+          Passage("a", "", "백록담은 한라산 정상에 있다."),          # holds the answer text
+          Passage("x", "", "지리산의 최고봉은 천왕봉이다."),          # an excluded (dev) passage
+          Passage("n1", "", "김치는 한국의 전통 음식이다."),
+          Passage("n2", "", "이순신은 거북선으로 왜군을 물리쳤다."),
+          Passage("n3", "", "세종대왕은 훈민정음을 창제하였다.")]
+    q = _q("q", "제주도에 있는 산은?", "한라산", gold)
+    assert not is_negative(ps[0], q) and not is_negative(ps[1], q) and is_negative(ps[3], q)
+    found = mine([q], FixedRetriever(ps), k=2, excluded={"x"})
+    assert [p.id for p in found[0]] == ["n1", "n2"]
+
+
+def test_mining_a_corpus_file_with_bm25_and_the_cache_round_trip(tmp_path, corpus_file):
+    retriever, passages = pool_retriever(str(corpus_file), "sparse")
+    q = _q("q1", "백록담이 있는 산은 어디인가?", "한라산", PASSAGES[0]["text"])
+    found = mine([q], retriever, k=3)
+    assert found[0] and all("한라산" not in p.text for p in found[0])
+    settings = MiningSettings(str(corpus_file), "sparse", 3, 0)
+    save_cache(tmp_path / "run", settings, [q], found)
+    assert load_cache(tmp_path / "run", settings, [q]) == found
+    assert load_cache(tmp_path / "run", MiningSettings(str(corpus_file), "sparse", 2, 0), [q]) is None
+    with pytest.raises(Exception, match="sparse retrieval only"):
+        pool_retriever(str(corpus_file), "hybrid")
+
+
+# ------------------------------------------------------------------ batches of whole questions
+def _task(tok, normalisation, batch_size=4, cap=8):
+    ctx = ["한라산은 제주도에 있는 산으로 높이는 1,947미터이다. 정상에는 백록담이라는 화구호가 있다.",
+           "세종대왕은 조선의 제4대 임금으로 훈민정음을 창제하였다.", "이순신은 조선 중기의 무신이다."]
+    train = [Question("a", "백록담이 있는 산은?", ["한라산"], context=ctx[0], answer_starts=[0]),
+             Question("b", "훈민정음을 창제한 임금은?", ["세종대왕"], context=ctx[1], answer_starts=[0]),
+             Question("c", "조선 중기의 무신은?", ["이순신"], context=ctx[2], answer_starts=[0])]
+    negs = [[Passage("n1", "", PASSAGES[4]["text"]), Passage("n2", "", PASSAGES[1]["text"])],
+            [Passage("n3", "", PASSAGES[3]["text"])], []]
+    cfg = ReaderConfig(window={"max_length": 24, "stride": 8}, normalisation=normalisation, negative_passages=2,
+                       max_question_windows=cap)
+    return ReaderTask(tok, train, [], cfg, batch_size=batch_size, seed=0, negatives=negs)
+
+
+def test_shared_batches_keep_questions_whole_and_hold_their_negatives(tok):
+    task = _task(tok, "shared")
+    assert task.n_negative_passages == 3 and any(task.mined)
+    seen = []
+    for batch in task.train_batches(0, 0):
+        groups = batch["group"].tolist()
+        for g in set(groups):
+            assert g not in seen                        # a question never spans two batches
+            seen.append(g)
+            rows = [i for i, x in enumerate(groups) if x == g]
+            assert any(batch["start"][i] > 0 for i in rows)
+            assert len(rows) == min(len(task.groups[g]), task.cfg.max_question_windows)
+        assert len(groups) <= task.batch_size or len(set(groups)) == 1
+    assert sorted(seen) == [0, 1, 2]
+    model_windows = {g: len(w) for g, w in enumerate(task.groups)}
+    assert model_windows[0] > 1                          # gold windows and negative windows together
+
+
+def test_window_mode_trains_every_mined_window_as_no_answer(tok):
+    task = _task(tok, "window")
+    mined = [i for i in range(len(task.win)) if task.mined[i]]
+    assert mined and all(task.win.start[i] == 0 and task.win.end[i] == 0 for i in mined)
+    assert set(mined) <= set(task._epoch_windows(__import__("random").Random(0)))
+    for batch in task.train_batches(0, 0):
+        assert "group" not in batch
+
+
+def test_cap_on_windows_per_question_keeps_the_answer_window(tok):
+    task = _task(tok, "shared", cap=1)
+    for batch in task.train_batches(0, 0):
+        assert (batch["start"] > 0).all()
+
+
+def test_shared_training_loss_backpropagates(tiny, tok):
+    from odqa.modeling.checkpoint import build_model
+    from odqa.modeling.heads import HeadConfig
+    _, model = build_model(str(tiny), "span", HeadConfig())
+    task = _task(tok, "shared", batch_size=16)
+    batch = next(iter(task.train_batches(0, 0)))
+    loss = task.loss(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.head.out.weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------------ through the CLI: --init and mining
+def test_init_continues_a_reader_and_mines_negatives_once(tiny, tmp_path, corpus_file):
+    from odqa.api.training import ReaderTrainConfig, init_reader
+    from odqa.modeling.checkpoint import load_model
+    train = squad_file(tmp_path / "train.json")
+    common = ["--train", train, "--max-length", "48", "--stride", "16", "--batch-size", "4", "--lr", "1e-3", "--json"]
+    odqa("train", "reader", *common, "--out", tmp_path / "r1", "--backbone", tiny, "--head", "cnn",
+         "--max-steps", "2", cwd=tmp_path)
+    # --init: backbone and head from the checkpoint (its cnn head wins over --head linear)
+    cfg = ReaderTrainConfig(train_files=[train], out=tmp_path / "x", init=str(tmp_path / "r1" / "best"))
+    _, model, cfg2 = init_reader(cfg)
+    _, saved, _ = load_model(tmp_path / "r1" / "best", "span")
+    assert cfg2.head.type == "cnn" and model.training
+    for (k, a), (_, b) in zip(model.state_dict().items(), saved.state_dict().items()):
+        assert torch.equal(a, b), k
+    rep = json.loads(odqa("train", "reader", *common, "--out", tmp_path / "r2", "--init", tmp_path / "r1" / "best",
+                          "--head", "linear", "--max-steps", "2", "--negative-passages", "2", "--pool", corpus_file,
+                          "--normalisation", "shared", cwd=tmp_path).stdout)
+    assert rep["head"] == "cnn" and rep["steps"] == 2
+    meta = json.loads((tmp_path / "r2" / "best" / "odqa_head.json").read_text())
+    assert meta["head"]["type"] == "cnn" and meta["extra"]["reader"]["normalisation"] == "shared"
+    assert meta["extra"]["reader"]["mined_passages"] > 0
+    cache = (tmp_path / "r2" / "negatives.jsonl").read_text().splitlines()
+    assert json.loads(cache[0])["k"] == 2 and len(cache) == 1 + 9
+    # negatives without a pool: one clear line
+    bad = odqa("train", "reader", *common, "--out", tmp_path / "r3", "--backbone", tiny, "--max-steps", "1",
+               "--negative-passages", "2", cwd=tmp_path, check=False)
+    assert bad.returncode != 0 and "needs a pool" in bad.stderr and "Traceback" not in bad.stderr
