@@ -181,3 +181,61 @@ def test_init_continues_a_reader_and_mines_negatives_once(tiny, tmp_path, corpus
     bad = odqa("train", "reader", *common, "--out", tmp_path / "r3", "--backbone", tiny, "--max-steps", "1",
                "--negative-passages", "2", cwd=tmp_path, check=False)
     assert bad.returncode != 0 and "needs a pool" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------ the EM-token feature
+def test_em_feature_marks_the_passage_tokens_whose_morpheme_is_in_the_question(tok):
+    from odqa.reader.em_feature import em_spans
+    from odqa.reader.features import make_windows
+    q, ctx = "백록담이 있는 산은?", "한라산 정상에는 백록담이 있다. 김치는 음식이다."
+    spans = em_spans([q], [ctx])[0]
+    marked = {ctx[s:e] for s, e in spans}
+    assert "백록담" in marked and "김치" not in marked and "음식" not in marked
+    w = make_windows(tok, [q], [ctx], 64, 16, em=[spans])
+    ids, offs = w.em_ids[0], w.offsets[0]
+    assert len(ids) == len(w.input_ids[0])
+    on = [ctx[o[0]:o[1]] for i, o in zip(ids, offs) if i]
+    assert on and all(any(t in m or m in t for m in marked) for t in on)
+    assert all(i == 0 for i, o in zip(ids, offs) if o is None)       # question and special tokens never marked
+    assert any(i == 0 for i, o in zip(ids, offs) if o is not None and "김치" in ctx[o[0]:o[1]])
+
+
+def test_em_embedding_starts_at_zero_and_changes_the_scores_once_trained(tiny, tok):
+    from odqa.modeling.checkpoint import build_model
+    from odqa.modeling.heads import HeadConfig
+    from odqa.reader.inference import collate
+    _, plain = build_model(str(tiny), "span", HeadConfig())
+    torch.manual_seed(0)
+    _, model = build_model(str(tiny), "span", HeadConfig(em_feature=True))
+    model.load_state_dict({**plain.state_dict(), "head.em.weight": model.head.em.weight}, strict=True)
+    model.eval(), plain.eval()
+    ids = tok("한라산 백록담")["input_ids"]
+    batch = collate(tok, [ids], None, [[0] + [1] * (len(ids) - 2) + [0]])
+    with torch.no_grad():
+        a = model(**batch)[0]
+        b = plain(**{k: v for k, v in batch.items() if k != "em_ids"})[0]
+        assert torch.allclose(a, b, atol=1e-5)
+        model.head.em.weight[1] += torch.randn(model.config.hidden_size)     # (a constant shift LayerNorm removes)
+        assert not torch.allclose(model(**batch)[0], b, atol=1e-3)
+
+
+def test_a_reader_trained_with_the_em_feature_saves_loads_and_reads(tiny, tmp_path, corpus_file):
+    train = squad_file(tmp_path / "train.json")
+    common = ["--train", train, "--max-length", "48", "--stride", "16", "--batch-size", "4", "--lr", "1e-2", "--json"]
+    odqa("train", "reader", *common, "--out", tmp_path / "r0", "--backbone", tiny, "--max-steps", "1", cwd=tmp_path)
+    # --init a reader without the feature, with --em-feature: the embedding joins it, trained and saved
+    odqa("train", "reader", *common, "--out", tmp_path / "r1", "--init", tmp_path / "r0" / "best", "--em-feature",
+         "--max-steps", "3", cwd=tmp_path)
+    best = tmp_path / "r1" / "best"
+    meta = json.loads((best / "odqa_head.json").read_text())
+    assert meta["head"]["em_feature"] is True
+    from odqa.modeling.checkpoint import load_model
+    _, model, _ = load_model(best, "span")
+    assert model.head.em.weight.abs().sum() > 0                      # trained away from its zero start
+    odqa("index", corpus_file, "--name", "c", "--index-dir", tmp_path / "ix", cwd=tmp_path)
+    ans = json.loads(odqa("ask", "백록담이 있는 산은?", "--index", "c", "--index-dir", tmp_path / "ix",
+                          "--reader", best, "--json", cwd=tmp_path).stdout)
+    assert ans["answers"] and not ans["sentence_level"]
+    closed = json.loads(odqa("evaluate", "--closed", "--reader", best, "--questions", train, "--json",
+                             cwd=tmp_path).stdout)
+    assert closed["questions"] == 9

@@ -146,6 +146,11 @@ def init_reader(cfg: ReaderTrainConfig):
     folder = checkpoint_or_shipped(cfg.init, "reader", DEFAULT_READER)
     tokenizer, model, meta = load_model(folder, "span", device="cpu")
     head = HeadConfig.from_dict(meta["head"])
+    if cfg.head.em_feature and not head.em_feature:      # the feature added to a reader trained without it
+        from odqa.modeling.heads import make_em_embedding
+        head = dataclasses.replace(head, em_feature=True)
+        model.head.em = make_em_embedding(model.config.hidden_size)
+        model.meta["head"] = head.to_dict()
     model.train()
     log.info("starting from reader %s (%s head)", folder, head.type)
     return tokenizer, model, with_changes(cfg, head=head, backbone=str(meta.get("base_backbone") or cfg.backbone))

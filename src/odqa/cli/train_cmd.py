@@ -81,6 +81,9 @@ def reader(
     init: Optional[str] = typer.Option(None, "--init", help="Start backbone and head from this reader: a checkpoint "
                                        "folder or a shipped reader's name (ko-reader); its head settings replace "
                                        "--head and --backbone."),
+    em_feature: bool = typer.Option(False, "--em-feature", help="Mark passage tokens whose morpheme occurs in the "
+                                    "question (a learned embedding added to the token embeddings; kept in the "
+                                    "checkpoint, used by ask/evaluate)."),
     epochs: float = typer.Option(1.0, "--epochs"),
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per micro-batch."),
@@ -126,7 +129,7 @@ def reader(
     from odqa.reader.inference import WindowSettings
 
     cfg = ReaderTrainConfig(
-        train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone, head=HeadConfig(type=head),
+        train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone, head=HeadConfig(type=head, em_feature=em_feature),
         window=WindowSettings(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,

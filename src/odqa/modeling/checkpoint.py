@@ -39,8 +39,15 @@ class BackboneWithHead(nn.Module):
     def config(self):
         return self.backbone.config
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None, **head_kwargs):
+    def forward(self, input_ids, attention_mask, token_type_ids=None, em_ids=None, **head_kwargs):
+        """`em_ids` (the EM-token feature, 0/1 per token) is added through the head's embedding when it has one."""
         kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+        em = getattr(self.head, "em", None)
+        if em is not None:
+            if em_ids is None:
+                em_ids = torch.zeros_like(input_ids)
+            kw = {"inputs_embeds": self.backbone.get_input_embeddings()(input_ids) + em(em_ids),
+                  "attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
         states = self.backbone(**kw).last_hidden_state

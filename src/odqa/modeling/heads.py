@@ -29,6 +29,7 @@ class HeadConfig:
     channels: int = 128                                    # cnn: output channels per width
     lstm_hidden: int = 192                                 # lstm: per direction
     lstm_layers: int = 1
+    em_feature: bool = False                               # span: a learned EM-token embedding (2 rows, zero-init)
 
     def __post_init__(self) -> None:
         if self.type not in HEAD_TYPES:
@@ -95,6 +96,14 @@ def make_body(cfg: HeadConfig, hidden: int) -> nn.Module:
     return _BODIES[cfg.type](hidden, cfg)
 
 
+def make_em_embedding(hidden: int) -> nn.Embedding:
+    """The EM-token feature's embedding, added to the token embeddings: zero at first, so a reader that gains
+    it reads exactly as before until trained."""
+    em = nn.Embedding(2, hidden)
+    nn.init.zeros_(em.weight)
+    return em
+
+
 class SpanHead(nn.Module):
     """Start and end logits per token; padded positions get a large negative logit."""
 
@@ -104,6 +113,7 @@ class SpanHead(nn.Module):
         self.body = make_body(cfg, hidden)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(self.body.out_dim, 2)
+        self.em = make_em_embedding(hidden) if cfg.em_feature else None
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.out(self.dropout(self.body(states, mask)))

@@ -27,6 +27,7 @@ class Windows:
     offsets: list[list[tuple[int, int] | None]] = field(default_factory=list)   # None = not a context token
     start: list[int] = field(default_factory=list)            # training labels (0 = no answer)
     end: list[int] = field(default_factory=list)
+    em_ids: list[list[int]] | None = None                     # EM-token feature per token (when asked for)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -64,15 +65,18 @@ def locate_answer(context: str, text: str, start: int | None) -> int | None:
 
 
 def make_windows(tokenizer, questions: list[str], contexts: list[str], max_length: int = 384, stride: int = 128,
-                 max_query_length: int = 64, answers: list[tuple[int, str] | None] | None = None) -> Windows:
-    """Tokenise (question, context) pairs into windows; `answers[i]` = (char start, text) or None.
+                 max_query_length: int = 64, answers: list[tuple[int, str] | None] | None = None,
+                 em: list[list[tuple[int, int]]] | None = None) -> Windows:
+    """Tokenise (question, context) pairs into windows; `answers[i]` = (char start, text) or None;
+    `em[i]`: the context's character spans marked by the EM-token feature (`odqa.reader.em_feature`).
 
     `stride` is the number of overlapping tokens between consecutive windows.
     """
+    from odqa.reader.em_feature import token_marks
     qs = [_truncate_query(tokenizer, q, max_query_length) for q in questions]
     enc = tokenizer(qs, contexts, truncation="only_second", max_length=max_length, stride=stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
-    w = Windows(token_type_ids=[] if "token_type_ids" in enc else None)
+    w = Windows(token_type_ids=[] if "token_type_ids" in enc else None, em_ids=[] if em is not None else None)
     for i, ids in enumerate(enc["input_ids"]):
         ex = enc["overflow_to_sample_mapping"][i]
         seq = enc.sequence_ids(i)
@@ -84,6 +88,8 @@ def make_windows(tokenizer, questions: list[str], contexts: list[str], max_lengt
             w.token_type_ids.append(enc["token_type_ids"][i])
         w.example.append(ex)
         w.offsets.append(offs)
+        if em is not None:
+            w.em_ids.append(token_marks(offs, em[ex]))
         s_tok = e_tok = 0
         if answers is not None and answers[ex] is not None:
             a_start, a_text = answers[ex]

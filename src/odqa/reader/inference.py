@@ -14,6 +14,7 @@ import torch
 
 from odqa.device import inference_autocast, model_device, to_device_batch
 from odqa.progress import bar
+from odqa.reader.em_feature import em_spans, uses_em
 from odqa.reader.features import make_windows
 from odqa.reader.postprocess import Span, window_spans
 from odqa.types import Passage
@@ -28,8 +29,9 @@ class WindowSettings:
     n_best: int = 20
 
 
-def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of token id lists into tensors."""
+def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None,
+            em: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of token id lists (and their token types and EM-token ids, when given) into tensors."""
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id or 0
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -43,6 +45,11 @@ def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None) -> 
         for i, r in enumerate(types):
             tt[i, :len(r)] = torch.tensor(r, dtype=torch.long)
         out["token_type_ids"] = tt
+    if em is not None:
+        e = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(em):
+            e[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        out["em_ids"] = e
     return out
 
 
@@ -64,9 +71,10 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     out: list[list[Span]] = [[] for _ in questions]
     if not pair_q:
         return out
+    em = em_spans(pair_q, pair_ctx) if uses_em(model) else None
     with tokenize_lock or nullcontext():
         win = make_windows(tokenizer, pair_q, pair_ctx, settings.max_length, settings.stride,
-                           settings.max_query_length)
+                           settings.max_query_length, em=em)
     order = sorted(range(len(win)), key=lambda i: len(win.input_ids[i]))
     was_training = model.training
     if was_training:
@@ -77,7 +85,8 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             types = [win.token_type_ids[i] for i in idx] if win.token_type_ids is not None else None
-            batch = to_device_batch(collate(tokenizer, [win.input_ids[i] for i in idx], types), device)
+            ems = [win.em_ids[i] for i in idx] if win.em_ids is not None else None
+            batch = to_device_batch(collate(tokenizer, [win.input_ids[i] for i in idx], types, ems), device)
             start, end = model(**batch)
             start, end = start.float().cpu().numpy(), end.float().cpu().numpy()
             for row, i in enumerate(idx):

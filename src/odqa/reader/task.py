@@ -21,6 +21,7 @@ from odqa.metrics import em_f1
 from odqa.modeling.checkpoint import save_model
 from odqa.modeling.heads import HeadConfig
 from odqa.modeling.losses import shared_span_loss
+from odqa.reader.em_feature import em_spans
 from odqa.reader.features import SkipReport, make_windows, training_examples
 from odqa.reader.inference import WindowSettings, collate, predict_spans
 from odqa.reader.postprocess import default_postprocessor
@@ -100,7 +101,8 @@ class ReaderTask:
         self.n_train_questions = len(kept)
         self.n_negative_passages = len(owner) - len(kept)
         w = cfg.window
-        self.win = make_windows(tokenizer, qs, ctxs, w.max_length, w.stride, w.max_query_length, ans)
+        em = em_spans(qs, ctxs) if cfg.head.em_feature else None
+        self.win = make_windows(tokenizer, qs, ctxs, w.max_length, w.stride, w.max_query_length, ans, em)
         self.question_of = [owner[e] for e in self.win.example]      # window -> question
         self.mined = [mined[e] for e in self.win.example]            # window of a mined passage
         self.lengths = [len(x) for x in self.win.input_ids]
@@ -161,7 +163,8 @@ class ReaderTask:
         rng = random.Random(seed * 1000 + epoch)
         for idx in self._batches(rng):
             types = [self.win.token_type_ids[i] for i in idx] if self.win.token_type_ids is not None else None
-            batch = collate(self.tok, [self.win.input_ids[i] for i in idx], types)
+            ems = [self.win.em_ids[i] for i in idx] if self.win.em_ids is not None else None
+            batch = collate(self.tok, [self.win.input_ids[i] for i in idx], types, ems)
             batch["start"] = torch.tensor([self.win.start[i] for i in idx])
             batch["end"] = torch.tensor([self.win.end[i] for i in idx])
             if self.cfg.normalisation == "shared":
