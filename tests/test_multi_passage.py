@@ -239,3 +239,22 @@ def test_a_reader_trained_with_the_em_feature_saves_loads_and_reads(tiny, tmp_pa
     closed = json.loads(odqa("evaluate", "--closed", "--reader", best, "--questions", train, "--json",
                              cwd=tmp_path).stdout)
     assert closed["questions"] == 9
+
+
+def test_training_files_with_an_empty_question_or_a_shifted_answer_are_counted_not_fatal(tiny, tmp_path):
+    from odqa.corpus import load_questions
+    from odqa.errors import CorpusError
+    data = {"data": [{"title": "t", "paragraphs": [{"context": "한라산은 제주도에 있는 산이다.", "qas": [
+        {"id": "ok", "question": "제주도에 있는 산은?", "answers": [{"text": "한라산", "answer_start": 0}]},
+        {"id": "shifted", "question": "무엇이 있나?", "answers": [{"text": "제주도", "answer_start": 6}]},
+        {"id": "empty", "question": "  ", "answers": [{"text": "산", "answer_start": 12}]}]}]}]}
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"qas\[2\]: empty question"):
+        load_questions(f)                                   # evaluation data: refused, named
+    skipped = []
+    assert [q.id for q in load_questions(f, skipped=skipped)] == ["ok", "shifted"]
+    assert skipped == [f"{f}: data[0].paragraphs[0].qas[2]"]
+    rep = json.loads(odqa("train", "reader", "--train", f, "--out", tmp_path / "r", "--backbone", tiny,
+                          "--max-length", "48", "--stride", "16", "--max-steps", "1", "--json", cwd=tmp_path).stdout)
+    assert rep["train_questions"] == 1 and rep["skipped_records"] == 2

@@ -396,10 +396,11 @@ def _is_squad(path: Path, encoding: str | None) -> bool:
         return False
 
 
-def load_questions(path: str | Path, encoding: str | None = None) -> list[Question]:
+def load_questions(path: str | Path, encoding: str | None = None, skipped: list[str] | None = None) -> list[Question]:
     """SQuAD/KorQuAD JSON (gold = the question's own paragraph), JSONL with `question`,
     optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder.
-    Files are decoded as `encoding` (default UTF-8, a BOM skipped)."""
+    Files are decoded as `encoding` (default UTF-8, a BOM skipped). With `skipped` given (training data),
+    a SQuAD question with an empty text is left out and its place appended there instead of refused."""
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: questions file not found")
@@ -416,6 +417,9 @@ def load_questions(path: str | Path, encoding: str | None = None) -> list[Questi
                     gold.append(str(para["document_id"]))
                 for qi, qa in enumerate(_field(para, "qas", where, list)):
                     qwhere = f"{where}.qas[{qi}]"
+                    if skipped is not None and not str(qa.get("question", "")).strip():
+                        skipped.append(qwhere)
+                        continue
                     question = _question_text(qa, qwhere)
                     texts, starts = _answers_of(qa, qwhere)
                     out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")), question=question, answers=texts,

@@ -93,7 +93,8 @@ def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainRe
     from odqa.reader.task import ReaderTask
     from odqa.training import train as run_training
     resolve_device(cfg.train.device)                 # a device torch cannot use: one line, before any work
-    questions = [q for f in cfg.train_files for q in load_questions(f)]
+    empty: list[str] = []                            # training records without a question: counted, not fatal
+    questions = [q for f in cfg.train_files for q in load_questions(f, skipped=empty)]
     dev_questions = load_questions(cfg.dev) if cfg.dev else []
     if cfg.init:
         tokenizer, model, cfg = init_reader(cfg)
@@ -102,6 +103,8 @@ def train_reader(cfg: ReaderTrainConfig, *, quiet: bool = True) -> ReaderTrainRe
     negatives = mine_reader_negatives(cfg, questions, quiet) if cfg.negative_passages else None
     task = ReaderTask(tokenizer, questions, dev_questions, cfg, train_files=[str(f) for f in cfg.train_files],
                       negatives=negatives)
+    for where in empty:
+        task.skips.add(where, "empty question")
     if task.unanswerable and cfg.normalisation == "shared":
         log.warning(f"shared normalisation: {task.unanswerable} question(s) whose windows lost the answer are skipped")
     if task.skips.skipped:
