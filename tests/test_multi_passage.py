@@ -97,8 +97,7 @@ def test_mining_a_corpus_file_with_bm25_and_the_cache_round_trip(tmp_path, corpu
 
 # ------------------------------------------------------------------ batches of whole questions
 def _task(tok, normalisation, batch_size=4, cap=8):
-    ctx = ["한라산은 제주도에 있는 산으로 높이는 1,947미터이다. 정상에는 백록담이라는 화구호가 있다.",
-           "세종대왕은 조선의 제4대 임금으로 훈민정음을 창제하였다.", "이순신은 조선 중기의 무신이다."]
+    ctx = [PASSAGES[0]["text"], "세종대왕은 조선의 제4대 임금으로 훈민정음을 창제하였다.", "이순신은 조선 중기의 무신이다."]
     train = [Question("a", "백록담이 있는 산은?", ["한라산"], context=ctx[0], answer_starts=[0]),
              Question("b", "훈민정음을 창제한 임금은?", ["세종대왕"], context=ctx[1], answer_starts=[0]),
              Question("c", "조선 중기의 무신은?", ["이순신"], context=ctx[2], answer_starts=[0])]

@@ -129,7 +129,8 @@ def reader(
     from odqa.reader.inference import WindowSettings
 
     cfg = ReaderTrainConfig(
-        train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone, head=HeadConfig(type=head, em_feature=em_feature),
+        train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone,
+        head=HeadConfig(type=head, em_feature=em_feature),
         window=WindowSettings(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,

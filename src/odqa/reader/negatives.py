@@ -115,8 +115,9 @@ def save_cache(folder: Path, settings: MiningSettings, questions: Sequence[Quest
     path = Path(folder) / CACHE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(settings.header(), ensure_ascii=False)]
-    lines += [json.dumps({"i": i, "id": q.id, "passages": [{"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id} for p in ns]},
-                         ensure_ascii=False) for i, (q, ns) in enumerate(zip(questions, negatives))]
+    for i, (q, ns) in enumerate(zip(questions, negatives)):
+        ps = [{"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id} for p in ns]
+        lines.append(json.dumps({"i": i, "id": q.id, "passages": ps}, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
