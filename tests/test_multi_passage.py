@@ -257,3 +257,14 @@ def test_training_files_with_an_empty_question_or_a_shifted_answer_are_counted_n
     rep = json.loads(odqa("train", "reader", "--train", f, "--out", tmp_path / "r", "--backbone", tiny,
                           "--max-length", "48", "--stride", "16", "--max-steps", "1", "--json", cwd=tmp_path).stdout)
     assert rep["train_questions"] == 1 and rep["skipped_records"] == 2
+
+
+def test_mining_an_index_keeps_the_excluded_gold_passages_out(tmp_path, corpus_file, questions_file):
+    from odqa.reader.negatives import excluded_ids
+    odqa("index", corpus_file, "--name", "c", "--index-dir", tmp_path / "ix", cwd=tmp_path)
+    retriever, passages = pool_retriever("c", "sparse", tmp_path / "ix")
+    excluded = excluded_ids([questions_file], passages)
+    assert {"p1", "p2", "p3", "p4", "p6"} <= excluded and "p5" not in excluded
+    q = _q("t", "제주도와 조선의 산과 임금과 김치는?", "없는답")
+    found = mine([q], retriever, k=5, excluded=excluded)
+    assert [p.id for p in found[0]] == ["p5"]
