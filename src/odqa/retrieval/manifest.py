@@ -27,7 +27,7 @@ from typing import Callable
 
 from odqa import __version__, checksums
 from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
-from odqa.corpus import Corpus, file_sha256
+from odqa.corpus import Corpus, CorpusStream, file_sha256
 from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
 
 FORMAT_VERSION = 3
@@ -134,10 +134,11 @@ def write_manifest(folder: Path, manifest: dict, rehash: bool = True) -> dict:
     return manifest
 
 
-def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
+def corpus_record(corpus: Corpus | CorpusStream, path: Path, corpus_cfg: dict) -> dict:
+    """What the manifest records of the corpus (a `CorpusStream` once it has been read through)."""
     st = path.stat()
     return {"path": corpus.source, "sha256": corpus.sha256, "size": st.st_size, "mtime": st.st_mtime,
-            "format": corpus.fmt, "passages": len(corpus.passages),
+            "format": corpus.fmt, "passages": corpus.n_passages,
             "duplicates_merged": corpus.n_duplicates, "empty_skipped": corpus.n_empty, **corpus_cfg}
 
 
