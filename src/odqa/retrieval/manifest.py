@@ -33,13 +33,14 @@ from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 SELF_CHECKSUM = "manifest_checksum"
-DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
-DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
+DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
+              "pq_m")
+DENSE_DEFAULTS = {"window_stride": 0, "pq_m": 0}      # keys added after indexes were built without them
 # what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
 # query side (a query-side fine-tuned folder over the same passage encoder) keeps them
-DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
+DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist", "pq_m")
 VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
-               "e5_prefixes")
+               "pq_m", "e5_prefixes")
 
 
 def _v1_to_v2(m: dict) -> dict:
@@ -172,7 +173,7 @@ def dense_settings(cfg: DenseConfig) -> dict | None:
     return {"encoder": cfg.encoder, "encoder_sha256": sha,
             "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
             "max_length": cfg.max_length, "window_stride": cfg.window_stride, "quantize": cfg.quantize,
-            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "e5_prefixes": info.e5_prefixes}
+            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "pq_m": cfg.pq_m, "e5_prefixes": info.e5_prefixes}
 
 
 def keep_dense(cfg: IndexConfig, old: dict | None) -> IndexConfig:
