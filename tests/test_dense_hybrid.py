@@ -100,7 +100,7 @@ def test_one_encoder_serves_concurrent_encode_calls(tiny, tmp_path, monkeypatch)
     assert made == [tiny, str(qs), tiny]      # the shared encoder, the query-side one, its passage runtime once
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])
 def test_dense_index_build_retrieve_and_hybrid(kind, tiny, corpus_file, questions_file, index_root):
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", f"dense.index={kind}"])
     res = build_index(corpus_file, "d", cfg, index_root)
@@ -114,6 +114,8 @@ def test_dense_index_build_retrieve_and_hybrid(kind, tiny, corpus_file, question
     assert exact[0].passage.id == idx.passages[2].id  # a passage's own text finds it
     if kind == "hnsw":   # the search-time candidate list is kept through save and load
         assert idx.retriever("dense").index.hnsw.efSearch == cfg.dense.hnsw_ef_search == 128
+    if kind == "ivfpq":  # dim/8 bytes a vector (32-d: 4 sub-vectors)
+        assert idx.retriever("dense").index.pq.M == 4 and d["pq_m"] == 0
     hy = idx.retriever("hybrid", HybridConfig(alpha=0.0)).search(["거북선 왜군"], 2)[0]
     assert hy[0].passage.id == idx.sparse.search(["거북선 왜군"], 1)[0][0].passage.id
 
@@ -251,3 +253,24 @@ def test_zscore_fusion_standardises_each_list():
     assert [h.passage.id for h in one] == ["a", "c"]      # a one-hit list still ranks its hit first
     with pytest.raises(OdqaError, match="config field 'method': input should be 'minmax', 'zscore' or 'rrf', got 'mean'"):
         fuse(sp, de, HybridConfig(method="mean"), 3)
+
+
+def test_ivfpq_codes_take_pq_m_bytes_a_vector_and_keep_nprobe():
+    import faiss
+
+    from odqa.config import DenseConfig
+    from odqa.errors import OdqaError
+    from odqa.retrieval.dense import build_faiss
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((2000, 64)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = build_faiss(vecs, DenseConfig(index="ivfpq", ivf_nlist=16, ivf_nprobe=16, pq_m=16))
+    assert index.code_size == 16 and index.pq.nbits == 8 and index.nprobe == 16 and index.ntotal == 2000
+    exact = faiss.IndexFlatIP(64)
+    exact.add(vecs)
+    q = vecs[:50] + 0.05 * rng.standard_normal((50, 64)).astype("float32")
+    top_pq = index.search(q, 10)[1]
+    top = exact.search(q, 1)[1]
+    assert np.mean([t[0] in row for t, row in zip(top, top_pq)]) >= 0.9    # all lists searched: PQ alone
+    with pytest.raises(OdqaError, match="pq_m 10 must divide the vector size 64"):
+        build_faiss(vecs, DenseConfig(index="ivfpq", pq_m=10))

@@ -111,10 +111,12 @@ class DenseConfig(Section):
     window_stride: int = Field(128, ge=0)     # 0 = cut longer passages; N = windows of max_length tokens, N apart
     batch_size: int = Field(32, ge=1)         # sequences per forward pass (sorted by length)
     quantize: Literal["none", "int8", "onnx", "onnx-int8"] = "none"
-    index: Literal["flat", "hnsw", "ivf"] = "flat"
+    index: Literal["flat", "hnsw", "ivf", "ivfpq"] = "flat"
     hnsw_m: int = Field(32, ge=2)             # graph degree for hnsw
     hnsw_ef_search: int = Field(128, ge=1)    # hnsw candidate list at search time (faiss's default 16 loses recall)
-    ivf_nlist: int = Field(0, ge=0)           # lists for ivf; 0 = about 4*sqrt(passages)
+    ivf_nlist: int = Field(0, ge=0)           # lists for ivf and ivfpq; 0 = about 4*sqrt(passages)
+    ivf_nprobe: int = Field(0, ge=0)          # lists searched per query (ivf, ivfpq); 0 = nlist/8
+    pq_m: int = Field(0, ge=0)                # ivfpq: sub-vectors of 8 bits (bytes a vector); 0 = dim/8
     threads: int = Field(0, ge=0)             # onnxruntime intra-op threads; 0 = the runtime's default
 
 

@@ -84,9 +84,11 @@ def verify_index(name: str, index_dir: str | Path | None = None) -> VerifyReport
     return VerifyReport(name, **_verify(name, index_dir))
 
 
-def load_index(name: str, index_dir: str | Path | None = None, connection=None) -> Index:
-    """Index NAME (local or Elasticsearch); `.stale` lists why it no longer matches its sources."""
-    return _load(name, index_dir, connection)
+def load_index(name: str, index_dir: str | Path | None = None, connection=None, mmap: bool | None = None) -> Index:
+    """Index NAME (local or Elasticsearch); `.stale` lists why it no longer matches its sources.
+    `mmap=False` reads a local index's BM25 scores into memory instead of mapping them (default: mapped,
+    unless ODQA_MMAP=0)."""
+    return _load(name, index_dir, connection, mmap)
 
 
 def list_indexes(index_dir: str | Path | None = None) -> list[str]:

@@ -29,7 +29,7 @@ def index(
     dense: Optional[bool] = typer.Option(None, "--dense/--no-dense", help="Build the dense (bi-encoder + FAISS) "
                                          "index / drop it. Neither: an index keeps the vectors it has."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Dense encoder spec (default offline:multilingual-e5-small)."),
-    dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf"),
+    dense_index: Optional[str] = typer.Option(None, "--dense-index", help="flat | hnsw | ivf | ivfpq"),
     quantize: Optional[str] = typer.Option(None, "--quantize", help="Dense encoding: none | int8 | onnx | onnx-int8"),
     window_stride: Optional[int] = typer.Option(None, "--window-stride", help="Dense: split passages longer than "
                                                 "dense.max_length into windows this many tokens apart (0 = cut)."),

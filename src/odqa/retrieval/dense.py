@@ -34,7 +34,7 @@ from odqa.text.pieces import token_prefix
 from odqa.types import Hit, Passage
 
 log = logging.getLogger(__name__)
-INDEX_TYPES = ("flat", "hnsw", "ivf")
+INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 class DenseEncoder:
@@ -254,12 +254,19 @@ def build_faiss(vectors: np.ndarray, cfg: DenseConfig):
     elif cfg.index == "hnsw":
         index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efSearch = cfg.hnsw_ef_search     # stored with the index by faiss.write_index
-    elif cfg.index == "ivf":
+    elif cfg.index in ("ivf", "ivfpq"):
         nlist = cfg.ivf_nlist or max(1, int(4 * np.sqrt(len(vectors))))
         nlist = min(nlist, len(vectors))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        if cfg.index == "ivf":
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            m = cfg.pq_m or max(1, d // 8)
+            if d % m:
+                raise OdqaError(f"dense.pq_m {m} must divide the vector size {d} (e.g. {d // 8})")
+            nbits = max(1, min(8, int(np.log2(len(vectors)))))   # 8 bits; fewer when there are < 256 vectors
+            index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
-        index.nprobe = max(1, nlist // 8)
+        index.nprobe = min(nlist, cfg.ivf_nprobe or max(1, nlist // 8))   # stored with the index
     else:
         raise OdqaError(f"unknown dense index '{cfg.index}' (choose from {', '.join(INDEX_TYPES)})")
     index.add(vectors)

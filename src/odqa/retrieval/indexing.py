@@ -49,13 +49,17 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
                               f"index '{name}' not created") from None
 
 
-def load_index(name: str, root=None, connection=None) -> Index:
-    """Index NAME, local or on Elasticsearch (`connection`, else the pointer's URL with ODQA_ES_* credentials)."""
+def load_index(name: str, root=None, connection=None, mmap: bool | None = None) -> Index:
+    """Index NAME, local or on Elasticsearch (`connection`, else the pointer's URL with ODQA_ES_* credentials).
+    `mmap`: map a local index's BM25 score arrays from their files (None: yes, unless ODQA_MMAP=0)."""
     folder = store.open_folder(name, root)
     for attempt in range(LOAD_ATTEMPTS):
         manifest = mf.read_manifest(folder, name, root)
         try:
-            return backend(manifest.get("backend", "local")).load(name, folder, manifest, connection)
+            index = backend(manifest.get("backend", "local")).load(name, folder, manifest, connection)
+            if mmap is not None:
+                index.mmap = mmap          # read by the local backend when it first loads bm25/
+            return index
         except IndexCorrupt:   # a build swapped the folder in while it was read: read the new one
             now = mf.read_manifest(folder, name, root)
             if attempt + 1 == LOAD_ATTEMPTS or now.get(mf.SELF_CHECKSUM) == manifest.get(mf.SELF_CHECKSUM):

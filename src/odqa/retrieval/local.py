@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
 
 from odqa.atomic import AtomicFolder
 from odqa.config import DenseConfig, IndexConfig
-from odqa.corpus import load_corpus
+from odqa.corpus import CorpusStream
 from odqa.errors import IndexCorrupt, IndexStale, OdqaError
 from odqa.progress import bar
 from odqa.retrieval import manifest as mf
 from odqa.retrieval import store
 from odqa.retrieval.index import Index
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
+from odqa.retrieval.streaming import build_sparse_streamed
 from odqa.text.analyzers import installed_version, make_analyzer
 from odqa.types import Passage
 
@@ -98,8 +100,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
     cfg = mf.keep_dense(cfg, recorded)          # a damaged index is rebuilt with the parts it had
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
     t0 = time.perf_counter()
-    corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
-                         cfg.corpus.dedup, cfg.corpus.encoding)
+    corpus = CorpusStream(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
+                          cfg.corpus.dedup, cfg.corpus.encoding)        # read once, below, in chunks
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
     if old is not None:
@@ -116,12 +118,12 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
             for part in ("passages.jsonl", "aliases.json"):
                 shutil.copy2(final / part, tmp / part)
             shutil.copytree(final / "bm25", tmp / "bm25")
+            # same corpus content and corpus settings: the counts are the ones the old build recorded
+            rec = old["corpus"]
+            corpus.n_passages, corpus.n_duplicates, corpus.n_empty = (
+                rec["passages"], rec["duplicates_merged"], rec["empty_skipped"])
         else:
-            store.write_passages(tmp, corpus)
-            with bar(len(corpus.passages), f"analyzing ({analyzer.name})", "passage", quiet) as pb:
-                sparse = SparseRetriever.build(corpus.passages, analyzer, cfg.bm25, cfg.include_title,
-                                               progress=pb.update)
-            sparse.save(tmp)
+            build_sparse_part(corpus, tmp, analyzer, cfg, quiet)
         dense = settings["dense"]
         # stored vectors hold only while the passages' text is the same (corpus, chunking, titles)
         same_text = (old is not None and not force and not {"corpus content", "corpus"} & set(reasons)
@@ -135,7 +137,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
             else:
-                dense = {**dense, **_encode_dense(tmp, corpus.passages, cfg.dense, cfg.include_title, quiet, device)}
+                with store.PassageStore(tmp / store.PASSAGES) as passages:
+                    dense = {**dense, **_encode_dense(tmp, passages, cfg.dense, cfg.include_title, quiet, device)}
         manifest = mf.new_manifest(name, mf.corpus_record(corpus, corpus_path, settings["corpus"]),
                                    settings["analyzer"], settings["sparse"], time.perf_counter() - t0,
                                    BACKEND, hybrid)
@@ -143,6 +146,14 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
         manifest = mf.write_manifest(tmp, manifest)
     return mf.BuildResult(status, final, manifest, reasons,
                           _parts(status == "rebuilt", recorded, manifest, reuse_sparse, keep_vectors))
+
+
+def build_sparse_part(corpus: CorpusStream, tmp: Path, analyzer, cfg: IndexConfig, quiet: bool) -> None:
+    """passages.jsonl, aliases.json and bm25/ of the index in `tmp`, the corpus read once in chunks
+    (`odqa.retrieval.streaming`), so memory does not hold the corpus's texts or terms."""
+    with bar(None, f"analyzing ({analyzer.name})", "passage", quiet) as pb:
+        build_sparse_streamed(corpus, tmp, analyzer, cfg.bm25, cfg.include_title, progress=pb.update)
+    store.write_aliases(tmp, corpus.aliases)
 
 
 def _parts(existed: bool, old: dict | None, new: dict, kept_sparse: bool, kept_dense: bool) -> dict[str, str]:
@@ -157,7 +168,11 @@ class LocalIndex(Index):
     """An index folder searched in this process (bm25s + FAISS).
 
     Each file is checked against the manifest's record when it is first read (sizes of all of them at
-    load; checksums of the passages at load, of `bm25/` and `dense/` when those are first searched)."""
+    load; checksums of the passages at load, of `bm25/` and `dense/` when those are first searched).
+    Passages are read from their file on demand (`store.PassageStore`); BM25 scores are memory-mapped
+    unless `mmap` is False (`load_index(..., mmap=False)`, or ODQA_MMAP=0)."""
+
+    mmap = True                     # map bm25/ score arrays from their files (not a field)
 
     @property
     def root(self) -> Path | None:
@@ -187,7 +202,7 @@ class LocalIndex(Index):
         def make():
             self.check("bm25/")
             try:
-                scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config())
+                scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config(), mmap=self.mmap)
             except (OSError, ValueError, KeyError, TypeError) as e:
                 raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
                                       self.name, self.manifest, self.root) from None
@@ -219,10 +234,23 @@ def _rebuilt(folder: Path, manifest: dict) -> bool:
     return now.get(mf.SELF_CHECKSUM) != manifest.get(mf.SELF_CHECKSUM)
 
 
+def _open_passages(folder: Path, manifest: dict) -> store.PassageStore:
+    """The index's passages, read on demand; every line parsed once when no checksum vouches for them."""
+    passages = store.PassageStore(folder / store.PASSAGES)
+    want = (manifest.get("corpus") or {}).get("passages")
+    if want is not None and want != len(passages):
+        passages.close()
+        raise ValueError(f"{len(passages)} passages, {want} recorded")
+    if not manifest.get("checksums"):
+        for _ in passages:
+            pass
+    return passages
+
+
 def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex:
     root = store.root_flag(folder)
     mf.check_files(folder, manifest, name, full=False, root=root)          # every file there, at its size
-    read = {"passages.jsonl": lambda: list(store.read_passages(folder)),
+    read = {"passages.jsonl": lambda: _open_passages(folder, manifest),
             "aliases.json": lambda: json.loads((folder / "aliases.json").read_text(encoding="utf-8"))}
     got = {}
     for part, reader in read.items():
@@ -235,4 +263,11 @@ def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex
     if _rebuilt(folder, manifest):         # swapped while read: load_index reads the new one
         raise IndexCorrupt(f"{folder}: index '{name}' was rebuilt while it was read")
     passages, aliases = got["passages.jsonl"], got["aliases.json"]
-    return LocalIndex(name, folder, manifest, passages, aliases, mf.staleness(manifest, installed_version))
+    index = LocalIndex(name, folder, manifest, passages, aliases, mf.staleness(manifest, installed_version))
+    index.mmap = default_mmap()
+    return index
+
+
+def default_mmap() -> bool:
+    """Whether BM25 scores are memory-mapped when a caller does not say: yes, unless ODQA_MMAP=0."""
+    return os.environ.get("ODQA_MMAP", "1").strip().lower() not in ("0", "false", "no", "off")

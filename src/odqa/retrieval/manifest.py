@@ -27,19 +27,20 @@ from typing import Callable
 
 from odqa import __version__, checksums
 from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
-from odqa.corpus import Corpus, file_sha256
+from odqa.corpus import Corpus, CorpusStream, file_sha256
 from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
 
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 SELF_CHECKSUM = "manifest_checksum"
-DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
-DENSE_DEFAULTS = {"window_stride": 0}      # keys added after indexes were built without them
+DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
+              "pq_m")
+DENSE_DEFAULTS = {"window_stride": 0, "pq_m": 0}      # keys added after indexes were built without them
 # what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
 # query side (a query-side fine-tuned folder over the same passage encoder) keeps them
-DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist")
+DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist", "pq_m")
 VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
-               "e5_prefixes")
+               "pq_m", "e5_prefixes")
 
 
 def _v1_to_v2(m: dict) -> dict:
@@ -134,10 +135,11 @@ def write_manifest(folder: Path, manifest: dict, rehash: bool = True) -> dict:
     return manifest
 
 
-def corpus_record(corpus: Corpus, path: Path, corpus_cfg: dict) -> dict:
+def corpus_record(corpus: Corpus | CorpusStream, path: Path, corpus_cfg: dict) -> dict:
+    """What the manifest records of the corpus (a `CorpusStream` once it has been read through)."""
     st = path.stat()
     return {"path": corpus.source, "sha256": corpus.sha256, "size": st.st_size, "mtime": st.st_mtime,
-            "format": corpus.fmt, "passages": len(corpus.passages),
+            "format": corpus.fmt, "passages": corpus.n_passages,
             "duplicates_merged": corpus.n_duplicates, "empty_skipped": corpus.n_empty, **corpus_cfg}
 
 
@@ -171,7 +173,7 @@ def dense_settings(cfg: DenseConfig) -> dict | None:
     return {"encoder": cfg.encoder, "encoder_sha256": sha,
             "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
             "max_length": cfg.max_length, "window_stride": cfg.window_stride, "quantize": cfg.quantize,
-            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "e5_prefixes": info.e5_prefixes}
+            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "pq_m": cfg.pq_m, "e5_prefixes": info.e5_prefixes}
 
 
 def keep_dense(cfg: IndexConfig, old: dict | None) -> IndexConfig:

@@ -37,8 +37,13 @@ class BM25Scorer:
         self._model = None
         self.n_docs = 0
 
-    def fit(self, doc_terms: list[list[str]]) -> "BM25Scorer":
-        self.n_docs = len(doc_terms)
+    def fit(self, doc_terms) -> "BM25Scorer":
+        """Index `doc_terms`: each document's terms, or (bm25s) a `bm25s.tokenization.Tokenized` of
+        each document's term ids and their vocabulary (`odqa.retrieval.streaming`)."""
+        ids = getattr(doc_terms, "ids", None)
+        if ids is not None and self.backend != "bm25s":
+            raise OdqaError("the rank-bm25 reference backend indexes terms, not term ids")
+        self.n_docs = len(doc_terms if ids is None else ids)
         if self.backend == "bm25s":
             import bm25s
             self._model = bm25s.BM25(method=METHODS[self.cfg.method], k1=self.cfg.k1, b=self.cfg.b,
@@ -69,10 +74,13 @@ class BM25Scorer:
         self._model.save(str(folder), show_progress=False)
 
     @classmethod
-    def load(cls, folder: Path, cfg: BM25Config) -> "BM25Scorer":
+    def load(cls, folder: Path, cfg: BM25Config, mmap: bool = True) -> "BM25Scorer":
+        """The scorer saved in `folder`; with `mmap` its score arrays are mapped from the files (pages read
+        when a query touches them, shared between processes) rather than read into memory. Index files are
+        never rewritten in place (a rebuild writes a new folder and swaps it in), so a mapping stays valid."""
         import bm25s
         obj = cls(cfg)
-        obj._model = bm25s.BM25.load(str(folder), mmap=False, show_progress=False)
+        obj._model = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
         obj.n_docs = int(obj._model.scores["num_docs"])
         return obj
 

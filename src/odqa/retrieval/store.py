@@ -1,5 +1,7 @@
 """Index folders: `indexes/NAME/` = manifest.json + passages.jsonl + aliases.json + artefacts.
 
+A loaded index reads its passages on demand (`PassageStore`: the byte offset of each line in memory,
+8 bytes a passage, and the file held open), so a million passages cost megabytes, not gigabytes.
 Writes go to a hidden temporary folder that is renamed into place at the end, so an
 interrupted build never leaves half an index and the previous one keeps serving. What the
 manifest holds and how it is checked lives in `odqa.retrieval.manifest`.
@@ -10,8 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
+
+import numpy as np
 
 from odqa.atomic import recover
 from odqa.corpus import Corpus, write_jsonl
@@ -56,14 +61,110 @@ def list_indexes(root: str | Path | None = None) -> list[str]:
                   and (p / MANIFEST).exists()) if base.is_dir() else []
 
 
+PASSAGES = "passages.jsonl"
+_SCAN_BLOCK = 1 << 24
+_READ_BATCH = 4096          # passages read at once when iterating a store
+
+
+def _row(p: Passage) -> dict:
+    return {"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id}
+
+
+def _passage(line: bytes | str) -> Passage:
+    r = json.loads(line)
+    return Passage(r["id"], r["title"], r["text"], r["doc_id"])
+
+
 def write_passages(folder: Path, corpus: Corpus) -> None:
-    write_jsonl(folder / "passages.jsonl",
-                ({"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id} for p in corpus.passages))
-    write_json(folder / "aliases.json", corpus.aliases)
+    write_jsonl(folder / PASSAGES, map(_row, corpus.passages))
+    write_aliases(folder, corpus.aliases)
+
+
+def write_aliases(folder: Path, aliases: dict[str, str]) -> None:
+    write_json(folder / "aliases.json", aliases)
+
+
+class PassageWriter:
+    """`passages.jsonl` written one passage at a time (`with PassageWriter(folder) as w: w.write(p)`)."""
+
+    def __init__(self, folder: Path):
+        self._fh = open(folder / PASSAGES, "w", encoding="utf-8")
+        self.count = 0
+
+    def write(self, passages: Iterable[Passage]) -> None:
+        for p in passages:
+            self._fh.write(json.dumps(_row(p), ensure_ascii=False) + "\n")
+            self.count += 1
+
+    def __enter__(self) -> "PassageWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._fh.close()
 
 
 def read_passages(folder: Path) -> Iterator[Passage]:
-    with open(folder / "passages.jsonl", encoding="utf-8") as fh:
+    with open(folder / PASSAGES, encoding="utf-8") as fh:
         for line in fh:
-            r = json.loads(line)
-            yield Passage(r["id"], r["title"], r["text"], r["doc_id"])
+            yield _passage(line)
+
+
+def _line_ends(fh) -> np.ndarray:
+    """Byte offsets just past each "\n" of an open binary file, read in blocks (0 prepended)."""
+    ends, base = [np.zeros(1, dtype=np.int64)], 0
+    for block in iter(lambda: fh.read(_SCAN_BLOCK), b""):
+        ends.append(np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10).astype(np.int64) + base + 1)
+        base += len(block)
+    if base and (len(ends) == 1 or ends[-1].size == 0 or ends[-1][-1] != base):
+        ends.append(np.array([base], dtype=np.int64))          # a last line without its newline
+    return np.concatenate(ends)
+
+
+class PassageStore(Sequence):
+    """The passages of `passages.jsonl`, each read and parsed when asked for (`store[i]`, slices, iteration).
+
+    Holds the file open: an index folder swapped out by a rebuild (`odqa.atomic`) keeps serving its own
+    passages to the processes that loaded it. Reads use `os.pread`, so threads and forked workers share it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fh = open(self.path, "rb")
+        self._fd = self._fh.fileno()
+        self._ends = _line_ends(self._fh)
+
+    def __len__(self) -> int:
+        return len(self._ends) - 1
+
+    def _bytes(self, start: int, stop: int) -> bytes:
+        a, b = int(self._ends[start]), int(self._ends[stop])
+        return os.pread(self._fd, b - a, a)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"passage {i} out of range ({n} passages)")
+        return _passage(self._bytes(i, i + 1))
+
+    def __iter__(self) -> Iterator[Passage]:
+        for start in range(0, len(self), _READ_BATCH):
+            stop = min(start + _READ_BATCH, len(self))
+            lines = self._bytes(start, stop).split(b"\n")
+            for line in lines[:stop - start]:
+                yield _passage(line)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "PassageStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PassageStore({str(self.path)!r}, {len(self)} passages)"
