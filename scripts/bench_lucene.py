@@ -9,7 +9,7 @@ terms + bm25s, built and loaded through `odqa.api`, for each decompound mode ask
 and analysis the BM25 k1/b are chosen by the same grid on the TRAIN questions (recall@1, ties by
 MRR); dev recall/MRR are reported at those settings (Lucene also at its defaults 1.2/0.75).
 
-Speed, both single thread on this machine in this run: one question at a time after two warm-up
+Speed, both single thread on this machine in this run: one question at a time after five warm-up
 passes over the dev questions, three timed passes (top 10; queries/s of each, the best reported);
 odqa also batched (`search` on 64 questions at a time). The load average is recorded: say whether
 the CPU was shared. Without java, javac or the jars it prints one line and exits 0.
@@ -129,9 +129,9 @@ def lucene_part(lucene: Lucene, mode: str, corpus, train, dev, judge, grid) -> d
 
 
 def rates(search, questions: list[str], batch: int) -> list[float]:
-    """Queries/s of three passes (after two warm-up passes), `batch` questions per call."""
+    """Queries/s of three passes (after five warm-up passes), `batch` questions per call."""
     chunks = [questions[i:i + batch] for i in range(0, len(questions), batch)]
-    for _ in range(2):
+    for _ in range(5):
         for c in chunks:
             search(c, 10)
     out = []

@@ -8,7 +8,7 @@
 // Each QUERYSET is NAME=FILE[:timed] (one question a line, escaped the same way). For each K1:B the
 // questions of every set are searched one at a time, single thread, and the DEPTH best passages (their
 // line numbers) written to OUT/NAME-K1-B.txt, one line per question. A `timed` set is first searched
-// twice to warm up, then timed over three more passes (top 10, ids mapped like the recall runs).
+// five times to warm up, then timed over three more passes (top 10, ids mapped like the recall runs).
 // Prints one JSON object: index build seconds and, per K1:B and timed set, queries/s of each pass.
 
 import java.io.BufferedWriter;
@@ -148,7 +148,7 @@ public class NoriBench {
                         }
                         if (!timed) continue;
                         long sink = 0;
-                        for (int rep = 0; rep < 2; rep++)                                      // warm-up
+                        for (int rep = 0; rep < 5; rep++)                                      // warm-up
                             for (String q : qs) sink += search(searcher, qb, map, q, 10).length;
                         json.append(timedSets++ > 0 ? ", " : "").append("\"").append(name).append("\": [");
                         for (int rep = 0; rep < 3; rep++) {

@@ -6,6 +6,8 @@ and `char-ngram` exist for comparison. Every analyzer works on batches and can
 use several workers; `spec()` is what the index manifest records. Long texts are analysed in
 pieces of bounded length (`odqa.text.pieces`), so time stays linear in a text's length and
 `progress` (counted in texts) moves by fractions of a text while a long one is analysed.
+MeCab can also index the parts of compound and inflected entries (`decompound`: none | mixed |
+discard, as nori's modes; recorded in `spec()`).
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ class MecabAnalyzer(Analyzer):
     dists = ("python-mecab-ko", "python-mecab-ko-dic")
     parallel_min = 2000          # below this many texts ...
     parallel_min_chars = 300_000  # ... and this many characters a process pool costs more than it saves
-    default_decompound = "none"
+    default_decompound = "discard"    # chosen on the train questions (BENCHMARKS.md, against Lucene nori)
 
     def __init__(self, pos=DEFAULT_POS, workers=0, decompound: str | None = None):
         super().__init__(pos, workers)
