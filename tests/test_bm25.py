@@ -66,3 +66,74 @@ def test_reference_backend_agrees_on_ranking():
 def test_unknown_method():
     with pytest.raises(OdqaError, match="config field 'method': input should be 'atire'"):
         BM25Scorer(BM25Config(method="okapi"))
+
+
+# --- the direct scoring path (odqa.retrieval.csc_scores) against bm25s's own retrieve ---------------
+
+def _random_corpus(rng, n_docs=300, vocab=40):
+    """Short documents over a small vocabulary, so many documents tie on many queries."""
+    words = [f"w{i}" for i in range(vocab)]
+    docs = [[str(w) for w in rng.choice(words, size=rng.integers(1, 6))] for _ in range(n_docs)]
+    queries = [[str(w) for w in rng.choice(words + ["unknown", "zz"], size=rng.integers(1, 5))] for _ in range(200)]
+    return docs, queries + [["unknown"], ["w1", "w1", "w1"], []]
+
+
+def _same_as_bm25s(scorer: BM25Scorer, queries, k):
+    idx, sc = scorer.top_k(queries, k)
+    ref = scorer._model.retrieve(queries, k=k, show_progress=False, n_threads=0)
+    assert idx.shape == ref.documents.shape == (len(queries), k) and sc.dtype == ref.scores.dtype
+    tied_rows = 0
+    for q, mine, s, theirs, t in zip(queries, idx, sc, ref.documents, ref.scores):
+        assert np.array_equal(s, t), q                   # the same scores, bit for bit, rank by rank
+        full = scorer._model.get_scores(q) if q else np.zeros(scorer.n_docs, np.float32)
+        assert np.array_equal(full[mine], s)             # each document carries its own score
+        assert len(set(mine.tolist())) == k
+        for value in np.unique(s):                       # equal scores: document order, the first ones
+            at = np.flatnonzero(s == value)
+            assert list(mine[at]) == sorted(mine[at]), q
+            if at[-1] == k - 1:                          # the group cut at k keeps the lowest documents
+                assert list(mine[at]) == list(np.flatnonzero(full == value)[:len(at)])
+            else:
+                assert set(mine[at]) == set(theirs[at]) == set(np.flatnonzero(full == value))
+            tied_rows += len(at) > 1
+        if len(np.unique(s)) == k and (full == s[-1]).sum() == 1:    # no ties: exactly bm25s's ranking
+            assert np.array_equal(mine, theirs)
+    return tied_rows
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_direct_top_k_is_bm25s_ranking_with_ties_in_document_order(method):
+    rng = np.random.default_rng(7)
+    docs, queries = _random_corpus(rng)
+    scorer = BM25Scorer(BM25Config(method=method, k1=0.9, b=0.4)).fit(docs)
+    assert _same_as_bm25s(scorer, queries, 10) > 0       # the data does exercise ties
+    _same_as_bm25s(scorer, queries[:20], len(docs))      # k = every document
+    idx, sc = scorer.top_k([["unknown"], []], 5)         # nothing known: zeros, the first documents
+    assert not sc.any() and idx.tolist() == [[0, 1, 2, 3, 4]] * 2
+
+
+def test_direct_top_k_on_a_loaded_memory_mapped_index(tmp_path):
+    import bm25s
+
+    rng = np.random.default_rng(3)
+    docs, queries = _random_corpus(rng, n_docs=120)
+    cfg = BM25Config(method="bm25+", k1=1.2, b=0.75)
+    built = BM25Scorer(cfg).fit(docs)
+    built.save(tmp_path / "bm25")
+    loaded = BM25Scorer.load(tmp_path / "bm25", cfg)
+    mapped = BM25Scorer(cfg)
+    mapped._model = bm25s.BM25.load(str(tmp_path / "bm25"), mmap=True, show_progress=False)
+    mapped.n_docs = built.n_docs
+    assert isinstance(mapped._model.scores["data"], np.memmap)
+    want = built.top_k(queries, 10)
+    for other in (loaded, mapped):
+        got = other.top_k(queries, 10)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    _same_as_bm25s(mapped, queries, 10)
+
+
+def test_refit_drops_the_old_matrix():
+    scorer = BM25Scorer(BM25Config()).fit(DOCS)
+    assert int(scorer.top_k([["d"]], 1)[0][0, 0]) == 2
+    scorer.fit([["x"], ["d", "y"]])
+    assert int(scorer.top_k([["d"]], 1)[0][0, 0]) == 1

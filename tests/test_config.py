@@ -108,3 +108,13 @@ def test_load_config_takes_any_section_and_refuses_other_classes(tmp_path):
         load_config(f, ["grad_accum=0"], TrainConfig)
     with pytest.raises(TypeError, match="not a config model"):
         load_config(None, [], dict)
+
+
+def test_analyzer_decompound_is_set_and_checked():
+    from odqa.config import IndexConfig, apply_overrides
+    assert IndexConfig().analyzer.decompound is None
+    assert apply_overrides(IndexConfig(), ["analyzer.decompound=mixed"]).analyzer.decompound == "mixed"
+    with pytest.raises(ConfigError, match="decompound"):
+        apply_overrides(IndexConfig(), ["analyzer.decompound=split"])
+    with pytest.raises(ConfigError, match="needs analyzer.name mecab"):
+        apply_overrides(IndexConfig(), ["analyzer.name=kiwi", "analyzer.decompound=mixed"])

@@ -29,11 +29,16 @@ KOREANISH = st.text(st.one_of(HANGUL, st.sampled_from(" .,!?\n0123456789abcXYZ")
 # ------------------------------------------------------------------ analyzers
 @pytest.fixture(scope="module")
 def analyzers():
-    """The four index analyzers, made once; Kiwi and MeCab loaded before any timed example."""
+    """The four index analyzers (and MeCab's decompounding modes), made once; Kiwi and MeCab loaded before
+    any timed example."""
     from odqa.text.analyzers import make_analyzer
     from odqa.text.morphs import morphemes
     morphemes(["가"], "kiwi")
-    return [make_analyzer(name, workers=1) for name in ("mecab", "kiwi", "whitespace", "char-ngram")]
+    out = [make_analyzer(name, workers=1) for name in ("mecab", "kiwi", "whitespace", "char-ngram")] + [
+        make_analyzer("mecab", workers=1, decompound=mode) for mode in ("mixed", "discard")]
+    for an in out:
+        an("가")                       # this thread's MeCab tagger made before the first timed example
+    return out
 
 
 def check_offsets(text, morphs):

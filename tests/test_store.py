@@ -103,3 +103,29 @@ def test_interrupted_swap_is_recovered(corpus_file, index_root):
     build_index(corpus_file, "t", IndexConfig(), index_root)
     (index_root / "t").rename(index_root / ".t.old-12345")  # killed between the two renames
     assert len(load_index("t", index_root).passages) == 5
+
+
+def test_decompound_is_recorded_and_a_change_rebuilds(corpus_file, index_root):
+    res = build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=mixed"]), index_root)
+    assert res.manifest["analyzer"]["decompound"] == "mixed"
+    idx = load_index("t", index_root)
+    assert idx.sparse.analyzer.decompound == "mixed"            # queries analysed as the passages were
+    again = build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=mixed"]), index_root)
+    assert again.status == "up-to-date"
+    none = build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=none"]), index_root)
+    assert none.status == "rebuilt" and none.reasons == ["analyzer"]
+    assert load_index("t", index_root).sparse.analyzer.decompound == "none"
+
+
+def test_an_index_built_before_decompounding_reads_as_none(corpus_file, index_root):
+    from odqa.retrieval import manifest as mf
+    build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=none"]), index_root)
+    folder = index_root / "t"
+    m = json.loads((folder / "manifest.json").read_text())
+    del m["analyzer"]["decompound"]                              # as an older odqa wrote it
+    mf.write_manifest(folder, m, rehash=False)
+    assert load_index("t", index_root).sparse.analyzer.decompound == "none"
+    cfg = apply_overrides(IndexConfig(), ["analyzer.decompound=none"])
+    assert build_index(corpus_file, "t", cfg, index_root).status == "up-to-date"
+    res = build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=mixed"]), index_root)
+    assert res.status == "rebuilt" and res.reasons == ["analyzer"]

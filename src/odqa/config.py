@@ -90,17 +90,27 @@ class AnalyzerConfig(Section):
     name: Literal["mecab", "kiwi", "whitespace", "char-ngram"] = "mecab"
     pos: list[str] = Field(default_factory=lambda: list(DEFAULT_POS))  # POS tag prefixes kept
     workers: int = Field(0, ge=0)             # 0 = min(cores, 4)
+    # mecab only: also index the parts of compound/inflected words (mixed: parts and whole, as nori's
+    # `mixed`; discard: parts alone); None = the analyzer's default (discard, chosen on train questions)
+    decompound: Optional[Literal["none", "mixed", "discard"]] = None
 
     @field_validator("pos", mode="before")
     @classmethod
     def _comma_list(cls, v):
         return [x for x in v.split(",") if x] if isinstance(v, str) else v
 
+    @model_validator(mode="after")
+    def _decompound_needs_mecab(self):
+        if self.decompound not in (None, "none") and self.name != "mecab":
+            raise ValueError(f"analyzer.decompound {self.decompound} needs analyzer.name mecab (analyzer "
+                             f"'{self.name}' reports no compound parts)")
+        return self
+
 
 class BM25Config(Section):
     method: Literal["atire", "robertson", "lucene", "bm25l", "bm25+"] = "atire"
     k1: float = Field(0.3, gt=0)              # chosen on KorQuAD train questions (BENCHMARKS.md); re-tune with --sweep
-    b: float = Field(0.2, ge=0, le=1)
+    b: float = Field(0.1, ge=0, le=1)           # with decompound discard (0.2 before it; BENCHMARKS.md)
     delta: float = Field(0.5, ge=0)           # only for bm25l and bm25+
 
 

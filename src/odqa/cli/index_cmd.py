@@ -23,6 +23,8 @@ def index(
     fmt: Optional[str] = typer.Option(None, "--format", help="auto|wiki|jsonl|squad|txt"),
     encoding: Optional[str] = EncodingOpt,
     analyzer: Optional[str] = typer.Option(None, "--analyzer", help="mecab|kiwi|whitespace|char-ngram"),
+    decompound: Optional[str] = typer.Option(None, "--decompound", help="mecab: index compound words' parts "
+                                             "too: none | mixed (parts and whole) | discard (parts alone)."),
     method: Optional[str] = typer.Option(None, "--method", help="BM25 variant: atire|robertson|lucene|bm25l|bm25+"),
     k1: Optional[float] = typer.Option(None, "--k1"),
     b: Optional[float] = typer.Option(None, "--b"),
@@ -72,7 +74,7 @@ def index(
     if dense is None and (encoder or dense_index or quantize or window_stride is not None):
         dense = True                      # a dense setting asks for the dense part
     cfg = index_config(config, overrides, **{"corpus.format": fmt, "corpus.encoding": encoding,
-                                              "analyzer.name": analyzer,
+                                              "analyzer.name": analyzer, "analyzer.decompound": decompound,
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
                                               "dense.enabled": dense, "dense.encoder": encoder,
                                               "dense.index": dense_index, "dense.quantize": quantize,

@@ -98,7 +98,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
     final = store.open_folder(name, root)
     recorded, old, reasons = _old_manifest(final, name, root)
     cfg = mf.keep_dense(cfg, recorded)          # a damaged index is rebuilt with the parts it had
-    analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers)
+    analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers, cfg.analyzer.decompound)
     t0 = time.perf_counter()
     corpus = CorpusStream(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
                           cfg.corpus.dedup, cfg.corpus.encoding)        # read once, below, in chunks
@@ -194,8 +194,8 @@ class LocalIndex(Index):
                              "it: load it again")
 
     def analyzer(self):
-        a = self.manifest["analyzer"]
-        return make_analyzer(a["name"], a["pos"])
+        a = {**mf.ANALYZER_DEFAULTS, **self.manifest["analyzer"]}
+        return make_analyzer(a["name"], a["pos"], decompound=a["decompound"])
 
     @property
     def sparse(self) -> SparseRetriever:

@@ -36,6 +36,7 @@ SELF_CHECKSUM = "manifest_checksum"
 DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
               "pq_m")
 DENSE_DEFAULTS = {"window_stride": 0, "pq_m": 0}      # keys added after indexes were built without them
+ANALYZER_DEFAULTS = {"decompound": "none"}  # the same for the analyzer (a mecab index built before decompounding)
 # what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
 # query side (a query-side fine-tuned folder over the same passage encoder) keeps them
 DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist", "pq_m")
@@ -207,6 +208,8 @@ def same_build(old: dict, new_corpus_sha: str, settings: dict) -> list[str]:
         diffs.append("corpus content")
     for key, value in settings.items():
         have = old.get(key) if key != "corpus" else {k: old["corpus"].get(k) for k in value}
+        if key == "analyzer" and isinstance(have, dict) and isinstance(value, dict):
+            have = {**{k: v for k, v in ANALYZER_DEFAULTS.items() if k in value}, **have}
         if have != value:
             diffs.append(key)
     return diffs

@@ -1,6 +1,8 @@
 """BM25 over Korean morphemes, on bm25s (ATIRE, Robertson, Lucene, BM25L, BM25+).
 
-rank-bm25 is kept as a reference backend for comparisons; it is slow by design.
+Searches read bm25s's score matrix directly (`odqa.retrieval.csc_scores`: bm25s's arithmetic and
+ranking without its per-call overhead). rank-bm25 is kept as a reference backend for comparisons; it
+is slow by design.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from odqa.config import BM25Config
 from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
+from odqa.retrieval.csc_scores import CscScores
 from odqa.text.analyzers import Analyzer
 from odqa.types import Hit, Passage
 
@@ -35,6 +38,7 @@ class BM25Scorer:
             raise OdqaError(f"unknown sparse backend '{backend}' (choose from {', '.join(BACKENDS)})")
         self.cfg, self.backend = cfg, backend
         self._model = None
+        self._fast: CscScores | None = None
         self.n_docs = 0
 
     def fit(self, doc_terms) -> "BM25Scorer":
@@ -49,6 +53,7 @@ class BM25Scorer:
             self._model = bm25s.BM25(method=METHODS[self.cfg.method], k1=self.cfg.k1, b=self.cfg.b,
                                      delta=self.cfg.delta)
             self._model.index(doc_terms, show_progress=False)
+            self._fast = None
         else:
             self._model = _rank_bm25(self.cfg, doc_terms)
         return self
@@ -57,8 +62,7 @@ class BM25Scorer:
         """(doc indices, scores), each of shape (n_queries, k'), k' = min(k, n_docs)."""
         k = min(k, self.n_docs)
         if self.backend == "bm25s":
-            docs, scores = self._model.retrieve(query_terms, k=k, show_progress=False, n_threads=1)
-            return docs, scores
+            return self._csc().top_k(query_terms, k)
         idx = np.zeros((len(query_terms), k), dtype=np.int64)
         sc = np.zeros((len(query_terms), k), dtype=np.float32)
         for i, q in enumerate(query_terms):
@@ -67,6 +71,11 @@ class BM25Scorer:
             top = top[np.argsort(-s[top], kind="stable")]
             idx[i], sc[i] = top, s[top]
         return idx, sc
+
+    def _csc(self) -> "CscScores":
+        if self._fast is None:
+            self._fast = CscScores.of(self._model)
+        return self._fast
 
     def save(self, folder: Path) -> None:
         if self.backend != "bm25s":

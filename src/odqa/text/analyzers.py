@@ -6,6 +6,8 @@ and `char-ngram` exist for comparison. Every analyzer works on batches and can
 use several workers; `spec()` is what the index manifest records. Long texts are analysed in
 pieces of bounded length (`odqa.text.pieces`), so time stays linear in a text's length and
 `progress` (counted in texts) moves by fractions of a text while a long one is analysed.
+MeCab can also index the parts of compound and inflected entries (`decompound`: none | mixed |
+discard, as nori's modes; recorded in `spec()`).
 """
 
 from __future__ import annotations
@@ -136,14 +138,64 @@ def mecab_tagger():
     return tagger
 
 
-def _mecab_terms(texts: list[str], pos: tuple[str, ...]) -> list[list[str]]:
+DECOMPOUND_MODES = ("none", "mixed", "discard")
+_SPLIT_TYPES = ("Compound", "Inflect", "Preanalysis")   # MeCab-ko entries that list their parts
+
+
+def mecab_features(text: str) -> list[tuple[str, str]]:
+    """(surface, MeCab feature CSV) of each morpheme of `text`, in order. The CSV is
+    `pos,semantic,jongseong,reading,type,start_pos,end_pos,expression`; `type` Compound/Inflect/Preanalysis
+    entries list their parts in `expression` (`대한/NNG/*+민국/NNG/*`). Read straight off MeCab's
+    lattice: `MeCab.parse` builds named tuples of every field, most of a short query's analysis time."""
     tagger = mecab_tagger()
+    raw = getattr(tagger, "_tagger", None)
+    if raw is None:                    # another python-mecab-ko layout: its public API
+        return [(m.surface, str(m.feature)) for m in tagger.parse(text)]
+    from mecab.utils import create_lattice
+    lattice = create_lattice(text)
+    if not raw.parse(lattice):
+        raise OdqaError(f"MeCab could not analyse a text: {raw.what()}")
+    return [(node.surface, node.feature) for _, node in lattice]
+
+
+def _parts(feature: list[str]) -> list[tuple[str, str]] | None:
+    """(form, tag) of each part of a compound or inflected entry; None when it has none."""
+    if len(feature) < 8 or feature[4] not in _SPLIT_TYPES or feature[7] in ("*", ""):
+        return None
+    out = []
+    for part in feature[7].split("+"):
+        bits = part.split("/")
+        if len(bits) < 2 or not bits[0] or not bits[1]:
+            return None                # not the form/TAG/semantic shape: keep the entry whole
+        out.append((bits[0], bits[1]))
+    return out
+
+
+def _mecab_terms(texts: list[str], pos: tuple[str, ...], decompound: str = "none") -> list[list[str]]:
+    """Index terms of each text: kept morphemes' surfaces and, with `decompound` mixed or discard, the
+    parts MeCab lists for compound and inflected entries (대한민국 -> 대한 + 민국, 했 -> 하), each part
+    kept by its own tag. mixed indexes the parts and the whole (as nori's `mixed`), discard the parts
+    alone; an entry without parts is indexed whole in every mode."""
     out = []
     for text in texts:
         terms = []
-        for surface, tag in tagger.pos(text):
-            if not pos or tag.split("+", 1)[0].startswith(pos):
-                terms.append(_norm(surface))
+        for surface, csv in mecab_features(text):
+            feature = csv.split(",")
+            tag = feature[0]
+            whole = not pos or tag.split("+", 1)[0].startswith(pos)
+            parts = _parts(feature) if decompound != "none" else None
+            if parts is None:
+                if whole:
+                    terms.append(_norm(surface))
+                continue
+            form = _norm(surface)
+            if whole and decompound == "mixed":
+                terms.append(form)
+            for part, part_tag in parts:
+                if not pos or part_tag.startswith(pos):
+                    part = _norm(part)
+                    if part != form or decompound == "discard" or not whole:
+                        terms.append(part)
         out.append(terms)
     return out
 
@@ -153,17 +205,24 @@ class MecabAnalyzer(Analyzer):
     dists = ("python-mecab-ko", "python-mecab-ko-dic")
     parallel_min = 2000          # below this many texts ...
     parallel_min_chars = 300_000  # ... and this many characters a process pool costs more than it saves
+    default_decompound = "discard"    # chosen on the train questions (BENCHMARKS.md, against Lucene nori)
 
-    def __init__(self, pos=DEFAULT_POS, workers=0):
+    def __init__(self, pos=DEFAULT_POS, workers=0, decompound: str | None = None):
         super().__init__(pos, workers)
+        self.decompound = self.default_decompound if decompound is None else decompound
+        if self.decompound not in DECOMPOUND_MODES:
+            raise OdqaError(f"unknown decompound mode '{self.decompound}' (choose from {', '.join(DECOMPOUND_MODES)})")
         try:
             import mecab  # noqa: F401
         except ImportError:
             raise OdqaError("analyzer 'mecab' needs python-mecab-ko: pip install python-mecab-ko") from None
 
+    def spec(self) -> dict:
+        return {**super().spec(), "decompound": self.decompound}
+
     def tokenize(self, texts, progress=None):
         texts = list(texts)
-        run = partial(_mecab_terms, pos=self.pos)
+        run = partial(_mecab_terms, pos=self.pos, decompound=self.decompound)
         if self.workers > 1 and (len(texts) >= self.parallel_min or sum(map(len, texts)) >= self.parallel_min_chars):
             import multiprocessing as mp
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
@@ -180,10 +239,18 @@ ANALYZERS: dict[str, type[Analyzer]] = {
 }
 
 
-def make_analyzer(name: str, pos: Sequence[str] | None = None, workers: int = 0) -> Analyzer:
+def make_analyzer(name: str, pos: Sequence[str] | None = None, workers: int = 0,
+                  decompound: str | None = None) -> Analyzer:
+    """The analyzer `name`; `decompound` (none | mixed | discard, None = its default) is MeCab's alone."""
     if name not in ANALYZERS:
         raise OdqaError(f"unknown analyzer '{name}' (choose from {', '.join(ANALYZERS)})")
-    return ANALYZERS[name](DEFAULT_POS if pos is None else tuple(pos), workers)
+    pos = DEFAULT_POS if pos is None else tuple(pos)
+    if name == "mecab":
+        return MecabAnalyzer(pos, workers, decompound)
+    if decompound not in (None, "none"):
+        raise OdqaError(f"decompound '{decompound}' needs the mecab analyzer (analyzer '{name}' reports no "
+                        "compound parts)")
+    return ANALYZERS[name](pos, workers)
 
 
 def installed_version(name: str) -> str:
