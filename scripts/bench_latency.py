@@ -8,7 +8,8 @@ A row is `key=value` pairs: k (passages read), runtime (torch | onnx | onnx-int8
 retrieval-score weight of span scores), max_length and stride (the reader's windows at inference;
 default: the checkpoint's), batch (windows per model call). One pipeline is loaded per runtime and
 warmed up on questions outside the set; then every question is asked alone, one after the other
-(`Pipeline.ask`), and the row reports p50/p95 of the whole ask (wall clock around the call) and of
+(`Pipeline.ask`), under each row in turn (question 1 under every row, then question 2, ...: a load
+that drifts on a shared CPU weighs on every row alike), and each row reports p50/p95 of the whole ask (wall clock around the call) and of
 each stage (`QAResult.timings`: 0 where a stage did not run), each stage's share of the mean ask,
 and EM/F1 (KorQuAD normalisation, `odqa.metrics`) of the best answers. `--sample N` asks N questions
 spread evenly over the file (0 = all). The machine's load average is recorded before and after each
@@ -71,6 +72,7 @@ class Runner:
         return self.pipes[runtime]
 
     def apply(self, row: dict):
+        """The pipeline of the row's runtime with the row's settings (cheap: attributes of the loaded reader)."""
         runtime = row.get("runtime", "torch")
         p = self.pipeline(runtime)
         d = self.defaults[runtime]
@@ -81,31 +83,36 @@ class Runner:
         r.post = r.postprocessor(row.get("weight", d["weight"]))
         settings = {"k": row.get("k", p.k), "runtime": runtime, "weight": row.get("weight", d["weight"]),
                     "max_length": r.window.max_length, "stride": r.window.stride, "batch": r.batch_size}
-        for q in WARM_UP[:2]:                        # this row's shapes once before timing
-            p.ask(q, settings["k"])
         return p, settings
 
 
-def run_row(runner: Runner, row: dict, questions) -> dict:
-    from odqa.metrics import exact_match, f1
-    from odqa.progress import bar
-    from odqa.timing import STAGES
-    p, settings = runner.apply(row)
-    before = load_average()
-    totals, stages, em, f = [], {}, [], []
-    progress = bar(len(questions), f"row {settings['k']}/{settings['runtime']}", "question", quiet=runner.args.quiet)
-    for q in questions:
+class Row:
+    """One setting's measurements, question by question."""
+
+    def __init__(self, runner: Runner, row: dict):
+        self.runner, self.row = runner, row
+        p, self.settings = runner.apply(row)
+        for q in WARM_UP[:2]:                        # this row's shapes once before timing
+            p.ask(q, self.settings["k"])
+        self.totals, self.stages, self.em, self.f1 = [], {}, [], []
+
+    def ask(self, q) -> None:
+        from odqa.metrics import exact_match, f1
+        p, _ = self.runner.apply(self.row)
         t0 = time.perf_counter()
-        res = p.ask(q.question, settings["k"])
-        totals.append(time.perf_counter() - t0)
+        res = p.ask(q.question, self.settings["k"])
+        self.totals.append(time.perf_counter() - t0)
         for s, v in res.timings.items():
-            stages.setdefault(s, []).append(v)
+            self.stages.setdefault(s, []).append(v)
         pred = res.answers[0].text if res.answers else ""
-        em.append(exact_match(pred, q.answers))
-        f.append(f1(pred, q.answers))
-        progress.update(1)
-    progress.close()
-    n = len(questions)
+        self.em.append(exact_match(pred, q.answers))
+        self.f1.append(f1(pred, q.answers))
+
+
+def summary(r: Row, before: list[float]) -> dict:
+    from odqa.timing import STAGES
+    totals, stages, em, f, settings = r.totals, r.stages, r.em, r.f1, r.settings
+    n = len(totals)
     mean_total = float(np.mean(totals)) if totals else 0.0
     order = ["retrieve", "read"] + [s for s in STAGES if s in stages] + \
             [s for s in stages if s not in STAGES and s not in ("retrieve", "read")]
@@ -166,18 +173,28 @@ def main() -> None:
     if args.sample and args.sample < len(questions):
         step = len(questions) / args.sample
         questions = [questions[int(i * step)] for i in range(args.sample)]
+    from odqa.progress import bar
     runner = Runner(args)
     report = {"index": args.index, "reader": args.reader, "questions_file": str(args.questions),
               "questions": len(questions), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": []}
     args.out.mkdir(parents=True, exist_ok=True)
-    for row in rows:
-        result = run_row(runner, row, questions)
-        report["rows"].append(result)
-        report["loads"] = {rt: {k: v for k, v in d.items() if k != "window"} for rt, d in runner.defaults.items()}
-        print(json.dumps({k: v for k, v in result.items() if k != "stages"}, ensure_ascii=False), flush=True)
-        _write(args.out / "latency.json", json.dumps(report, ensure_ascii=False, indent=1) + "\n")
-        _write(args.out / "latency.md", markdown(report))
+    measured = [Row(runner, row) for row in rows]
+    report["loads"] = {rt: {k: v for k, v in d.items() if k != "window"} for rt, d in runner.defaults.items()}
+    before = load_average()
+    progress = bar(len(questions), f"asking ({len(rows)} rows each)", "question", quiet=args.quiet)
+    for i, q in enumerate(questions):
+        for r in measured:
+            r.ask(q)
+        progress.update(1)
+        if (i + 1) % 50 == 0 or i + 1 == len(questions):      # partial results of a long run are kept
+            report["rows"] = [summary(r, before) for r in measured]
+            report["asked"] = i + 1
+            _write(args.out / "latency.json", json.dumps(report, ensure_ascii=False, indent=1) + "\n")
+            _write(args.out / "latency.md", markdown(report))
+    progress.close()
+    for r in report["rows"]:
+        print(json.dumps({k: v for k, v in r.items() if k != "stages"}, ensure_ascii=False), flush=True)
     print(markdown(report))
 
 
