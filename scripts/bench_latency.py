@@ -6,7 +6,8 @@
 
 A row is `key=value` pairs: k (passages read), runtime (torch | onnx | onnx-int8), weight (the
 retrieval-score weight of span scores), max_length and stride (the reader's windows at inference;
-default: the checkpoint's), batch (windows per model call). One pipeline is loaded per runtime and
+default: the checkpoint's), batch (windows per model call), query (the query encoder's runtime:
+none | int8 | onnx | onnx-int8, default the index's dense.quantize; the passage vectors stay as built). One pipeline is loaded per runtime and
 warmed up on questions outside the set; then every question is asked alone, one after the other
 (`Pipeline.ask`), under each row in turn (question 1 under every row, then question 2, ...: a load
 that drifts on a shared CPU weighs on every row alike), and each row reports p50/p95 of the whole ask (wall clock around the call) and of
@@ -29,7 +30,7 @@ import numpy as np
 
 WARM_UP = ["대한민국의 수도는 어디인가?", "한글을 만든 사람은 누구인가?", "가장 높은 산은 무엇인가?",
            "조선을 세운 사람은 누구인가?", "임진왜란은 언제 일어났는가?"]
-KEYS = {"k": int, "runtime": str, "weight": float, "max_length": int, "stride": int, "batch": int}
+KEYS = {"k": int, "runtime": str, "weight": float, "max_length": int, "stride": int, "batch": int, "query": str}
 
 
 def parse_row(text: str) -> dict:
@@ -81,8 +82,14 @@ class Runner:
         r.window = replace(win, max_length=row.get("max_length", win.max_length), stride=row.get("stride", win.stride))
         r.batch_size = row.get("batch", d["batch"])
         r.post = r.postprocessor(row.get("weight", d["weight"]))
+        dense = getattr(p.retriever, "dense", None)
+        if dense is not None:
+            if "encoder" not in d:
+                d["encoder"] = dense.encoder
+            dense.encoder = p.index.query_encoder(quantize=row["query"]) if "query" in row else d["encoder"]
         settings = {"k": row.get("k", p.k), "runtime": runtime, "weight": row.get("weight", d["weight"]),
-                    "max_length": r.window.max_length, "stride": r.window.stride, "batch": r.batch_size}
+                    "max_length": r.window.max_length, "stride": r.window.stride, "batch": r.batch_size,
+                    "query": row.get("query", p.index.manifest.get("dense", {}).get("quantize", "-"))}
         return p, settings
 
 
@@ -137,12 +144,13 @@ SHORT = {"query_analysis": "analyse", "query_encoding": "encode", "sparse_search
 def markdown(report: dict) -> str:
     rows = report["rows"]
     stages = [s for s in SHOWN if any(s in r["stages"] for r in rows)]
-    head = ["k", "runtime", "weight", "window", "EM", "F1", "p50 ms", "p95 ms"] + \
+    head = ["k", "runtime", "query", "weight", "window", "batch", "EM", "F1", "p50 ms", "p95 ms"] + \
            [f"{SHORT[s]} p50 (share)" for s in stages] + ["load avg"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["settings"]
-        cells = [str(s["k"]), s["runtime"], f"{s['weight']:g}", f"{s['max_length']}/{s['stride']}", f"{r['em']:.2f}",
+        cells = [str(s["k"]), s["runtime"], s["query"], f"{s['weight']:g}", f"{s['max_length']}/{s['stride']}",
+                 str(s["batch"]), f"{r['em']:.2f}",
                  f"{r['f1']:.2f}", f"**{r['p50_ms']:.0f}**", f"{r['p95_ms']:.0f}"]
         for st in stages:
             x = r["stages"].get(st)
@@ -180,7 +188,8 @@ def main() -> None:
               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": []}
     args.out.mkdir(parents=True, exist_ok=True)
     measured = [Row(runner, row) for row in rows]
-    report["loads"] = {rt: {k: v for k, v in d.items() if k != "window"} for rt, d in runner.defaults.items()}
+    report["loads"] = {rt: {k: v for k, v in d.items() if k not in ("window", "encoder")}
+                       for rt, d in runner.defaults.items()}
     before = load_average()
     progress = bar(len(questions), f"asking ({len(rows)} rows each)", "question", quiet=args.quiet)
     for i, q in enumerate(questions):

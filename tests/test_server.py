@@ -32,7 +32,7 @@ def test_ask_answers_with_offsets_alternatives_passages_and_timings():
     assert best["probability"] == 0.9 and best["title"] == "한라산" and len(j["answers"]) == 2
     assert j["passages"] == [{"rank": 1, "id": "p1", "title": "한라산", "doc_id": "", "text": PASSAGE.text,
                               "score": 3.5, "source": "sparse"}]
-    assert {"queue", "retrieve", "read", "total", "sparse_search", "fusion"} <= set(j["timings"]) and j["timings"]["total"] > 0
+    assert set(j["timings"]) == {"queue", "retrieve", "read", "total"} and j["timings"]["total"] > 0
     assert j["index"] == "demo" and j["mode"] == "sparse" and j["reader"] == "fake" and j["batch_size"] == 1
 
 
