@@ -23,6 +23,7 @@ from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
 from odqa.retrieval.base import Retriever, check_queries
+from odqa.timing import collect, ordered
 from odqa.types import Hit
 
 class SpanReader(Protocol):
@@ -34,7 +35,10 @@ class QAResult:
     question: str
     answers: list[Span]            # best first; empty = no answer found
     hits: list[Hit]                # the passages read, best first
-    timings: dict[str, float] = field(default_factory=dict)   # seconds per stage (share of the batch)
+    # seconds per stage, this question's share of its batch: retrieve, read, then the parts of each that
+    # ran (odqa.timing.STAGES: query_analysis, query_encoding, sparse_search, dense_search, fusion, rerank,
+    # read_tokenize, read_model, read_postprocess)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def answer(self) -> Span | None:
@@ -60,9 +64,9 @@ def drop_unmatched(hits: list[Hit]) -> list[Hit]:
     return [h for h in hits if h.score > 0 or h.source != "sparse"]
 
 
-def _settings(reader, retrieval_weight: float, particles) -> dict:
+def _settings(reader, retrieval_weight: float, particles, runtime: str = "torch") -> dict:
     return {"readers": reader_paths(reader), "retrieval_weight": retrieval_weight,
-            "particles": particle_setting(reader, particles)}
+            "particles": particle_setting(reader, particles), "reader_runtime": runtime}
 
 
 class Pipeline:
@@ -76,8 +80,9 @@ class Pipeline:
         self.retriever, self.k, self.top = retriever, k, top
         self._reader, self._lock = reader, threading.Lock()
         self.index, self.mode = index, mode
-        # readers (folders; [] = sentence level), retrieval_weight, particles: as results report them
-        self.reader_settings = reader_settings or {"readers": [], "retrieval_weight": 0.0, "particles": None}
+        # readers (folders; [] = sentence level), retrieval_weight, particles, reader_runtime: as results report them
+        self.reader_settings = reader_settings or {"readers": [], "retrieval_weight": 0.0, "particles": None,
+                                                   "reader_runtime": "torch"}
         self.load_seconds: dict[str, float] = {}     # load_index, load_reader (set by the constructors)
         self._fusion: tuple = (None, None, None)     # alpha, fusion, encoder the retrievers were built with
         self._modes: dict[str, Pipeline] = {}
@@ -87,7 +92,7 @@ class Pipeline:
                    k: int = 10, index_dir: str | Path | None = None, device: str = "auto",
                    alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
-                   connection=None, lazy_reader: bool = False) -> "Pipeline":
+                   connection=None, lazy_reader: bool = False, reader_runtime: str = "torch") -> "Pipeline":
         """Load index NAME and a reader once.
 
         reader: a checkpoint folder (`odqa train reader` OUT/best), a list of them (soft-voted),
@@ -96,10 +101,12 @@ class Pipeline:
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
         device: auto | cpu | cuda | cuda:N | mps, where the reader and the query encoder run (checked
         before anything loads; auto = a GPU when torch sees one).
+        reader_runtime: torch | onnx | onnx-int8: the reader's span model in torch or in ONNX Runtime
+        (fp32 or dynamic int8, on the CPU; exported once per checkpoint and cached).
         """
         from odqa.retrieval.indexing import load_index
         resolve_device(device)
-        check_reader(reader, particles)
+        check_reader(reader, particles, reader_runtime)
         t0 = time.perf_counter()
         idx = load_index(name, index_dir, connection)
         idx.device = device
@@ -108,9 +115,9 @@ class Pipeline:
         t1 = time.perf_counter()
 
         def make():
-            return open_reader(reader, idx, n_best, retrieval_weight, particles, device=device)
+            return open_reader(reader, idx, n_best, retrieval_weight, particles, device=device, runtime=reader_runtime)
         p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
-                reader_settings=_settings(reader, retrieval_weight, particles))
+                reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime))
         p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
         p._fusion = (alpha, fusion, encoder)
         return p
@@ -135,13 +142,15 @@ class Pipeline:
 
     @classmethod
     def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",
-                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20) -> "Pipeline":
+                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
+                    reader_runtime: str = "torch") -> "Pipeline":
         """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
         resolve_device(device)
-        check_reader(reader, particles)
+        check_reader(reader, particles, reader_runtime)
         t0 = time.perf_counter()
-        rd = open_reader(reader, None, n_best, retrieval_weight, particles, device=device)
-        p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles), top=n_best)
+        rd = open_reader(reader, None, n_best, retrieval_weight, particles, device=device, runtime=reader_runtime)
+        p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime),
+                top=n_best)
         p.load_seconds = {"load_index": 0.0, "load_reader": time.perf_counter() - t0}
         return p
 
@@ -181,12 +190,14 @@ class Pipeline:
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
-            t0 = time.perf_counter()
-            hits = self.passages_to_read(qs, k)
-            t1 = time.perf_counter()
-            spans = self.read(qs, hits)
-            t2 = time.perf_counter()
-            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - t1) / len(qs)}
+            with collect() as stages:       # the retrievers and the reader mark their stages
+                t0 = time.perf_counter()
+                hits = self.passages_to_read(qs, k)
+                t1 = time.perf_counter()
+                spans = self.read(qs, hits)
+                t2 = time.perf_counter()
+            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - t1) / len(qs),
+                     **{s: v / len(qs) for s, v in ordered(stages).items()}}
             out += [QAResult(q, s, h, dict(share)) for q, s, h in zip(qs, spans, hits)]
             if progress:
                 progress(len(qs))

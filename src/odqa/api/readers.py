@@ -55,10 +55,12 @@ def sentence_reader(index=None, n_best: int = 20, device: str = "auto"):
 
 
 def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
-                retrieval_weight: float = 0.0, particles: ReaderSpec = None, device: str = "auto"):
+                retrieval_weight: float = 0.0, particles: ReaderSpec = None, device: str = "auto",
+                runtime: str = "torch"):
     """The reader for `reader`: a checkpoint folder (odqa's or an HF question-answering one), a hub
     name of an HF QA model, a list of them (soft-voted on character offsets), or None / "none" for
-    sentence-level answers; its model runs on `device`."""
+    sentence-level answers; its model runs on `device` in `runtime` (torch | onnx | onnx-int8; span
+    readers only: sentence-level answers have no reader model)."""
     if isinstance(reader, (list, tuple)):
         if len(reader) == 1:
             reader = reader[0]
@@ -66,7 +68,8 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
             reader = None
         else:
             from odqa.reader.ensemble import VotingReader
-            return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles, device) for r in reader])
+            return VotingReader([open_reader(r, index, n_best, retrieval_weight, particles, device, runtime)
+                                 for r in reader])
     name = shipped_name(reader)
     if name is None and (reader is None or str(reader) == NO_READER):
         if particles is not None and str(particles) == "auto":
@@ -78,11 +81,11 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
         if particles is None and (folder / PARTICLES_FILE).exists():
             particles = folder / PARTICLES_FILE
         return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
-                      extra_steps=_particle_steps(folder, particles), device=device)
+                      extra_steps=_particle_steps(folder, particles), device=device, runtime=runtime)
     folder = Path(reader)
     _check_one(reader)
     return Reader(folder, n_best=n_best, retrieval_weight=retrieval_weight,
-                  extra_steps=_particle_steps(reader, particles), device=device)
+                  extra_steps=_particle_steps(reader, particles), device=device, runtime=runtime)
 
 
 def shipped_name(reader: ReaderSpec) -> str | None:
@@ -112,9 +115,12 @@ def _check_one(reader: ReaderSpec) -> None:
                          f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
 
 
-def check_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, particles: ReaderSpec = None) -> None:
+def check_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, particles: ReaderSpec = None,
+                 runtime: str = "torch") -> None:
     """Refuses, before any index or model is loaded, a reader that is neither a folder, a shipped model
-    nor a hub name, and particle rules that cannot be read."""
+    nor a hub name, particle rules that cannot be read, and an unknown reader runtime."""
+    from odqa.reader.onnx_reader import check_runtime
+    check_runtime(runtime)
     for r in reader if isinstance(reader, (list, tuple)) else [reader]:
         _check_one(r)
     if particles is not None and str(particles) not in ("auto", NO_READER):

@@ -16,6 +16,8 @@ AskModeOpt = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid 
 ReaderOpt = typer.Option(None, "--reader", "-r", help="Reader checkpoint folder (odqa train reader OUT/best); "
                                                       "'none' for sentence-level answers.")
 RetrievalWeightOpt = typer.Option(0.0, "--retrieval-weight", help="Weight of the passage's retrieval score in span scores.")
+ReaderRuntimeOpt = typer.Option("torch", "--reader-runtime", help="Where the reader's span model runs: torch | onnx | "
+                                 "onnx-int8 (ONNX Runtime on the CPU, exported once and cached; int8 is the fastest).")
 ParticlesOpt = typer.Option(None, "--particles", help="Strip josa from answers with learned rules: a rules file, or "
                                                       "'auto' for READER/particles.json (odqa train particles), or 'none' (not even a "
                                                       "shipped reader's own rules, which apply by default).")
@@ -33,6 +35,7 @@ def ask(
     encoder: Optional[str] = EncoderOpt,
     retrieval_weight: float = RetrievalWeightOpt,
     particles: Optional[Path] = ParticlesOpt,
+    reader_runtime: str = ReaderRuntimeOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-stage timings and the passages read."),
     index_dir: Optional[Path] = IndexDirOpt,
     device: str = DeviceOpt,
@@ -51,7 +54,7 @@ def ask(
     t0 = time.perf_counter()
     pipe = Pipeline.from_index(index, reader=list(reader or []), mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                               particles=particles, n_best=max(top, 20), device=device)
+                               particles=particles, n_best=max(top, 20), device=device, reader_runtime=reader_runtime)
     load_s = time.perf_counter() - t0
     warn_stale(pipe.index)
     res = pipe.ask(question)

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import ParticlesOpt
+from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt,
                              QuietOpt, echo, emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
@@ -30,6 +30,7 @@ def answers(
     encoder: Optional[str] = EncoderOpt,
     retrieval_weight: float = typer.Option(0.0, "--retrieval-weight", help="Weight of the retrieval score in span scores."),
     particles: Optional[Path] = ParticlesOpt,
+    reader_runtime: str = ReaderRuntimeOpt,
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N questions (0 = all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for predictions.json, nbest.json, metrics.json."),
     index_dir: Optional[Path] = IndexDirOpt,
@@ -53,11 +54,12 @@ def answers(
     questions = QuestionFile(questions, encoding)      # a bad file fails before any model loads
     readers = list(reader or [])
     if closed:
-        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
+        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device,
+                                   reader_runtime=reader_runtime)
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                    fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                                   particles=particles, device=device)
+                                   particles=particles, device=device, reader_runtime=reader_runtime)
         warn_stale(pipe.index)
     if pipe.sentence_level:
         warn("no --reader: answers are whole sentences, so EM/F1 will be low (train one with `odqa train reader`)")

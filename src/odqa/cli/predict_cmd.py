@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import ParticlesOpt, RetrievalWeightOpt
+from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt, RetrievalWeightOpt
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo,
                              emit_json, warn_stale)
 
@@ -25,6 +25,7 @@ def predict(
     fusion: Optional[str] = FusionOpt,
     retrieval_weight: float = RetrievalWeightOpt,
     particles: Optional[Path] = ParticlesOpt,
+    reader_runtime: str = ReaderRuntimeOpt,
     index_dir: Optional[Path] = IndexDirOpt,
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
@@ -43,11 +44,12 @@ def predict(
         raise OdqaError("give --index (open domain) or --closed; see `odqa predict --help`")
     questions = QuestionFile(questions, encoding)      # a bad file fails before any model loads
     if closed:
-        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device)
+        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device,
+                                   reader_runtime=reader_runtime)
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                    fusion=fusion, retrieval_weight=retrieval_weight, particles=particles,
-                                   device=device)
+                                   device=device, reader_runtime=reader_runtime)
         warn_stale(pipe.index)
     preds = run(pipe, questions, out=out, closed=closed, k=k, quiet=quiet or json_out)
     report = {"out": str(out), "questions": len(preds), "answered": sum(1 for v in preds.values() if v),

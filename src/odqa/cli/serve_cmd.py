@@ -7,13 +7,14 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import AskModeOpt, ReaderOpt
+from odqa.cli.ask_cmd import AskModeOpt, ReaderOpt, ReaderRuntimeOpt
 from odqa.cli.common import IndexDirOpt
 
 
 def serve(
     index: List[str] = typer.Option(..., "--index", "-i", help="Index to serve (repeat for several; the first is the default)."),
     reader: Optional[List[str]] = ReaderOpt,
+    reader_runtime: str = ReaderRuntimeOpt,
     mode: str = AskModeOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any other than loopback needs --api-key or --no-auth."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to bind."),
@@ -34,9 +35,11 @@ def serve(
 
     Example: odqa serve --index demo --port 8000   (then open http://127.0.0.1:8000/)
     """
+    from odqa.api.readers import check_reader
+    check_reader(list(reader or []), None, reader_runtime)     # one line each, before anything loads
     from odqa.server.run import serve as run
     from odqa.server.settings import ServeConfig
-    run(ServeConfig(indexes=index, reader=list(reader or []), mode=mode, host=host, port=port, api_key=api_key,
+    run(ServeConfig(indexes=index, reader=list(reader or []), reader_runtime=reader_runtime, mode=mode, host=host, port=port, api_key=api_key,
                     no_auth=no_auth, cors_origins=list(cors_origin or []), k=k, batching=batching,
                     max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, workers=workers,
                     max_question_chars=max_question_chars, timeout_s=timeout, index_dir=index_dir))

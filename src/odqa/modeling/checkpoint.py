@@ -108,14 +108,12 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 @quiet_transformers()
-def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto") -> tuple[Any, BackboneWithHead, dict[str, Any]]:
-    """(tokenizer, model in eval mode on `device`, meta) from a checkpoint folder; refuses a mismatched one.
-    Weights are read onto the CPU whatever device wrote them, then moved."""
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from odqa.modeling.backbone import POOLER_TYPES
+def open_checkpoint(folder: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
+    """(tokenizer, meta) of a checkpoint folder, checked (files complete and unaltered, kind, tokenizer)
+    without loading its weights (a runtime that does not run the torch model needs no more)."""
+    from transformers import AutoTokenizer
     from odqa.modeling.pretrained import check_complete
-    folder, target = Path(folder), resolve_device(device)
+    folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
     check_complete(folder, extra=(HEAD_WEIGHTS,))      # missing files named together, then altered ones:
@@ -127,6 +125,18 @@ def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto
     if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
         raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
                         f"({tokenizer_fingerprint(tokenizer)} != {meta['tokenizer']})")
+    return tokenizer, meta
+
+
+@quiet_transformers()
+def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto") -> tuple[Any, BackboneWithHead, dict[str, Any]]:
+    """(tokenizer, model in eval mode on `device`, meta) from a checkpoint folder; refuses a mismatched one.
+    Weights are read onto the CPU whatever device wrote them, then moved."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+    from odqa.modeling.backbone import POOLER_TYPES
+    folder, target = Path(folder), resolve_device(device)
+    tokenizer, meta = open_checkpoint(folder, kind)
     kw = {"add_pooling_layer": False} if AutoConfig.from_pretrained(str(folder)).model_type in POOLER_TYPES else {}
     backbone = AutoModel.from_pretrained(str(folder), **kw)
     head = make_head(kind, backbone.config.hidden_size, HeadConfig.from_dict(meta["head"]), **meta.get("head_kwargs", {}))

@@ -49,10 +49,12 @@ def require_onnxruntime():
     return onnxruntime
 
 
-def cache_folder(encoder_sha256: str, kind: str, cache_dir: str | Path | None = None) -> Path:
+def cache_folder(encoder_sha256: str, kind: str, cache_dir: str | Path | None = None, prefix: str = "",
+                 recipe: int = RECIPE) -> Path:
+    """`<cache>/onnx/<prefix><key[:16]>-opset<N>-<kind>-r<recipe>` (prefix: what the model is, e.g. `reader-`)."""
     from odqa.modeling.backbone import default_cache_dir
     root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
-    return root / "onnx" / f"{_key(encoder_sha256)[:16]}-opset{OPSET}-{kind}-r{RECIPE}"
+    return root / "onnx" / f"{prefix}{_key(encoder_sha256)[:16]}-opset{OPSET}-{kind}-r{recipe}"
 
 
 def _key(encoder_sha256: str) -> str:
@@ -129,7 +131,7 @@ def export_fp32(spec: str, out: Path) -> None:
         except Exception as e:  # noqa: BLE001 - surface as one line
             raise ModelError(f"ONNX export of '{spec}' failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         ref = wrapper(ids, mask).numpy()
-    got = _session(out, 1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    got = session(out, 1).run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     err = float(np.abs(got - ref)[mask.numpy().astype(bool)].max())
     if not err <= 1e-3 * max(1.0, float(np.abs(ref).max())):
         raise ModelError(f"ONNX export of '{spec}' does not reproduce the torch encoder (max difference {err:.3g})")
@@ -171,21 +173,28 @@ def onnx_model_path(spec: str, path: str, quantize: str, cache_dir: str | Path |
         raise ModelError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
     sha = encoder_fingerprint(path)
     kind = KINDS[quantize]
-    folder = cache_folder(sha, kind, cache_dir)
-    why = _problem(folder, _meta(sha, kind))
+    if kind == "fp32":
+        return cached_export(cache_folder(sha, kind, cache_dir), _meta(sha, kind), lambda f: export_fp32(spec, f),
+                             f"exporting {spec} to ONNX (once)")
+    fp32 = onnx_model_path(spec, path, "onnx", cache_dir)
+    return cached_export(cache_folder(sha, kind, cache_dir), _meta(sha, kind), lambda f: quantize_int8(fp32, f),
+                         f"quantising {fp32} to int8 (once)")
+
+
+def cached_export(folder: Path, meta: dict, write, what: str) -> Path:
+    """`folder`'s model file when its sidecar matches `meta` and the file its recorded sha256; else written
+    again by `write(tmp_file)` (atomically, sidecar beside it). `what` names the work in the log."""
+    why = _problem(folder, meta)
     if why is None:
         return folder / MODEL_FILE
     if why != "missing":
         log.warning("ONNX cache %s: %s; exporting again", folder, why)
-    if kind == "fp32":
-        log.info("exporting %s to ONNX (once): %s", spec, folder)
-        return _publish(folder, lambda f: export_fp32(spec, f), _meta(sha, kind))
-    fp32 = onnx_model_path(spec, path, "onnx", cache_dir)
-    log.info("quantising %s to int8 (once): %s", fp32, folder)
-    return _publish(folder, lambda f: quantize_int8(fp32, f), _meta(sha, kind))
+    log.info("%s: %s", what, folder)
+    return _publish(folder, write, meta)
 
 
-def _session(model: Path, threads: int):
+def session(model: Path, threads: int):
+    """A CPU ONNX Runtime session: sequential execution, `threads` intra-op threads (0 = onnxruntime's default)."""
     ort = require_onnxruntime()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -206,7 +215,7 @@ class OnnxRunner:
     def __init__(self, spec: str, path: str, quantize: str, threads: int = 0, cache_dir: str | Path | None = None):
         self.model_path = onnx_model_path(spec, path, quantize, cache_dir)
         try:
-            self.session = _session(self.model_path, threads)
+            self.session = session(self.model_path, threads)
         except OdqaError:
             raise
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types

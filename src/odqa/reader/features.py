@@ -73,7 +73,9 @@ def make_windows(tokenizer, questions: list[str], contexts: list[str], max_lengt
     `stride` is the number of overlapping tokens between consecutive windows.
     """
     from odqa.reader.em_feature import token_marks
-    qs = [_truncate_query(tokenizer, q, max_query_length) for q in questions]
+    cut: dict[str, str] = {}             # a question read over k passages is cut once, not k times
+    qs = [cut[q] if q in cut else cut.setdefault(q, _truncate_query(tokenizer, q, max_query_length))
+          for q in questions]
     enc = tokenizer(qs, contexts, truncation="only_second", max_length=max_length, stride=stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
     w = Windows(token_type_ids=[] if "token_type_ids" in enc else None, em_ids=[] if em is not None else None)

@@ -1,7 +1,10 @@
 """Run a span model over (question, passages) pairs and collect candidate spans.
 
 Windows of all pairs are batched together, sorted by length so batches carry
-little padding; the training task's evaluation and `Reader` share this code.
+little padding; the training task's evaluation and `Reader` share this code. The model is a
+torch span model or an ONNX Runtime one (`odqa.reader.onnx_reader.OnnxSpanModel`: numpy in, numpy
+out). Inside an `odqa.timing.collect()` the parts are timed: read_tokenize, read_model,
+read_postprocess (logits to candidate spans).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from odqa.progress import bar
 from odqa.reader.em_feature import em_spans, uses_em
 from odqa.reader.features import make_windows
 from odqa.reader.postprocess import Span, window_spans
+from odqa.timing import stage
 from odqa.types import Passage
 
 
@@ -72,11 +76,12 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     if not pair_q:
         return out
     em = em_spans(pair_q, pair_ctx) if uses_em(model) else None
-    with tokenize_lock or nullcontext():
+    with stage("read_tokenize"), tokenize_lock or nullcontext():
         win = make_windows(tokenizer, pair_q, pair_ctx, settings.max_length, settings.stride,
                            settings.max_query_length, em=em)
     order = sorted(range(len(win)), key=lambda i: len(win.input_ids[i]))
-    was_training = model.training
+    onnx = hasattr(model, "logits")          # an ONNX Runtime span model: numpy in, numpy out
+    was_training = bool(getattr(model, "training", False))
     if was_training:
         model.eval()
     progress = bar(len(order), "reading", "window", quiet=quiet)
@@ -86,16 +91,21 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
             idx = order[b:b + batch_size]
             types = [win.token_type_ids[i] for i in idx] if win.token_type_ids is not None else None
             ems = [win.em_ids[i] for i in idx] if win.em_ids is not None else None
-            batch = to_device_batch(collate(tokenizer, [win.input_ids[i] for i in idx], types, ems), device)
-            start, end = model(**batch)
-            start, end = start.float().cpu().numpy(), end.float().cpu().numpy()
-            for row, i in enumerate(idx):
-                qi, pj = pair_owner[win.example[i]]
-                p = passages[qi][pj]
-                r = retrieval_scores[qi][pj] if retrieval_scores else 0.0
-                for score, s, e in window_spans(start[row], end[row], win.offsets[i], settings.n_best,
-                                                settings.max_answer_tokens):
-                    out[qi].append(Span(p.text[s:e], p.id, s, e, score, retrieval_score=r))
+            with stage("read_model"):
+                batch = collate(tokenizer, [win.input_ids[i] for i in idx], types, ems)
+                if onnx:
+                    start, end = model.logits({name: t.numpy() for name, t in batch.items()})
+                else:
+                    start, end = model(**to_device_batch(batch, device))
+                    start, end = start.float().cpu().numpy(), end.float().cpu().numpy()
+            with stage("read_postprocess"):
+                for row, i in enumerate(idx):
+                    qi, pj = pair_owner[win.example[i]]
+                    p = passages[qi][pj]
+                    r = retrieval_scores[qi][pj] if retrieval_scores else 0.0
+                    for score, s, e in window_spans(start[row], end[row], win.offsets[i], settings.n_best,
+                                                    settings.max_answer_tokens):
+                        out[qi].append(Span(p.text[s:e], p.id, s, e, score, retrieval_score=r))
             progress.update(len(idx))
     progress.close()
     if was_training:

@@ -3,6 +3,10 @@
 The folder is an odqa reader checkpoint (`odqa train reader`: backbone + span head + window
 settings) or a Hugging Face question-answering checkpoint (`AutoModelForQuestionAnswering`,
 start/end logits); a hub name of one works too when the hub is reachable.
+
+`runtime` runs an odqa checkpoint's span model in torch (default) or in ONNX Runtime, fp32 (`onnx`)
+or dynamic int8 (`onnx-int8`), exported once and cached (`odqa.reader.onnx_reader`); the ONNX
+runtimes run on the CPU.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import threading
 from pathlib import Path
 
 from odqa.errors import ModelError
-from odqa.modeling.checkpoint import HEAD_JSON, load_model
+from odqa.modeling.checkpoint import HEAD_JSON, load_model, open_checkpoint
 from odqa.reader.hf_qa import is_hf_qa_folder
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
+from odqa.timing import stage
 from odqa.types import Answer, Hit
 
 
@@ -22,17 +27,33 @@ class Reader:
     """A span model over windows: an odqa checkpoint or an HF question-answering checkpoint."""
 
     def __init__(self, folder: str | Path, batch_size: int | None = None, n_best: int = 20,
-                 retrieval_weight: float = 0.0, extra_steps: list[Step] | None = None, device: str = "auto"):
-        """device: auto | cpu | cuda | cuda:N | mps; batch_size None = 32 windows (4x that on CUDA)."""
-        from odqa.device import device_batch_size, resolve_device
-        self.folder = Path(folder)
+                 retrieval_weight: float = 0.0, extra_steps: list[Step] | None = None, device: str = "auto",
+                 runtime: str = "torch"):
+        """device: auto | cpu | cuda | cuda:N | mps; batch_size None = 32 windows (4x that on CUDA);
+        runtime: torch | onnx | onnx-int8 (ONNX Runtime on the CPU, odqa checkpoints only)."""
+        from odqa.device import device_batch_size, resolve_device, warn_once
+        from odqa.reader.onnx_reader import check_runtime
+        self.folder, self.runtime = Path(folder), check_runtime(runtime)
         self.device = resolve_device(device)
+        onnx = runtime != "torch"
+        if onnx and self.device.type != "cpu":
+            if device != "auto":
+                warn_once(f"reader-{runtime}", f"reader runtime {runtime} runs on the CPU, not {self.device}")
+            self.device = resolve_device("cpu")
         if (self.folder / HEAD_JSON).exists():
-            self.tokenizer, self.model, self.meta = load_model(self.folder, "span", device=self.device)
+            if onnx:                            # the cached export runs; torch weights are not loaded
+                from odqa.reader.onnx_reader import OnnxSpanModel
+                self.tokenizer, self.meta = open_checkpoint(self.folder, "span")
+                self.model = OnnxSpanModel(self.folder, runtime)
+            else:
+                self.tokenizer, self.model, self.meta = load_model(self.folder, "span", device=self.device)
             settings = self.meta.get("extra", {}).get("reader", {}).get("window")
             if settings is None:
                 raise ModelError(f"{self.folder}: checkpoint has no reader window settings (was it written by odqa?)")
             self.window = WindowSettings(**settings)
+        elif onnx:
+            raise ModelError(f"{self.folder}: reader runtime {runtime} needs an odqa reader checkpoint "
+                             f"({HEAD_JSON}, from `odqa train reader`); use runtime torch")
         elif self.folder.is_dir() and not is_hf_qa_folder(self.folder):
             raise ModelError(f"{self.folder}: not a reader: expected an odqa reader checkpoint ({HEAD_JSON}, from "
                              f"`odqa train reader`) or a Hugging Face question-answering checkpoint (config.json "
@@ -42,11 +63,12 @@ class Reader:
             self.tokenizer, self.model, self.window = load_hf_qa(folder)
             self.meta = {"kind": "span", "hf_question_answering": str(folder)}
         self.window.n_best = max(self.window.n_best, n_best)
-        self.model.to(self.device)
+        if not onnx:
+            self.model.to(self.device)
+            self.model.eval()                  # once: concurrent reads never switch modes
         self.batch_size = batch_size or device_batch_size(32, self.device)
         self.n_best, self.extra_steps = n_best, list(extra_steps or [])
         self.post: PostProcessor = self.postprocessor(retrieval_weight)
-        self.model.eval()                      # once: concurrent reads never switch modes
         self._tokenize = threading.Lock()      # a fast tokenizer's truncation settings are shared state
 
     @property
@@ -68,7 +90,8 @@ class Reader:
     def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
         """Post-processed n-best spans per question (empty list: no answer found)."""
         raw = self.read_raw(questions, hits, quiet)
-        return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
+        with stage("read_postprocess"):
+            return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
         return [s.to_answer() for s in self.read_batch([question], [hits])[0]]

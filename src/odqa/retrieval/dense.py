@@ -31,6 +31,7 @@ from odqa.modeling.encoders import (QUANTIZE, RETRIEVER_FILE, WEIGHT_FILES, Enco
 from odqa.modeling.runtimes import make_runtime
 from odqa.retrieval.base import check_queries
 from odqa.text.pieces import token_prefix
+from odqa.timing import stage
 from odqa.types import Hit, Passage
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,12 @@ class DenseRetriever:
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         queries = check_queries(queries)
-        q = self.encoder.encode(queries, "query")
+        with stage("query_encoding"):
+            q = self.encoder.encode(queries, "query")
+        with stage("dense_search"):
+            return self._search_vectors(q, k)
+
+    def _search_vectors(self, q: np.ndarray, k: int) -> list[list[Hit]]:
         k = min(k, len(self.passages))
         if self.owners is None:
             scores, idx = self.index.search(q, k)

@@ -16,6 +16,7 @@ from typing import Sequence
 from odqa.config import HybridConfig
 from odqa.errors import OdqaError
 from odqa.retrieval.base import Retriever, check_queries
+from odqa.timing import stage
 from odqa.types import Hit
 
 METHODS = ("minmax", "zscore", "rrf")
@@ -74,4 +75,5 @@ class HybridRetriever:
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         sp, de = self.candidates(queries, k)
-        return [fuse(s, d, self.cfg, k) for s, d in zip(sp, de)]
+        with stage("fusion"):
+            return [fuse(s, d, self.cfg, k) for s, d in zip(sp, de)]

@@ -18,6 +18,7 @@ from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
 from odqa.retrieval.csc_scores import CscScores
 from odqa.text.analyzers import Analyzer
+from odqa.timing import stage
 from odqa.types import Hit, Passage
 
 METHODS = {"atire": "atire", "robertson": "robertson", "lucene": "lucene", "bm25l": "bm25l", "bm25+": "bm25+"}
@@ -124,8 +125,10 @@ class SparseRetriever:
 
     def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         queries = check_queries(queries)
-        terms = self.analyzer.tokenize(queries)
-        idx, scores = self.scorer.top_k(terms, k)
+        with stage("query_analysis"):
+            terms = self.analyzer.tokenize(queries)
+        with stage("sparse_search"):
+            idx, scores = self.scorer.top_k(terms, k)
         out = []
         for row_i, row_s in zip(idx, scores):
             out.append([Hit(self.passages[int(i)], float(s), r + 1, "sparse")

@@ -101,7 +101,10 @@ class AskResponse(RetrieveResponse):
     answers: list[Answer] = Field(description="Best first; empty = no answer found.")
     batch_size: int = Field(description="Questions answered together with this one (micro-batching).")
     timings: dict[str, float] = Field(description="Seconds per stage: queue, retrieve, read (this question's share "
-                                                  "of its batch), total.")
+                                                  "of its batch), the parts of retrieve and read that ran "
+                                                  "(query_analysis, query_encoding, sparse_search, dense_search, "
+                                                  "fusion, rerank, read_tokenize, read_model, read_postprocess), "
+                                                  "total.")
 
     @classmethod
     def of(cls, r: QAResult, index: str, mode: str, top: int, reader: list[str], sentence_level: bool,

@@ -27,6 +27,7 @@ class ServeConfig(Section):
     indexes: list[str] = Field(..., min_length=1)   # the served indexes, fixed at start (the first is the default)
     index_dir: Optional[Path] = None                # folder holding them (default $ODQA_INDEX_DIR or ./indexes)
     reader: list[str] = Field(default_factory=list) # reader spec(s) as `odqa ask --reader`; [] = the default reader
+    reader_runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"   # where the reader's span model runs
     mode: Literal["auto", "sparse", "dense", "hybrid"] = "auto"   # default retrieval mode of requests
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
