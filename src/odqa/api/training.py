@@ -356,7 +356,11 @@ def train_re(cfg: RETrainRequest, *, quiet: bool = True) -> RETrainResult:
     tokenizer, model, settings = build_re_model(task_cfg, label_list)
     settings.train = {**config, "train_file": str(cfg.train_file),
                       "dev_file": str(cfg.dev_file) if cfg.dev_file else None}
-    task = RETask(tokenizer, settings, task_cfg, train_data.examples, dev_data.examples if dev_data else None,
+    examples = train_data.examples
+    if cfg.augment == "aeda":
+        from odqa.relation.aeda import augment_examples
+        examples = augment_examples(examples, cfg.aeda_copies, cfg.aeda_ratio, cfg.aeda_marks, cfg.train.seed)
+    task = RETask(tokenizer, settings, task_cfg, examples, dev_data.examples if dev_data else None,
                   quiet=quiet)
     run = with_changes(task_cfg.train, metric="micro_f1" if dev_data else "loss", greater_is_better=bool(dev_data),
                        freeze_prefixes=frozen_prefixes(cfg.freeze_embeddings))
