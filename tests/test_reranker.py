@@ -50,16 +50,21 @@ def test_train_reranker_saves_a_checkpoint_and_resumes(tiny, tmp_path):
 
 
 def test_training_puts_a_planted_positive_first(tiny, tmp_path):
-    """Trained long enough on one question, its gold passage outranks the passages it was contrasted with."""
+    """Trained on one planted question, its gold passage outranks every passage it was contrasted with."""
     from odqa.api.training import train_reranker
     from odqa.reranker.model import load_reranker
-    res = train_reranker(_request(tiny, tmp_path, negatives=3, train={"max_steps": 40, "eval_every": 40,
-                                                                      "batch_size": 8, "lr": 3e-3}))
-    assert res.steps == 40
-    ce = load_reranker(tmp_path / "rr" / "best")
+    gold = PASSAGES[2]
     q = "훈민정음을 창제한 임금은?"
+    data = {"data": [{"title": gold["title"], "paragraphs": [{"context": gold["text"], "qas": [
+        {"id": "planted", "question": q, "answers": [{"text": "세종대왕", "answer_start": 0}]}]}]}]}
+    train = tmp_path / "planted.json"
+    train.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    res = train_reranker(_request(tiny, tmp_path, train_files=[train], negatives=3,
+                                  train={"max_steps": 30, "eval_every": 30, "batch_size": 1, "lr": 3e-3}))
+    assert res.steps == 30
+    ce = load_reranker(tmp_path / "rr" / "best")
     hits = [Hit(Passage(p["id"], p["title"], p["text"]), 1.0, i + 1) for i, p in enumerate(PASSAGES[:5])]
-    assert ce.rerank([q], [hits], 1)[0][0].passage.id == "p3"
+    assert ce.rerank([q], [hits], 1)[0][0].passage.id == gold["id"]
 
 
 def test_bad_reranker_folder_is_one_line(tmp_path, tiny):
@@ -138,3 +143,19 @@ def test_cli_ask_with_reranker_and_a_bad_folder(trained, tmp_path):
                "--reranker", tmp_path, cwd=tmp_path, check=False)
     assert bad.returncode != 0 and "not a reranker checkpoint" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_cli_train_reranker_json(tiny, tmp_path):
+    from tests.test_cli import odqa
+    train = squad_file(tmp_path / "train.json")
+    pool = write_jsonl(tmp_path / "pool.jsonl", PASSAGES)
+    p = odqa("train", "reranker", "--train", train, "--pool", pool, "--out", tmp_path / "rr", "--backbone", tiny,
+             "--max-length", "48", "--negatives", "2", "--max-steps", "2", "--batch-size", "2", "--holdout", "0.3",
+             "--eval-candidates", "3", "--json", cwd=tmp_path)
+    out = json.loads(p.stdout)
+    assert out["steps"] == 2 and out["heldout_questions"] > 0 and out["eval_questions"] == out["heldout_questions"]
+    assert set(out["last_eval"]) >= {"recall@1", "recall@3", "retrieval_recall@1"}
+    assert (tmp_path / "rr" / "best" / "heldout_questions.jsonl").exists()
+    bad = odqa("train", "reranker", "--train", tmp_path / "missing.json", "--out", tmp_path / "x", cwd=tmp_path,
+               check=False)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -33,6 +33,7 @@ from odqa.training import TrainConfig
 from odqa.types import Passage, Question
 
 _WS = re.compile(r"\s+")
+HELDOUT_FILE = "heldout_questions.jsonl"   # in each saved checkpoint: the held-out questions (never trained on)
 
 
 def _reranker_train_defaults() -> TrainConfig:
@@ -60,20 +61,16 @@ def _squash(s: str) -> str:
     return _WS.sub("", s)
 
 
+def is_negative(q: Question, p: Passage) -> bool:
+    """Neither q's gold passage (by id or text) nor a passage holding one of q's answers."""
+    text = _squash(p.text)
+    return (p.id not in q.gold_ids and text != _squash(q.context)
+            and not any(_squash(a) in text for a in q.answers if a.strip()))
+
+
 def hard_negatives(q: Question, retrieved: Sequence[Passage], depth: int) -> list[Passage]:
-    """The first `depth` retrieved passages that are not gold and hold none of q's answers."""
-    gold = set(q.gold_ids)
-    answers = [_squash(a) for a in q.answers if a.strip()]
-    ctx = _squash(q.context)
-    out = []
-    for p in retrieved:
-        text = _squash(p.text)
-        if p.id in gold or text == ctx or any(a in text for a in answers):
-            continue
-        out.append(p)
-        if len(out) >= depth:
-            break
-    return out
+    """The first `depth` retrieved passages that are negatives for q (`is_negative`)."""
+    return [p for p in retrieved if is_negative(q, p)][:depth]
 
 
 class RerankerTask:
@@ -88,6 +85,7 @@ class RerankerTask:
         self.train = [q for q in train if q.gold_ids and q.gold_ids[0] in gold]
         self.negs = [hard_negatives(q, retrieved.get(q.id, []), cfg.negative_depth) for q in self.train]
         self.no_negatives = sum(1 for n in self.negs if not n)
+        self.heldout = heldout
         self.eval_set = []
         for q in heldout[:cfg.eval_questions]:
             cands = list(retrieved.get(q.id, []))[:cfg.eval_candidates]
@@ -101,11 +99,15 @@ class RerankerTask:
     def _negatives(self, i: int, rng: random.Random) -> list[Passage]:
         m, cand = self.cfg.negatives, self.negs[i]
         picked = rng.sample(cand, m) if len(cand) >= m else list(cand)
-        gold = set(self.train[i].gold_ids)
-        while len(picked) < m:            # too few mined: random pool passages fill in
+        q = self.train[i]
+        for _ in range(100 * m):          # too few mined: random pool passages that are negatives fill in
+            if len(picked) >= m:
+                break
             p = rng.choice(self.pool)
-            if p.id not in gold:
+            if is_negative(q, p):
                 picked.append(p)
+        while len(picked) < m:            # a pool of nothing but q's answers: repeat what there is
+            picked.append(picked[-1] if picked else rng.choice(self.pool))
         return picked
 
     def train_batches(self, epoch: int, seed: int):
@@ -147,5 +149,9 @@ class RerankerTask:
         return {"recall@1": r1 / n, "recall@3": r3 / n, "retrieval_recall@1": base / n}
 
     def save(self, model, folder: Path) -> None:
+        from odqa.corpus import write_jsonl
         from odqa.modeling.checkpoint import save_model
         save_model(model, self.tok, folder, extra=self.settings.to_extra())
+        # the held-out questions, to choose --rerank N on questions the reranker never saw
+        write_jsonl(folder / HELDOUT_FILE, ({"id": q.id, "question": q.question, "answers": q.answers,
+                                             "gold_ids": q.gold_ids} for q in self.heldout))
