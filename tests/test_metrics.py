@@ -45,4 +45,4 @@ def test_each_lost_question_is_charged_to_the_stage_that_lost_it():
     rep = score_answers([q, q2, unscored], [[right], [right], [right]], [[gold, other], [gold], [gold]],
                         Judge(lambda pid: pid, {"g", "o"}), 2)
     assert rep["stages"] == {"q": "correct", "q2": "retrieval"}
-    assert rep["metrics"]["stages"] == {"correct": 1, "retrieval": 1, "passage": 0, "span": 0, "no_answer": 0}
+    assert rep["metrics"]["stages"] == {"correct": 1, "retrieval": 1, "rerank": 0, "passage": 0, "span": 0, "no_answer": 0}

@@ -19,18 +19,22 @@ def closed_hits(questions: Sequence[Question]) -> list[list[Hit]]:
     return [[Hit(Passage(q.gold_ids[0] if q.gold_ids else q.id, "", q.context), 1.0, 1, "gold")] for q in questions]
 
 
-STAGES = ("correct", "retrieval", "passage", "span", "no_answer")
+STAGES = ("correct", "retrieval", "rerank", "passage", "span", "no_answer")
 
 
-def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str]) -> str:
+def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str],
+            retrieved: Sequence[Hit] | None = None) -> str:
     """Which stage lost question `q` (KorQuAD EM): `correct`; `retrieval` (no gold passage among the
-    passages read); `no_answer`; `passage` (the reader answered from another passage); `span` (the
-    right passage, a wrong span). With no known gold passage (closed domain, or ids not in the index) a
-    wrong answer counts as `span`."""
+    passages retrieved); `rerank` (a reranker was given the gold passage among the `retrieved` ones
+    but kept none among the passages read); `no_answer`; `passage` (the reader answered from another
+    passage); `span` (the right passage, a wrong span). With no known gold passage (closed domain, or
+    ids not in the index) a wrong answer counts as `span`."""
     if answer and exact_match(answer[0].text, q.answers):
         return "correct"
     read = {h.passage.id for h in hits}
     if gold and not gold & read:
+        if retrieved is not None and gold & {h.passage.id for h in retrieved}:
+            return "rerank"
         return "retrieval"
     if not answer:
         return "no_answer"
@@ -38,9 +42,11 @@ def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str]
 
 
 def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
-                  hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None) -> dict:
+                  hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None,
+                  retrieved: Sequence[list[Hit]] | None = None) -> dict:
     """Report dict (`metrics`, `predictions`, `nbest`): EM/F1 over questions with gold answers;
-    with `hits` and a `judge`, recall@k of the passages the reader saw."""
+    with `hits` and a `judge`, recall@k of the passages the reader saw; with `retrieved` (the passages
+    a reranker chose `hits` from), their recall as `retrieval_before_rerank` and the `rerank` stage."""
     preds = {q.id: (a[0].text if a else "") for q, a in zip(questions, answers)}
     nbest = {q.id: [s.to_json() for s in a] for q, a in zip(questions, answers)}
     gold = {q.id: q.answers for q in questions if q.answers}
@@ -51,10 +57,16 @@ def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
     for i, (q, a) in enumerate(zip(questions, answers)):
         if q.answers:
             gold = judge.gold_set(q) if judge is not None else set()     # closed domain: no passage to choose
-            stages[q.id] = lost_at(q, a, hits[i] if hits is not None else [], gold)
+            stages[q.id] = lost_at(q, a, hits[i] if hits is not None else [], gold,
+                                   retrieved[i] if retrieved is not None else None)
     metrics["stages"] = {s: sum(1 for v in stages.values() if v == s) for s in STAGES}
     if hits is not None and judge is not None:
         ranks = [judge.first_relevant(q, h)[0] for q, h in zip(questions, hits)]
         ks = sorted({x for x in (1, 5, 10, 20) if x <= (k or 20)} | ({k} if k else set()))
         metrics["retrieval"] = {key: round(v, 4) for key, v in recall_at_k(ranks, ks).items()}
+        if retrieved is not None:
+            n = max(len(h) for h in retrieved) if retrieved else 0
+            ranks = [judge.first_relevant(q, h)[0] for q, h in zip(questions, retrieved)]
+            ks = sorted({x for x in (1, 3, 5, 10, 20) if x <= max(n, 1)} | ({n} if n else set()))
+            metrics["retrieval_before_rerank"] = {key: round(v, 4) for key, v in recall_at_k(ranks, ks).items()}
     return {"metrics": metrics, "predictions": preds, "nbest": nbest, "stages": stages}

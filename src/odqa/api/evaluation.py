@@ -40,20 +40,32 @@ class AnswerReport:
 
 
 def _answer(pipeline: Pipeline, qs, closed: bool, k: int | None, quiet: bool):
-    """(hits, answers, seconds) for each question: retrieved (or gold) passages, then read."""
+    """(hits, answers, seconds, retrieved) for each question: retrieved (or gold) passages, reranked when the
+    pipeline has a reranker (`retrieved`: its candidates, else None), then read."""
     texts = [q.question for q in qs]
     t0 = time.perf_counter()
+    retrieved = None
     if closed:
         hits = closed_hits(qs)
     else:
         hits = []
         with bar(len(texts), "retrieving", "question", quiet) as pb:
             for b in range(0, len(texts), BATCH):
-                hits += pipeline.passages_to_read(texts[b:b + BATCH], k)
+                hits += pipeline.candidates(texts[b:b + BATCH], k)
                 pb.update(len(texts[b:b + BATCH]))
     t1 = time.perf_counter()
+    seconds = {"retrieve": t1 - t0}
+    if not closed and pipeline.reranker is not None:
+        retrieved, hits = hits, []
+        with bar(len(texts), "reranking", "question", quiet) as pb:
+            for b in range(0, len(texts), BATCH):
+                hits += pipeline.rerank_hits(texts[b:b + BATCH], retrieved[b:b + BATCH], k)
+                pb.update(len(texts[b:b + BATCH]))
+        seconds["rerank"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
     answers = pipeline.read(texts, hits, quiet=quiet)
-    return hits, answers, {"retrieve": t1 - t0, "read": time.perf_counter() - t1}
+    seconds["read"] = time.perf_counter() - t2
+    return hits, answers, seconds, retrieved
 
 
 def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = False, k: int | None = None,
@@ -66,16 +78,18 @@ def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = Fa
     if not closed and pipeline.retriever is None:
         raise OdqaError("open-domain evaluation needs an index: Pipeline.from_index(name), or closed=True")
     k = k or pipeline.k
-    hits, answers, seconds = _answer(pipeline, qs, closed, k, quiet)
+    hits, answers, seconds, retrieved = _answer(pipeline, qs, closed, k, quiet)
     judge = None if closed else Judge(pipeline.index.canonical, pipeline.index.passage_ids())
-    rep = score_answers(qs, answers, None if closed else hits, judge, k)
+    rep = score_answers(qs, answers, None if closed else hits, judge, k, retrieved)
     m = rep["metrics"]
     m["setting"] = {"closed": closed, "index": None if closed else pipeline.index.name,
                     "mode": None if closed else pipeline.mode, "k": None if closed else k,
+                    "rerank": None if closed or pipeline.reranker is None else pipeline.rerank,
+                    "reranker": None if closed or pipeline.reranker is None else pipeline.reranker.folder,
                     **pipeline.reader_settings, "sentence_level": pipeline.sentence_level,
                     "questions_file": questions_label(questions, qs)}
     timings = {"retrieve": seconds["retrieve"], "load_reader": pipeline.load_seconds.get("load_reader", 0.0),
-               "read": seconds["read"]}
+               **({"rerank": seconds["rerank"]} if "rerank" in seconds else {}), "read": seconds["read"]}
     m["seconds"] = {s: round(v, 2) for s, v in timings.items()}
     m["seconds_per_question"] = {s: round(v / max(1, len(qs)), 4) for s, v in timings.items()}
     report = AnswerReport(m, rep["predictions"], rep["nbest"], rep["stages"])
@@ -91,7 +105,7 @@ def predict(pipeline: Pipeline, questions: Questions, out: str | Path | None = N
     qs = as_questions(questions)
     if not closed and pipeline.retriever is None:
         raise OdqaError("predicting without an index needs closed=True (questions with their passages)")
-    _, answers, _ = _answer(pipeline, qs, closed, k or pipeline.k, quiet)
+    _, answers, _, _ = _answer(pipeline, qs, closed, k or pipeline.k, quiet)
     preds = {q.id: (a[0].text if a else "") for q, a in zip(qs, answers)}
     if out:
         from odqa.reader.ensemble import write_json

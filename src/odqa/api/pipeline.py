@@ -13,6 +13,7 @@ once under a lock.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
 from odqa.retrieval.base import Retriever, check_queries
-from odqa.timing import collect, ordered
+from odqa.timing import collect, ordered, stage
 from odqa.types import Hit
 
 class SpanReader(Protocol):
@@ -69,15 +70,34 @@ def _settings(reader, retrieval_weight: float, particles, runtime: str = "torch"
             "particles": particle_setting(reader, particles), "reader_runtime": runtime}
 
 
+def _check_rerank(reranker, rerank: int, k: int) -> int:
+    """The number of candidates to rerank (20 by default with a reranker); bad combinations in one line."""
+    if rerank < 0:
+        raise OdqaError(f"rerank must be at least 0, got {rerank}")
+    if reranker is None:
+        if rerank:
+            raise OdqaError("--rerank N needs a reranker: --reranker FOLDER (an `odqa train reranker` OUT/best)")
+        return 0
+    rerank = rerank or max(20, k)
+    if rerank < k:
+        raise OdqaError(f"--rerank N must be at least -k (the passages read): got --rerank {rerank}, -k {k}")
+    return rerank
+
+
 class Pipeline:
     """A retriever and a reader composed; `from_index` builds one from an index name."""
 
     def __init__(self, retriever: Retriever | None, reader: SpanReader | Callable[[], SpanReader], k: int = 10, *,
-                 index=None, mode: str | None = None, reader_settings: dict | None = None, top: int = 20):
-        """reader: a reader, or a function that makes one (called once, on the first read)."""
+                 index=None, mode: str | None = None, reader_settings: dict | None = None, top: int = 20,
+                 reranker=None, rerank: int = 0):
+        """reader: a reader, or a function that makes one (called once, on the first read).
+        reranker: a `reranker.model.CrossEncoder` (or None): `rerank` passages are retrieved, it keeps k."""
         if k < 1:
             raise OdqaError(f"k must be at least 1, got {k}")
+        if reranker is not None and rerank < k:
+            raise OdqaError(f"rerank N must be at least k (the passages read): got rerank {rerank}, k {k}")
         self.retriever, self.k, self.top = retriever, k, top
+        self.reranker, self.rerank = reranker, (rerank if reranker is not None else 0)
         self._reader, self._lock = reader, threading.Lock()
         self.index, self.mode = index, mode
         # readers (folders; [] = sentence level), retrieval_weight, particles, reader_runtime: as results report them
@@ -92,13 +112,16 @@ class Pipeline:
                    k: int = 10, index_dir: str | Path | None = None, device: str = "auto",
                    alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
-                   connection=None, lazy_reader: bool = False, reader_runtime: str = "torch") -> "Pipeline":
+                   connection=None, lazy_reader: bool = False, reader_runtime: str = "torch",
+                   reranker: str | Path | None = None, rerank: int = 0) -> "Pipeline":
         """Load index NAME and a reader once.
 
         reader: a checkpoint folder (`odqa train reader` OUT/best), a list of them (soft-voted),
         or None / "none" (sentence-level answers). mode: auto (hybrid when the index has vectors,
         else sparse) | sparse | dense | hybrid. alpha/fusion override the index's fusion settings.
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
+        reranker: an `odqa train reranker` folder (OUT/best): `rerank` passages are retrieved (default 20) and
+        the cross-encoder keeps the best k of them for the reader.
         device: auto | cpu | cuda | cuda:N | mps, where the reader and the query encoder run (checked
         before anything loads; auto = a GPU when torch sees one).
         reader_runtime: torch | onnx | onnx-int8: the reader's span model in torch or in ONNX Runtime
@@ -107,17 +130,23 @@ class Pipeline:
         from odqa.retrieval.indexing import load_index
         resolve_device(device)
         check_reader(reader, particles, reader_runtime)
+        rerank = _check_rerank(reranker, rerank, k)
         t0 = time.perf_counter()
         idx = load_index(name, index_dir, connection)
         idx.device = device
         mode = idx.resolve_mode(mode)
         retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
+        cross = None
+        if reranker is not None:
+            from odqa.reranker.model import load_reranker
+            cross = load_reranker(reranker, device)
         t1 = time.perf_counter()
 
         def make():
             return open_reader(reader, idx, n_best, retrieval_weight, particles, device=device, runtime=reader_runtime)
         p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
-                reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime))
+                reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime), reranker=cross,
+                rerank=rerank)
         p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
         p._fusion = (alpha, fusion, encoder)
         return p
@@ -135,7 +164,7 @@ class Pipeline:
                 alpha, fusion, encoder = self._fusion
                 retriever = self.index.retriever(mode, self.index.hybrid_config(alpha, fusion), encoder)
                 p = Pipeline(retriever, lambda: self.reader, self.k, index=self.index, mode=mode, top=self.top,
-                             reader_settings=self.reader_settings)
+                             reader_settings=self.reader_settings, reranker=self.reranker, rerank=self.rerank)
                 p.load_seconds, p._fusion = self.load_seconds, self._fusion
                 self._modes[mode] = p
             return self._modes[mode]
@@ -177,6 +206,17 @@ class Pipeline:
         """The retrieved hits the reader reads (sparse hits that matched no query term dropped)."""
         return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k)]
 
+    def rerank_hits(self, questions: Sequence[str], hits: Sequence[list[Hit]], k: int | None = None) -> list[list[Hit]]:
+        """The reranking stage: each question's best k hits by the cross-encoder (the hits as they are without one)."""
+        if self.reranker is None:
+            return list(hits)
+        return self.reranker.rerank(list(questions), list(hits), k or self.k)
+
+    def candidates(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        """What the first stage hands on: the passages to read, or with a reranker its `rerank` candidates
+        (at least k)."""
+        return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k)
+
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retrieve_batch([question], k)[0]
 
@@ -190,13 +230,16 @@ class Pipeline:
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
-            with collect() as stages:       # the retrievers and the reader mark their stages
+            with collect() as stages:       # the retrievers, the reranker and the reader mark their stages
                 t0 = time.perf_counter()
-                hits = self.passages_to_read(qs, k)
+                hits = self.candidates(qs, k)
                 t1 = time.perf_counter()
+                with stage("rerank") if self.reranker is not None else nullcontext():
+                    hits = self.rerank_hits(qs, hits, k)
+                tr = time.perf_counter()
                 spans = self.read(qs, hits)
                 t2 = time.perf_counter()
-            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - t1) / len(qs),
+            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - tr) / len(qs),
                      **{s: v / len(qs) for s, v in ordered(stages).items()}}
             out += [QAResult(q, s, h, dict(share)) for q, s, h in zip(qs, spans, hits)]
             if progress:

@@ -18,6 +18,10 @@ ReaderOpt = typer.Option(None, "--reader", "-r", help="Reader checkpoint folder 
 RetrievalWeightOpt = typer.Option(0.0, "--retrieval-weight", help="Weight of the passage's retrieval score in span scores.")
 ReaderRuntimeOpt = typer.Option("torch", "--reader-runtime", help="Where the reader's span model runs: torch | onnx | "
                                  "onnx-int8 (ONNX Runtime on the CPU, exported once and cached; int8 is the fastest).")
+RerankerOpt = typer.Option(None, "--reranker", help="Cross-encoder folder (odqa train reranker OUT/best): reranks "
+                                                    "the retrieved passages before reading.")
+RerankOpt = typer.Option(0, "--rerank", min=0, help="Passages retrieved for the reranker, which keeps the best -k of them "
+                                                   "(needs --reranker; default with one: 20).")
 ParticlesOpt = typer.Option(None, "--particles", help="Strip josa from answers with learned rules: a rules file, or "
                                                       "'auto' for READER/particles.json (odqa train particles), or 'none' (not even a "
                                                       "shipped reader's own rules, which apply by default).")
@@ -36,6 +40,8 @@ def ask(
     retrieval_weight: float = RetrievalWeightOpt,
     particles: Optional[Path] = ParticlesOpt,
     reader_runtime: str = ReaderRuntimeOpt,
+    reranker: Optional[Path] = RerankerOpt,
+    rerank: int = RerankOpt,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Per-stage timings and the passages read."),
     index_dir: Optional[Path] = IndexDirOpt,
     device: str = DeviceOpt,
@@ -54,14 +60,15 @@ def ask(
     t0 = time.perf_counter()
     pipe = Pipeline.from_index(index, reader=list(reader or []), mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                               particles=particles, n_best=max(top, 20), device=device, reader_runtime=reader_runtime)
+                               particles=particles, n_best=max(top, 20), device=device, reader_runtime=reader_runtime,
+                               reranker=reranker, rerank=rerank)
     load_s = time.perf_counter() - t0
     warn_stale(pipe.index)
     res = pipe.ask(question)
     timings = {"load": round(load_s, 3), **{s: round(v, 3) for s, v in res.timings.items()}}
     readers = pipe.reader_settings["readers"]
     if json_out:
-        emit_json({"question": question, "index": index, "mode": pipe.mode,
+        emit_json({"question": question, "index": index, "mode": pipe.mode, "rerank": pipe.rerank or None,
                    "reader": "+".join(readers) if readers else None, "sentence_level": pipe.sentence_level,
                    "answers": [res.answer_json(s) for s in res.answers[:top]], "timings": timings})
         return

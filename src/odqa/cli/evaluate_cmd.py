@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt
+from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt,
                              QuietOpt, echo, emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
@@ -31,6 +31,8 @@ def answers(
     retrieval_weight: float = typer.Option(0.0, "--retrieval-weight", help="Weight of the retrieval score in span scores."),
     particles: Optional[Path] = ParticlesOpt,
     reader_runtime: str = ReaderRuntimeOpt,
+    reranker: Optional[Path] = RerankerOpt,
+    rerank: int = RerankOpt,
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N questions (0 = all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for predictions.json, nbest.json, metrics.json."),
     index_dir: Optional[Path] = IndexDirOpt,
@@ -59,7 +61,8 @@ def answers(
     else:
         pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
                                    fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                                   particles=particles, device=device, reader_runtime=reader_runtime)
+                                   particles=particles, device=device, reader_runtime=reader_runtime, reranker=reranker,
+                                   rerank=rerank)
         warn_stale(pipe.index)
     if pipe.sentence_level:
         warn("no --reader: answers are whole sentences, so EM/F1 will be low (train one with `odqa train reader`)")
@@ -69,9 +72,13 @@ def answers(
         emit_json(m)
         return
     where = "closed domain (gold passage)" if closed else f"open domain, index '{index}', {pipe.mode} top-{k}"
+    if pipe.reranker is not None:
+        where += f" of {pipe.rerank} reranked"
     echo(f"{m['scored']} questions, {where}: EM {m['em']:.2f}  F1 {m['f1']:.2f}  (no answer: {m['no_answer']})")
     if "retrieval" in m:
         echo("retrieval " + "  ".join(f"{key}={v:.4f}" for key, v in m["retrieval"].items()))
+    if "retrieval_before_rerank" in m:
+        echo("before reranking " + "  ".join(f"{key}={v:.4f}" for key, v in m["retrieval_before_rerank"].items()))
     echo("lost at: " + "  ".join(f"{s} {n}" for s, n in m["stages"].items()))
     echo("seconds per question: " + "  ".join(f"{s} {v:.3f}" for s, v in m["seconds_per_question"].items()))
     if out:

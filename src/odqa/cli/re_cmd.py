@@ -47,6 +47,8 @@ def train(
     patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: evaluations without gain (0 = off)."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
     freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings"),
+    augment: Optional[str] = typer.Option(None, "--augment", help="none | aeda (add a copy of each training sentence "
+                                          "with random punctuation between its words; --set aeda_ratio=..., aeda_copies=...)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (0 = default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last (same settings and labels)."),
@@ -70,7 +72,7 @@ def train(
                            no_relation_keep=no_relation_keep, max_length=max_length, batch_size=batch_size, lr=lr,
                            epochs=epochs, max_steps=max_steps, stop_after=stop_after, eval_every=eval_every,
                            dev_limit=dev_limit, patience=patience, time_budget=time_budget,
-                           freeze_embeddings=freeze_embeddings, seed=seed, threads=threads)
+                           freeze_embeddings=freeze_embeddings, seed=seed, threads=threads, augment=augment)
     report = train_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)

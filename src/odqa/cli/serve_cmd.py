@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import AskModeOpt, ReaderOpt, ReaderRuntimeOpt
+from odqa.cli.ask_cmd import AskModeOpt, ReaderOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
 from odqa.cli.common import IndexDirOpt
 
 
@@ -16,6 +16,8 @@ def serve(
     reader: Optional[List[str]] = ReaderOpt,
     reader_runtime: str = ReaderRuntimeOpt,
     mode: str = AskModeOpt,
+    reranker: Optional[Path] = RerankerOpt,
+    rerank: int = RerankOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any other than loopback needs --api-key or --no-auth."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to bind."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="ODQA_API_KEY",
@@ -42,4 +44,5 @@ def serve(
     run(ServeConfig(indexes=index, reader=list(reader or []), reader_runtime=reader_runtime, mode=mode, host=host, port=port, api_key=api_key,
                     no_auth=no_auth, cors_origins=list(cors_origin or []), k=k, batching=batching,
                     max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, workers=workers,
-                    max_question_chars=max_question_chars, timeout_s=timeout, index_dir=index_dir))
+                    max_question_chars=max_question_chars, timeout_s=timeout, index_dir=index_dir,
+                    reranker=reranker, rerank=rerank))

@@ -7,9 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
+from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
 
-app = typer.Typer(no_args_is_help=True, help="Train models: the dense retriever, the reader.")
+app = typer.Typer(no_args_is_help=True, help="Train models: the dense retriever, the reader, the reranker.")
 
 
 @app.command("retriever")
@@ -148,6 +148,63 @@ def reader(
     echo(f"best dev {res.metric} {best} (step {res.best_step} of {res.steps}, {res.minutes} min, "
          f"{res.stopped}); {res.train_questions} questions, {res.train_windows} windows")
     echo(f"reader saved to {out / 'best'}: odqa ask \"질문\" --index NAME --reader {out / 'best'}")
+
+
+@app.command("reranker")
+def reranker(
+    train: List[Path] = typer.Option(..., "--train", help="SQuAD/KorQuAD/KLUE-MRC JSON with contexts (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Output folder; the best checkpoint is OUT/best (use with --reranker)."),
+    pool: Optional[List[Path]] = typer.Option(None, "--pool", help="Corpus file(s) hard negatives are mined from by BM25 "
+                                              "(the training passages join them; never a file holding evaluation passages)."),
+    pool_index: Optional[str] = typer.Option(None, "--pool-index", help="Or an index whose retriever mines them "
+                                             "(hybrid when it has vectors)."),
+    backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec to start from."),
+    negatives: int = typer.Option(3, "--negatives", help="Hard negatives per question in each step (listwise softmax over 1 + M)."),
+    negative_depth: int = typer.Option(20, "--negative-depth", help="Negatives are drawn from the retriever's top-N passages "
+                                       "that are neither gold nor hold an answer."),
+    max_length: int = typer.Option(256, "--max-length", help="Tokens per (question, passage) pair."),
+    epochs: float = typer.Option(1.0, "--epochs"),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Questions per step (each brings 1 + --negatives pairs)."),
+    lr: float = typer.Option(3e-5, "--lr"),
+    eval_every: int = typer.Option(100, "--eval-every", help="Steps between held-out evaluations (0 = each epoch)."),
+    eval_questions: int = typer.Option(100, "--eval-questions", help="Held-out questions reranked per evaluation."),
+    eval_candidates: int = typer.Option(10, "--eval-candidates", help="Retrieved passages reranked per held-out question."),
+    holdout: float = typer.Option(0.05, "--holdout", help="Share of training passages (whole articles) held out."),
+    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
+    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N "
+                                                "layers (default: a third of the backbone's layers; 0 = train all)."),
+    index_dir: Optional[Path] = IndexDirOpt,
+    seed: int = typer.Option(42, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    device: str = DeviceOpt,
+    mixed_precision: str = MixedPrecisionOpt,
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Fine-tune a cross-encoder reranker over (question, passage) pairs with hard negatives.
+
+    Example: odqa train reranker --train korquad1_train.json --pool corpus.jsonl --out runs/reranker --time-budget 25
+    """
+    from odqa.api.training import RerankerTrainRequest, train_reranker
+
+    cfg = RerankerTrainRequest(
+        train_files=train, out=out, pool=pool or [], pool_index=pool_index, index_dir=index_dir, resume=resume,
+        backbone=backbone, negatives=negatives, negative_depth=negative_depth, max_length=max_length,
+        holdout=holdout, eval_questions=eval_questions, eval_candidates=eval_candidates,
+        freeze_embeddings=freeze_embeddings, freeze_layers=freeze_layers,
+        train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
+                   seed=seed, time_budget_minutes=time_budget, device=device, mixed_precision=mixed_precision))
+    res = train_reranker(cfg, quiet=quiet or json_out)
+    if json_out:
+        emit_json(res.to_json())
+        return
+    last = res.last_eval
+    best = f"{res.best_metric:.3f}" if res.best_metric is not None else "-"
+    echo(f"held-out recall@1 {best} (step {res.best_step} of {res.steps}, {res.minutes} min, {res.stopped}); "
+         f"retriever's own recall@1 {last.get('retrieval_recall@1', 0):.3f} on the same {res.eval_questions} questions")
+    echo(f"reranker saved to {out / 'best'}: odqa ask \"질문\" --index NAME --reranker {out / 'best'} --rerank 20")
 
 
 @app.command("particles")

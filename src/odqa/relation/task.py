@@ -72,6 +72,10 @@ class RETrainConfig(Section):
     bucket: int = Field(50, ge=0)            # batches per length-sorted chunk; 0 = no length sorting
     eval_batch_size: int = Field(64, ge=1)
     dev_limit: int = Field(0, ge=0)          # evaluate on a fixed random subset of the dev set; 0 = all
+    augment: Literal["none", "aeda"] = "none"   # aeda: add AEDA copies of the training examples (relation/aeda.py)
+    aeda_copies: int = Field(1, ge=1)        # augmented copies per training example
+    aeda_ratio: float = Field(0.3, gt=0, le=1)   # at most this share of a sentence's words get a mark before them
+    aeda_marks: str = Field(".;?:!,", min_length=1)   # the punctuation marks drawn from
     train: TrainConfig = Field(default_factory=_re_train_defaults)
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ def load_pipelines(config: ServeConfig) -> dict[str, Pipeline]:
     for name in config.indexes:
         p = Pipeline.from_index(name, reader=list(config.reader) or None, mode=config.mode, k=config.k,
                                 index_dir=config.index_dir, n_best=config.max_top,
-                                reader_runtime=config.reader_runtime)
+                                reader_runtime=config.reader_runtime, reranker=config.reranker, rerank=config.rerank)
         for mode in index_modes(p):
             p.in_mode(mode).retrieve(WARM_UP, 1)
         p.ask(WARM_UP)

@@ -29,6 +29,8 @@ class ServeConfig(Section):
     reader: list[str] = Field(default_factory=list) # reader spec(s) as `odqa ask --reader`; [] = the default reader
     reader_runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"   # where the reader's span model runs
     mode: Literal["auto", "sparse", "dense", "hybrid"] = "auto"   # default retrieval mode of requests
+    reranker: Optional[Path] = None                 # cross-encoder folder (odqa train reranker OUT/best); None = none
+    rerank: int = Field(0, ge=0)                    # passages retrieved for it, of which it keeps k (0: 20)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: Optional[str] = Field(None, min_length=1)  # required on every request when set
