@@ -212,7 +212,7 @@ def check_shard(folder: Path, want: dict, i: int, n: int, corpus: str, name: str
     (`shard I-of-N (FOLDER): WHAT; HOW TO FIX`)."""
     import json
     where = f"shard {label(i, n)} ({folder})"
-    redo = f"re-encode it with `{shard_command(corpus, name, i, n, force=True)}`"
+    redo = f"re-encode it with `{shard_command(corpus, name, i, n, force=True)}` and this build's settings"
     path = folder / SHARD_MANIFEST
     try:
         m = json.loads(path.read_text(encoding="utf-8"))

@@ -72,7 +72,9 @@ def _start(ray, num_cpus: int, quiet: bool) -> bool:
     import odqa
     src = str(Path(odqa.__file__).resolve().parents[1])       # the workers import this odqa, not another one
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    # the workers do the job here: Ray's default niceness (15) leaves them starved on a busy machine
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=not quiet,
+             _system_config={"worker_niceness": 0},
              runtime_env={"env_vars": {"PYTHONPATH": path, "ODQA_QUIET": "1", "TOKENIZERS_PARALLELISM": "false"}})
     return True
 
@@ -120,7 +122,7 @@ def _run(ray, corpus, cfg: IndexConfig, want: dict, name: str, n: int, todo: lis
         actors = max(1, min(num_cpus, len(rows) // RAY_BATCH + 1)) if not os.environ.get("RAY_ADDRESS") else num_cpus
         out = ray.data.from_items(rows).map_batches(
             PassageEncoder, fn_constructor_kwargs={"dense": to_dict(cfg.dense), "device": device},
-            batch_size=RAY_BATCH, batch_format="numpy", concurrency=actors, num_cpus=1)
+            batch_size=RAY_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
         got: dict[int, list[dict]] = {i: [] for i in todo}
         done = {i: 0 for i in todo}
         starts = sorted((ranges[i][0], i) for i in todo)
