@@ -45,8 +45,8 @@ def index(
     merge: bool = typer.Option(False, "--merge", help="Build index NAME with the vectors of its dense shards "
                                "(all N, of this corpus and settings) instead of encoding; CORPUS defaults to the "
                                "one they record.", rich_help_panel=SHARD_PANEL),
-    ray: bool = typer.Option(False, "--ray", help="Encode the dense shards with Ray Data (pip install "
-                             "odqa[ray]; $RAY_ADDRESS, else a local instance), then merge them.",
+    ray: bool = typer.Option(False, "--ray", help="Encode the dense shards with Ray Data (odqa's ray extra; "
+                             "on $RAY_ADDRESS, else a local instance), then merge them.",
                              rich_help_panel=SHARD_PANEL),
     shards: int = typer.Option(0, "--shards", help="--ray: how many shards (default 4); --merge: which count, "
                                "when shards of several are there.", rich_help_panel=SHARD_PANEL),
