@@ -55,23 +55,6 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
                               f"index '{name}' not created") from None
 
 
-def encode_index_shard(corpus_path: str | Path, name: str, cfg: IndexConfig, shard, root=None,
-                       shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
-                       device: str = "auto"):
-    """Encode dense shard I of N (`shard`: 'I/N' or (I, N)) of index NAME into its shard folder
-    (`odqa.retrieval.shards`); a shard already there for the same inputs is kept. Several shards of one
-    index may be encoded at once (each holds the lock of its own folder)."""
-    from odqa.retrieval import shards as sh
-    i, n = sh.parse_shard(shard)
-    base = sh.shards_root(name, root, shard_dir)
-    with writer_lock(f"{name}.shard-{sh.label(i, n)}", root):
-        try:
-            return sh.encode_shard(sh.read_corpus(corpus_path, cfg), cfg, sh.settings_of(cfg), name, i, n,
-                                   base / sh.label(i, n), force, quiet, device)
-        except KeyboardInterrupt:
-            raise Interrupted(f"shard {sh.label(i, n)} of index '{name}' not written") from None
-
-
 def load_index(name: str, root=None, connection=None) -> Index:
     """Index NAME, local or on Elasticsearch (`connection`, else the pointer's URL with ODQA_ES_* credentials)."""
     folder = store.open_folder(name, root)
@@ -98,3 +81,20 @@ def verify_index(name: str, root=None) -> dict:
             "bytes": sum(f["size"] for f in rec["files"].values()), "checksums": bool(manifest.get("checksums")),
             "problems": mf.file_problems(folder, manifest), "seconds": round(time.perf_counter() - t0, 3),
             "rebuild": mf.rebuild_command(name, manifest, store.root_flag(folder))}
+
+
+def encode_index_shard(corpus_path: str | Path, name: str, cfg: IndexConfig, shard, root=None,
+                       shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
+                       device: str = "auto"):
+    """Encode dense shard I of N (`shard`: 'I/N' or (I, N)) of index NAME into its shard folder
+    (`odqa.retrieval.shards`); a shard already there for the same inputs is kept. Several shards of one
+    index may be encoded at once (each holds the lock of its own folder)."""
+    from odqa.retrieval import shards as sh
+    i, n = sh.parse_shard(shard)
+    base = sh.shards_root(name, root, shard_dir)
+    with writer_lock(f"{name}.shard-{sh.label(i, n)}", root):
+        try:
+            return sh.encode_shard(sh.read_corpus(corpus_path, cfg), cfg, sh.settings_of(cfg), name, i, n,
+                                   base / sh.label(i, n), force, quiet, device)
+        except KeyboardInterrupt:
+            raise Interrupted(f"shard {sh.label(i, n)} of index '{name}' not written") from None
