@@ -17,6 +17,7 @@ _EXPORTS = {
     "open_reader": "odqa.api.readers", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
     "verify_index": "odqa.api.indexes", "VerifyReport": "odqa.api.indexes",
+    "encode_shard": "odqa.api.indexes", "encode_shards_ray": "odqa.api.indexes", "build_index_ray": "odqa.api.indexes",
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
     "RetrievalReport": "odqa.api.indexes", "QuestionFile": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
     "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",

@@ -15,9 +15,11 @@ from odqa.retrieval import store
 from odqa.retrieval.evaluate import Judge, evaluate, grid_points, parse_sweep, sweep_bm25, sweep_fusion
 from odqa.retrieval.index import Index
 from odqa.retrieval.indexing import build_index as _build
+from odqa.retrieval.indexing import encode_index_shard as _encode_shard
 from odqa.retrieval.indexing import load_index as _load
 from odqa.retrieval.indexing import verify_index as _verify
 from odqa.retrieval.manifest import BuildResult
+from odqa.retrieval.shards import ShardResult
 from odqa.types import Question
 
 
@@ -34,25 +36,88 @@ class QuestionFile(list):
 Questions = Union[str, Path, QuestionFile, Sequence[Question]]
 
 
-def build_index(corpus: str | Path, name: str, config: IndexConfig | str | Path | None = None,
+def _config(config: IndexConfig | str | Path | None, overrides: Sequence[str]) -> IndexConfig:
+    if not isinstance(config, IndexConfig):
+        return load_config(config, list(overrides), IndexConfig)
+    if overrides:
+        from odqa.config import apply_overrides
+        return apply_overrides(config, list(overrides))
+    return config
+
+
+def build_index(corpus: str | Path | None, name: str, config: IndexConfig | str | Path | None = None,
                 overrides: Sequence[str] = (), index_dir: str | Path | None = None, force: bool = False,
-                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto") -> BuildResult:
+                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto",
+                shards: bool | str | Path | None = None, shard_count: int = 0) -> BuildResult:
     """Build (or update) index NAME from a corpus file or folder; `device` runs the dense encoder
     (auto | cpu | cuda | cuda:N | mps; checked before any work).
+
+    shards: True (INDEX_DIR/NAME.shards/) or a folder: merge dense shards encoded beforehand (`encode_shard`,
+    `encode_shards_ray`) instead of encoding: all N must be there, of this corpus and these settings, else
+    the build is refused naming the first bad shard and what differs (`shard_count` picks N when shards of
+    several counts are there). The corpus may then be None: the one the shards record.
 
     config: an IndexConfig, a YAML file, or None (configs/default.yaml's defaults); overrides:
     `section.field=value` strings applied on top (checked before any work starts). `dense.enabled`
     unset keeps an index's dense vectors; false drops them. One build per index at a time: another
     one in progress raises IndexBusy, or is waited for with `wait=True`. The result's `parts` says
     what was built, rebuilt, kept or dropped."""
-    if not isinstance(config, IndexConfig):
-        config = load_config(config, list(overrides), IndexConfig)
-    elif overrides:
-        from odqa.config import apply_overrides
-        config = apply_overrides(config, list(overrides))
+    config = _config(config, overrides)
     resolve_device(device)
+    source = None
+    if shards is not None and shards is not False:
+        from odqa.config import with_changes
+        from odqa.retrieval.shards import ShardSource, recorded_corpus, shards_root
+        source = ShardSource(shards_root(name, index_dir, None if shards is True else shards), shard_count)
+        corpus = corpus or recorded_corpus(source.base)
+        if config.dense.enabled is None:          # merging shards builds the dense part
+            config = with_changes(config, dense=with_changes(config.dense, enabled=True))
+    if corpus is None:
+        raise OdqaError(f"give the corpus to index{' (no shard records one)' if source else ''}")
     return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection, wait=wait,
-                  device=device)
+                  device=device, shards=source)
+
+
+def encode_shard(corpus: str | Path, name: str, shard: str | tuple[int, int],
+                 config: IndexConfig | str | Path | None = None, overrides: Sequence[str] = (),
+                 index_dir: str | Path | None = None, shard_dir: str | Path | None = None, force: bool = False,
+                 quiet: bool = False, device: str = "auto") -> ShardResult:
+    """Encode dense shard I of N (`shard`: 'I/N' or (I, N), I from 1) of index NAME into
+    `shard_dir` (default INDEX_DIR/NAME.shards/)/I-of-N/; one already there for the same corpus and
+    settings is kept (status 'up-to-date'). Run the N shards anywhere (one command each, e.g. a Slurm
+    array), then `build_index(corpus, name, ..., shards=True)` merges them into index NAME."""
+    config = _config(config, overrides)
+    resolve_device(device)
+    return _encode_shard(corpus, name, config, shard, index_dir, shard_dir, force=force, quiet=quiet, device=device)
+
+
+def encode_shards_ray(corpus: str | Path, name: str, shards: int = 4, config: IndexConfig | str | Path | None = None,
+                      overrides: Sequence[str] = (), index_dir: str | Path | None = None,
+                      shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
+                      num_cpus: int = 0, device: str = "auto") -> list[ShardResult]:
+    """Encode the `shards` dense shards of index NAME with Ray Data batch inference (`pip install odqa[ray]`):
+    on the cluster at $RAY_ADDRESS, else on a local Ray instance of `num_cpus` CPUs (default: one per shard,
+    at most the machine's). Shards already there for the same inputs are kept. Merge them with
+    `build_index(..., shards=True)`; `build_index_ray` does both."""
+    from odqa.retrieval.shards_ray import encode_shards_ray as _ray
+    config = _config(config, overrides)
+    resolve_device(device)
+    return _ray(corpus, name, config, shards, index_dir, shard_dir, force=force, quiet=quiet, num_cpus=num_cpus,
+                device=device)
+
+
+def build_index_ray(corpus: str | Path, name: str, shards: int = 4, config: IndexConfig | str | Path | None = None,
+                    overrides: Sequence[str] = (), index_dir: str | Path | None = None,
+                    shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
+                    connection=None, wait: bool = False, num_cpus: int = 0, device: str = "auto") -> BuildResult:
+    """Index NAME with its dense vectors encoded in `shards` shards on Ray (`encode_shards_ray`), then merged
+    (`build_index(..., shards=...)`); the result is the index a single-process build makes."""
+    from odqa.config import with_changes
+    config = _config(config, overrides)
+    config = with_changes(config, dense=with_changes(config.dense, enabled=True))
+    encode_shards_ray(corpus, name, shards, config, (), index_dir, shard_dir, force, quiet, num_cpus, device)
+    return build_index(corpus, name, config, (), index_dir, force, quiet, connection, wait, device,
+                       shards=shard_dir or True, shard_count=shards)
 
 
 @dataclass

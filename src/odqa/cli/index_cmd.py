@@ -11,6 +11,7 @@ from odqa.cli.common import DeviceOpt, EncodingOpt, IndexDirOpt, JsonOpt, QuietO
 from odqa.errors import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
+SHARD_PANEL = "Sharded dense encoding"
 
 
 def index(
@@ -40,6 +41,22 @@ def index(
                               "(default: stop at once, saying so)."),
     verify: bool = typer.Option(False, "--verify", help="Check every file of index NAME against its manifest "
                                 "(sizes and checksums) and report; builds nothing."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Encode only dense shard I/N (I from 1) of the corpus "
+                                        "into the shard folder; merge the N shards with --merge.",
+                                        rich_help_panel=SHARD_PANEL),
+    merge: bool = typer.Option(False, "--merge", help="Build index NAME with the vectors of its dense shards "
+                               "(all N, of this corpus and settings) instead of encoding; CORPUS defaults to the "
+                               "one they record.", rich_help_panel=SHARD_PANEL),
+    ray: bool = typer.Option(False, "--ray", help="Encode the dense shards with Ray Data (odqa's ray extra; "
+                             "on $RAY_ADDRESS, else a local instance), then merge them.",
+                             rich_help_panel=SHARD_PANEL),
+    shards: int = typer.Option(0, "--shards", help="--ray: how many shards (default 4); --merge: which count, "
+                               "when shards of several are there.", rich_help_panel=SHARD_PANEL),
+    shard_dir: Optional[Path] = typer.Option(None, "--shard-dir", help="Folder of the shards (default "
+                                             "INDEX_DIR/NAME.shards).", rich_help_panel=SHARD_PANEL),
+    ray_cpus: int = typer.Option(0, "--ray-cpus", help="--ray without $RAY_ADDRESS: CPUs of the local Ray "
+                                 "instance (default: one per shard, at most this machine's).",
+                                 rich_help_panel=SHARD_PANEL),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
     es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
                                          rich_help_panel=ES_PANEL),
@@ -65,13 +82,20 @@ def index(
     Elasticsearch: odqa index wiki.json --name wiki --backend elasticsearch --es-url http://localhost:9200
 
     Check an index: odqa index --verify --name wiki
+
+    Dense vectors in N shards: odqa index wiki.json --name wiki --dense --shard I/N (for I in 1..N, anywhere),
+    then odqa index wiki.json --name wiki --dense --merge; or both on Ray: --dense --ray --shards N
     """
     if verify:
         return _verify(name, index_dir, json_out)
-    if corpus is None:
+    if sum(map(bool, (shard, merge, ray))) > 1:
+        raise OdqaError("choose one of --shard, --merge and --ray")
+    if shard_dir and not (shard or merge or ray):
+        raise OdqaError("--shard-dir goes with --shard, --merge or --ray")
+    if corpus is None and not merge:
         raise typer.BadParameter("give the corpus file or folder to index (or --verify to check index NAME)",
                                  ctx=ctx, param_hint="'CORPUS'")
-    if dense is None and (encoder or dense_index or quantize or window_stride is not None):
+    if dense is None and (encoder or dense_index or quantize or window_stride is not None or shard or merge or ray):
         dense = True                      # a dense setting asks for the dense part
     cfg = index_config(config, overrides, **{"corpus.format": fmt, "corpus.encoding": encoding,
                                               "analyzer.name": analyzer, "analyzer.decompound": decompound,
@@ -89,9 +113,18 @@ def index(
                                           verify=False if es_insecure else None, timeout=cfg.elastic.timeout)
     elif es_flags:
         raise OdqaError("--es-* options need --backend elasticsearch")
-    from odqa.api.indexes import build_index
-    res = build_index(corpus, name, cfg, index_dir=index_dir, force=force, quiet=quiet or json_out,
-                      connection=connection, wait=wait, device=device)
+    if shard:
+        return _shard(corpus, name, shard, cfg, index_dir, shard_dir, force, quiet or json_out, device, json_out)
+    quiet = quiet or json_out
+    if ray:
+        from odqa.api.indexes import build_index_ray
+        res = build_index_ray(corpus, name, shards or 4, cfg, index_dir=index_dir, shard_dir=shard_dir, force=force,
+                              quiet=quiet, connection=connection, wait=wait, num_cpus=ray_cpus, device=device)
+    else:
+        from odqa.api.indexes import build_index
+        res = build_index(corpus, name, cfg, index_dir=index_dir, force=force, quiet=quiet, connection=connection,
+                          wait=wait, device=device, shards=(shard_dir or True) if merge else None,
+                          shard_count=shards)
     m = res.manifest
     if json_out:
         emit_json({"status": res.status, "index": name, "path": str(res.folder), "changed": res.reasons,
@@ -110,12 +143,32 @@ def index(
          f"BM25 {m['sparse']['method']} k1={m['sparse']['k1']} b={m['sparse']['b']}, {m['build_seconds']:.1f}s")
     if m.get("dense"):
         d = m["dense"]
-        echo(f"  dense: {d['encoder']} dim {d['dim']}, {d['index']} index, {d.get('passages_per_second')} passages/s")
+        sharded = f" (merged from {d['shards']['count']} shards)" if d.get("shards") else ""
+        echo(f"  dense: {d['encoder']} dim {d['dim']}, {d['index']} index, {d.get('passages_per_second')} "
+             f"passages/s{sharded}")
     if res.reasons:
         echo(f"  rebuilt because of: {', '.join(res.reasons)}")
     if res.parts:
         echo("  " + "; ".join(f"{fate}: {', '.join(p for p, f in res.parts.items() if f == fate)}"
                               for fate in ("built", "rebuilt", "kept", "dropped") if fate in res.parts.values()))
+
+
+def _shard(corpus: Path, name: str, shard: str, cfg, index_dir: Optional[Path], shard_dir: Optional[Path],
+           force: bool, quiet: bool, device: str, json_out: bool) -> None:
+    from odqa.api.indexes import encode_shard
+    res = encode_shard(corpus, name, shard, cfg, index_dir=index_dir, shard_dir=shard_dir, force=force, quiet=quiet,
+                       device=device)
+    if json_out:
+        emit_json(res.to_json(name))
+        return
+    m = res.manifest
+    start, end = m["passages"]
+    if res.status == "up-to-date":
+        echo(f"shard {m['shard']}-of-{m['of']} of index '{name}' is already there ({end - start} passages, "
+             f"{m['rows']} vectors) at {res.folder}; use --force to encode it again")
+        return
+    echo(f"{res.status} shard {m['shard']}-of-{m['of']} of index '{name}' at {res.folder}: passages "
+         f"{start}..{end - 1} of {m['corpus']['passages']}, {m['rows']} vectors, {m['passages_per_second']} passages/s")
 
 
 def _verify(name: str, index_dir: Optional[Path], json_out: bool) -> None:

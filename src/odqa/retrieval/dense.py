@@ -152,6 +152,20 @@ class DenseEncoder:
                                 self.tokenizer.pad_token_id or 0, self.batch_size, progress)
 
 
+def passage_ids(enc: DenseEncoder, texts: Sequence[str], stride: int) -> tuple[list[list[int]], np.ndarray | None]:
+    """Passage texts -> (token ids, owners) as an index encodes them: one sequence per passage (owners None)
+    with `stride` 0, else one per window with the index of its passage (`window_ids`). Each text is
+    tokenised on its own, so a slice of a corpus gives the same rows as the whole of it (dense shards)."""
+    if stride:
+        return enc.window_ids(texts, stride)
+    return enc._ids(texts, "passage"), None
+
+
+def encode_label(stride: int) -> tuple[str, str]:
+    """(what the progress bar of a passage encoding says, its unit)."""
+    return ("encoding passage windows", "window") if stride else ("encoding passages", "passage")
+
+
 def encoder_device(device: str, quantize: str):
     """Where an encoder runs: `device` for the torch fp32 runtime; the CPU for int8 and ONNX (a GPU asked for
     by name is then refused with one warning)."""

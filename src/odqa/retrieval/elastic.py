@@ -151,8 +151,10 @@ def _build_reasons(old: dict, corpus_sha: str, settings: dict, cfg: IndexConfig)
 
 def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
                    quiet: bool = False, connection: ESConnection | None = None, sleep=time.sleep,
-                   device: str = "auto") -> mf.BuildResult:
-    """Build index NAME on Elasticsearch behind alias NAME (see the module docstring)."""
+                   device: str = "auto", shards=None) -> mf.BuildResult:
+    """Build index NAME on Elasticsearch behind alias NAME (see the module docstring). With `shards`
+    (`odqa.retrieval.shards.ShardSource`) the passage vectors come from dense shards encoded beforehand
+    (one vector per passage: window stride 0), checked against this corpus and these settings."""
     schema.check_name(name)
     folder = store.index_dir(name, root)
     _check_config(cfg)
@@ -188,6 +190,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     settings["sparse"] = {**settings["sparse"], "backend": BACKEND, "method": "lucene"}
     if settings["dense"]:
         settings["dense"] = {**settings["dense"], "index": "dense_vector"}
+    stored = _stored_vectors(shards, corpus, cfg, settings, name, quiet) if shards is not None else None
 
     reasons = _build_reasons(old, corpus.sha256, settings, cfg) if old is not None else []
     if old is not None and not reasons and not force:
@@ -200,8 +203,8 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
         _write_pointer(folder, name, conn, old)
         return mf.BuildResult("up-to-date", folder, _located(old, conn.url, targets[0]))
 
-    encoder = None
-    if settings["dense"]:
+    encoder = stored
+    if settings["dense"] and stored is None:
         from odqa.retrieval.dense import DenseEncoder
         d = cfg.dense
         encoder = DenseEncoder(d.encoder, d.max_length, d.batch_size, d.quantize, d.threads, device=device)
@@ -214,6 +217,27 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
             warn(f"could not delete the previous index '{t}' on {conn.url}; delete it by hand")
     _write_pointer(folder, name, conn, manifest)
     return mf.BuildResult("rebuilt" if targets else "built", folder, _located(manifest, conn.url), reasons)
+
+
+class StoredVectors:
+    """Merged shard vectors standing in for the encoder while the passages are loaded (`_bulk_load`)."""
+
+    def __init__(self, vectors, stats: dict):
+        self.vectors, self.stats, self.dim = vectors, stats, int(vectors.shape[1])
+
+
+def _stored_vectors(shards, corpus, cfg: IndexConfig, settings: dict, name: str, quiet: bool) -> StoredVectors | None:
+    if not settings["dense"]:
+        raise OdqaError("merging shards builds the dense part: add --dense")
+    try:
+        found = shards.load(corpus, cfg, settings, name)
+    except OdqaError as e:
+        if "window_stride differs" in str(e):
+            raise type(e)(f"{e} (Elasticsearch keeps one vector per passage: encode the shards with "
+                          f"--window-stride 0)") from None
+        raise
+    vectors, _ = found.vectors(quiet)
+    return StoredVectors(vectors, found.stats())
 
 
 def _served(client: ESClient, name: str) -> tuple[list[str], dict | None]:
@@ -279,11 +303,14 @@ def _bulk_load(client: ESClient, index: str, corpus, cfg: IndexConfig, encoder, 
         dups.setdefault(kept, []).append(original)
     size, done, enc_secs = cfg.elastic.bulk_size, 0, 0.0
     passages = corpus.passages
+    stored = encoder if isinstance(encoder, StoredVectors) else None
     with bar(len(passages), "indexing into Elasticsearch", "passage", quiet) as pb:
         for s in range(0, len(passages), size):
             chunk = passages[s:s + size]
             vectors = None
-            if encoder is not None:
+            if stored is not None:
+                vectors = stored.vectors[s:s + size]
+            elif encoder is not None:
                 t = time.perf_counter()
                 vectors = encoder.encode([passage_text(p, cfg.include_title) for p in chunk], "passage")
                 enc_secs += time.perf_counter() - t
@@ -297,7 +324,9 @@ def _bulk_load(client: ESClient, index: str, corpus, cfg: IndexConfig, encoder, 
                 raise BulkFailed(str(e), done) from None
             pb.update(len(chunk))
     stats = {}
-    if encoder is not None:
+    if stored is not None:
+        stats = stored.stats
+    elif encoder is not None:
         stats = {"dim": encoder.dim, "encode_seconds": round(enc_secs, 2),
                  "passages_per_second": round(len(passages) / enc_secs, 1) if enc_secs else None}
     return done, stats

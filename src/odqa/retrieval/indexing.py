@@ -32,18 +32,24 @@ def backend(name: str):
 
 
 def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto") -> BuildResult:
+                quiet: bool = False, connection=None, wait: bool = False, device: str = "auto",
+                shards=None) -> BuildResult:
     """Build (or update) index NAME with the backend `cfg.backend`; unchanged parts are reused, not rebuilt.
 
     With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
     and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`).
 
     One build per index name at a time (`writer_lock`: another one waits with `wait`, else IndexBusy);
+    `shards` (`odqa.retrieval.shards.ShardSource`): the dense vectors come from shards encoded beforehand
+    (`encode_index_shard`), checked against this corpus and these settings, instead of being encoded here.
+
     Ctrl-C raises Interrupted saying that the previous index was kept."""
     existed = mf.manifest_path(store.index_dir(name, root)).exists()
     with writer_lock(name, root, wait):
         try:
-            return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection, device=device)
+            extra = {"shards": shards} if shards is not None else {}
+            return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection, device=device,
+                                              **extra)
         except KeyboardInterrupt:
             raise Interrupted(f"index '{name}' left unchanged" if existed else
                               f"index '{name}' not created") from None
@@ -79,3 +85,20 @@ def verify_index(name: str, root=None) -> dict:
             "bytes": sum(f["size"] for f in rec["files"].values()), "checksums": bool(manifest.get("checksums")),
             "problems": mf.file_problems(folder, manifest), "seconds": round(time.perf_counter() - t0, 3),
             "rebuild": mf.rebuild_command(name, manifest, store.root_flag(folder))}
+
+
+def encode_index_shard(corpus_path: str | Path, name: str, cfg: IndexConfig, shard, root=None,
+                       shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
+                       device: str = "auto"):
+    """Encode dense shard I of N (`shard`: 'I/N' or (I, N)) of index NAME into its shard folder
+    (`odqa.retrieval.shards`); a shard already there for the same inputs is kept. Several shards of one
+    index may be encoded at once (each holds the lock of its own folder)."""
+    from odqa.retrieval import shards as sh
+    i, n = sh.parse_shard(shard)
+    base = sh.shards_root(name, root, shard_dir)
+    with writer_lock(f"{name}.shard-{sh.label(i, n)}", root):
+        try:
+            return sh.encode_shard(sh.read_corpus(corpus_path, cfg), cfg, sh.settings_of(cfg), name, i, n,
+                                   base / sh.label(i, n), force, quiet, device)
+        except KeyboardInterrupt:
+            raise Interrupted(f"shard {sh.label(i, n)} of index '{name}' not written") from None

@@ -55,25 +55,40 @@ def quantize_check(enc, texts: list[str], vectors) -> dict:
 
 def _encode_dense(tmp: Path, passages: list[Passage], cfg: DenseConfig, include_title: bool, quiet: bool,
                   device: str = "auto") -> dict:
-    from odqa.retrieval.dense import DenseEncoder, DenseRetriever, build_faiss
+    from odqa.retrieval.dense import DenseEncoder, encode_label, passage_ids
     enc = DenseEncoder(cfg.encoder, cfg.max_length, cfg.batch_size, cfg.quantize, cfg.threads, device=device)
     t0 = time.perf_counter()
     texts = [passage_text(p, include_title) for p in passages]
-    if cfg.window_stride:
-        ids, owners = enc.window_ids(texts, cfg.window_stride)
-    else:
-        ids, owners = enc._ids(texts, "passage"), None
-    what = "encoding passage windows" if owners is not None else "encoding passages"
-    with bar(len(ids), what, "window" if owners is not None else "passage", quiet) as pb:
+    ids, owners = passage_ids(enc, texts, cfg.window_stride)
+    with bar(len(ids), *encode_label(cfg.window_stride), quiet) as pb:
         vectors = enc.encode_ids(ids, pb.update)
     secs = time.perf_counter() - t0
-    DenseRetriever(passages, enc, build_faiss(vectors, cfg), owners).save(tmp / "dense")
+    write_dense(tmp, vectors, owners, cfg)
     out = {"dim": enc.dim, "vectors": len(ids), "encode_seconds": round(secs, 2),
            "passages_per_second": round(len(passages) / secs, 1)}
     if cfg.quantize != "none":
         picked = _spread(len(passages), QUANT_CHECK_PASSAGES)
         out["quantize_check"] = quantize_check(enc, [texts[i] for i in picked], vectors[picked])
     return out
+
+
+def write_dense(tmp: Path, vectors, owners, cfg: DenseConfig) -> None:
+    """The dense part of an index folder: the FAISS index of `vectors` (+ the window map `owners`)."""
+    import faiss
+    import numpy as np
+
+    from odqa.retrieval.dense import build_faiss
+    (tmp / "dense").mkdir(parents=True, exist_ok=True)
+    faiss.write_index(build_faiss(vectors, cfg), str(tmp / "dense" / "index.faiss"))
+    if owners is not None:
+        np.save(tmp / "dense" / "owners.npy", owners)
+
+
+def _merge_dense(tmp: Path, shard_set, cfg: DenseConfig, quiet: bool) -> dict:
+    """The dense part from checked shards (`odqa.retrieval.shards.ShardSet`) instead of encoding."""
+    vectors, owners = shard_set.vectors(quiet)
+    write_dense(tmp, vectors, owners if cfg.window_stride else None, cfg)
+    return shard_set.stats()
 
 
 def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, dict | None, list[str]]:
@@ -89,9 +104,11 @@ def _old_manifest(final: Path, name: str, root) -> tuple[dict | None, dict | Non
 
 
 def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force: bool = False,
-          quiet: bool = False, connection=None, device: str = "auto") -> mf.BuildResult:
+          quiet: bool = False, connection=None, device: str = "auto", shards=None) -> mf.BuildResult:
     """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt.
     `device` is where the dense encoder runs (the vectors are stored in fp32 whatever it is).
+    `shards` (`odqa.retrieval.shards.ShardSource`): take the vectors from dense shards encoded beforehand
+    (checked against this corpus and these settings first) instead of encoding them here.
 
     Without `dense.enabled` set either way, an index with vectors keeps them (`mf.keep_dense`)."""
     corpus_path = Path(corpus_path)
@@ -104,6 +121,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                           cfg.corpus.dedup, cfg.corpus.encoding)        # read once, below, in chunks
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
+    stored = shards.load(corpus, cfg, settings, name) if shards is not None else None
     if old is not None:
         reasons = mf.rebuild_reasons(old, corpus.sha256, settings)
         if not reasons and not force:
@@ -136,6 +154,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
             elif keep_vectors:                                     # only the query encoder changed
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
+            elif stored is not None:
+                dense = {**dense, **_merge_dense(tmp, stored, cfg.dense, quiet)}
             else:
                 with store.PassageStore(tmp / store.PASSAGES) as passages:
                     dense = {**dense, **_encode_dense(tmp, passages, cfg.dense, cfg.include_title, quiet, device)}
