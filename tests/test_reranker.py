@@ -104,7 +104,7 @@ def test_pipeline_reranks_between_retrieval_and_reading(trained, tmp_path):
                                reranker=trained / "rr" / "best", rerank=5)
     res = pipe.ask("훈민정음을 창제한 임금은?")
     assert len(res.hits) <= 2 and all(h.source == "rerank" for h in res.hits)
-    assert set(res.timings) == {"retrieve", "rerank", "read"}
+    assert {"retrieve", "rerank", "read"} <= set(res.timings) and res.timings["rerank"] > 0
     qfile = write_jsonl(tmp_path / "q.jsonl", QUESTIONS)
     rep = evaluate_answers(pipe, qfile, out=tmp_path / "eval")
     m = rep.metrics
