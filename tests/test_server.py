@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from odqa.api.readers import DEFAULT_K
 from odqa.server.app import create_app
 from odqa.server.settings import ServeConfig
 from tests.serving import PASSAGE, FakePipeline
@@ -190,7 +191,7 @@ def test_concurrent_requests_are_answered_in_one_batch():
     bodies = [{"question": f"질문 {i}"} for i in range(6)]
     rs = asyncio.run(_concurrently(_app(pipe, max_batch_size=6, max_wait_ms=5000), bodies))
     assert [r.status_code for r in rs] == [200] * 6
-    assert pipe.calls == [([f"질문 {i}" for i in range(6)], 10)]
+    assert pipe.calls == [([f"질문 {i}" for i in range(6)], DEFAULT_K)]
     assert [r.json()["question"] for r in rs] == [b["question"] for b in bodies]
     assert {r.json()["batch_size"] for r in rs} == {6}
 
@@ -216,7 +217,7 @@ def test_while_the_workers_are_busy_a_due_batch_keeps_gathering():
             return await asyncio.gather(first, *later)
     rs = asyncio.run(staggered(_app(pipe, workers=1, max_wait_ms=10)))
     assert all(r.status_code == 200 for r in rs)
-    assert pipe.calls == [(["q0"], 10), (["q1", "q2", "q3", "q4"], 10)]
+    assert pipe.calls == [(["q0"], DEFAULT_K), (["q1", "q2", "q3", "q4"], DEFAULT_K)]
 
 
 def test_requests_with_different_parameters_are_not_mixed():
@@ -231,4 +232,4 @@ def test_batching_off_answers_each_request_alone():
     pipe = FakePipeline()
     rs = asyncio.run(_concurrently(_app(pipe, batching=False, max_wait_ms=5000), [{"question": f"q{i}"} for i in range(4)]))
     assert all(r.status_code == 200 and r.json()["batch_size"] == 1 for r in rs)
-    assert sorted(pipe.calls) == [([f"q{i}"], 10) for i in range(4)]
+    assert sorted(pipe.calls) == [([f"q{i}"], DEFAULT_K) for i in range(4)]

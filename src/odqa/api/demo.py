@@ -35,7 +35,7 @@ def run_demo(reader=None, shown: int = 3, index_dir: str | Path | None = None, d
     and answer `shown` of them for display."""
     built = build_index(demo_file("demo_corpus.jsonl"), DEMO_INDEX, None, index_dir=index_dir, quiet=True, device=device)
     qs = load_questions(demo_file("demo_questions.jsonl"))
-    pipe = Pipeline.from_index(DEMO_INDEX, reader=reader, mode="sparse", k=3, index_dir=index_dir, n_best=3,
+    pipe = Pipeline.from_index(DEMO_INDEX, reader=reader, mode="sparse", index_dir=index_dir, n_best=3,
                                device=device)
     report = evaluate_retrieval(pipe.index, qs, mode="sparse", k=10)
     asked = qs[:shown]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
+from odqa.api.readers import DEFAULT_K, DEFAULT_RETRIEVAL_WEIGHT, ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
 from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.reader.postprocess import Span
@@ -87,7 +87,7 @@ def _check_rerank(reranker, rerank: int, k: int) -> int:
 class Pipeline:
     """A retriever and a reader composed; `from_index` builds one from an index name."""
 
-    def __init__(self, retriever: Retriever | None, reader: SpanReader | Callable[[], SpanReader], k: int = 10, *,
+    def __init__(self, retriever: Retriever | None, reader: SpanReader | Callable[[], SpanReader], k: int = DEFAULT_K, *,
                  index=None, mode: str | None = None, reader_settings: dict | None = None, top: int = 20,
                  reranker=None, rerank: int = 0):
         """reader: a reader, or a function that makes one (called once, on the first read).
@@ -109,9 +109,9 @@ class Pipeline:
 
     @classmethod
     def from_index(cls, name: str, reader: ReaderSpec | Sequence[ReaderSpec] = None, mode: str = "auto",
-                   k: int = 10, index_dir: str | Path | None = None, device: str = "auto",
+                   k: int = DEFAULT_K, index_dir: str | Path | None = None, device: str = "auto",
                    alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
-                   retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
+                   retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, n_best: int = 20,
                    connection=None, lazy_reader: bool = False, reader_runtime: str = "torch",
                    reranker: str | Path | None = None, rerank: int = 0) -> "Pipeline":
         """Load index NAME and a reader once.
@@ -171,7 +171,7 @@ class Pipeline:
 
     @classmethod
     def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",
-                    retrieval_weight: float = 0.0, particles: ReaderSpec = None, n_best: int = 20,
+                    retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, n_best: int = 20,
                     reader_runtime: str = "torch") -> "Pipeline":
         """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
         resolve_device(device)

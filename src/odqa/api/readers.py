@@ -18,6 +18,11 @@ from odqa.modeling.shipped import find_shipped, shipped_checkpoint
 PARTICLES_FILE = "particles.json"
 NO_READER = "none"
 DEFAULT_READER = "ko-reader"
+# passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
+# 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
+# within 0.5 EM of the best setting)
+DEFAULT_K = 2
+DEFAULT_RETRIEVAL_WEIGHT = 2.0
 ReaderSpec = Union[str, Path, None]
 
 
@@ -55,7 +60,7 @@ def sentence_reader(index=None, n_best: int = 20, device: str = "auto"):
 
 
 def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
-                retrieval_weight: float = 0.0, particles: ReaderSpec = None, device: str = "auto",
+                retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, device: str = "auto",
                 runtime: str = "torch"):
     """The reader for `reader`: a checkpoint folder (odqa's or an HF question-answering one), a hub
     name of an HF QA model, a list of them (soft-voted on character offsets), or None / "none" for

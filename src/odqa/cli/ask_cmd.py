@@ -8,14 +8,16 @@ from typing import List, Optional
 
 import typer
 
-from odqa.api.readers import PARTICLES_FILE  # noqa: F401  (kept importable for older callers)
+from odqa.api.readers import DEFAULT_K, DEFAULT_RETRIEVAL_WEIGHT, PARTICLES_FILE  # noqa: F401  (PARTICLES_FILE: kept importable for older callers)
 from odqa.cli.common import AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, echo, emit_json, warn_stale
 from odqa.cli.render import highlight
 
 AskModeOpt = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto (hybrid if the index has vectors).")
 ReaderOpt = typer.Option(None, "--reader", "-r", help="Reader checkpoint folder (odqa train reader OUT/best); "
                                                       "'none' for sentence-level answers.")
-RetrievalWeightOpt = typer.Option(0.0, "--retrieval-weight", help="Weight of the passage's retrieval score in span scores.")
+RetrievalWeightOpt = typer.Option(DEFAULT_RETRIEVAL_WEIGHT, "--retrieval-weight", help="Weight of the passage's retrieval "
+                                  "score (min-max over the passages read) in span scores; the default was chosen on train questions.")
+KReadOpt = typer.Option(DEFAULT_K, "-k", min=1, help="Passages read per question (the default was chosen on train questions).")
 ReaderRuntimeOpt = typer.Option("torch", "--reader-runtime", help="Where the reader's span model runs: torch | onnx | "
                                  "onnx-int8 (ONNX Runtime on the CPU, exported once and cached; int8 is the fastest).")
 RerankerOpt = typer.Option(None, "--reranker", help="Cross-encoder folder (odqa train reranker OUT/best): reranks "
@@ -31,7 +33,7 @@ def ask(
     question: str = typer.Argument(..., help="The question, in Korean."),
     index: str = typer.Option(..., "--index", "-i", help="Index name."),
     reader: Optional[List[str]] = ReaderOpt,
-    k: int = typer.Option(10, "-k", min=1, help="Passages read."),
+    k: int = KReadOpt,
     top: int = typer.Option(3, "--top", "-n", min=1, help="Answers shown (best + alternatives)."),
     mode: str = AskModeOpt,
     alpha: Optional[float] = AlphaOpt,

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
+from odqa.cli.ask_cmd import KReadOpt, ParticlesOpt, RetrievalWeightOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt,
                              QuietOpt, echo, emit_json, warn, warn_stale)
 from odqa.errors import OdqaError
@@ -23,12 +23,12 @@ def answers(
     questions: Optional[Path] = typer.Option(None, "--questions", help="Questions with answers (SQuAD/KorQuAD JSON, JSONL)."),
     encoding: Optional[str] = EncodingOpt,
     closed: bool = typer.Option(False, "--closed", help="Read only each question's gold passage (needs contexts)."),
-    k: int = typer.Option(10, "-k", min=1, help="Passages read per question (open domain)."),
+    k: int = KReadOpt,
     mode: str = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto."),
     alpha: Optional[float] = AlphaOpt,
     fusion: Optional[str] = FusionOpt,
     encoder: Optional[str] = EncoderOpt,
-    retrieval_weight: float = typer.Option(0.0, "--retrieval-weight", help="Weight of the retrieval score in span scores."),
+    retrieval_weight: float = RetrievalWeightOpt,
     particles: Optional[Path] = ParticlesOpt,
     reader_runtime: str = ReaderRuntimeOpt,
     reranker: Optional[Path] = RerankerOpt,

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import ParticlesOpt, ReaderRuntimeOpt, RetrievalWeightOpt
+from odqa.cli.ask_cmd import KReadOpt, ParticlesOpt, ReaderRuntimeOpt, RetrievalWeightOpt
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, QuietOpt, echo,
                              emit_json, warn_stale)
 
@@ -19,7 +19,7 @@ def predict(
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
     reader: Optional[List[str]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to soft-vote."),
     closed: bool = typer.Option(False, "--closed", help="Read each question's own passage (needs contexts)."),
-    k: int = typer.Option(10, "-k", min=1, help="Passages read per question."),
+    k: int = KReadOpt,
     mode: str = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto."),
     alpha: Optional[float] = AlphaOpt,
     fusion: Optional[str] = FusionOpt,

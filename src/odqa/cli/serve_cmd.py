@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import AskModeOpt, ReaderOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
+from odqa.cli.ask_cmd import AskModeOpt, KReadOpt, ReaderOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
 from odqa.cli.common import IndexDirOpt
 
 
@@ -24,7 +24,7 @@ def serve(
                                           help="Key every request must send (Authorization: Bearer KEY or X-API-Key)."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve a non-loopback address without a key, on purpose."),
     cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed by CORS (repeatable; default: none)."),
-    k: int = typer.Option(10, "-k", min=1, help="Passages read when a request does not say."),
+    k: int = KReadOpt,
     batching: bool = typer.Option(True, "--batching/--no-batching", help="Micro-batch concurrent /v1/ask requests."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Questions per batch at most."),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, help="How long a batch waits for more questions."),

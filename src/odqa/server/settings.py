@@ -8,6 +8,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
+from odqa.api.readers import DEFAULT_K
 from odqa.config import Section
 from odqa.errors import OdqaError
 
@@ -36,7 +37,7 @@ class ServeConfig(Section):
     api_key: Optional[str] = Field(None, min_length=1)  # required on every request when set
     no_auth: bool = False                           # serve a non-loopback address without a key, on purpose
     cors_origins: list[str] = Field(default_factory=list)   # [] = no CORS headers
-    k: int = Field(10, ge=1)                        # passages read when a request does not say
+    k: int = Field(DEFAULT_K, ge=1)                 # passages read when a request does not say
     max_k: int = Field(100, ge=1)
     top: int = Field(3, ge=1)                       # answers returned when a request does not say
     max_top: int = Field(20, ge=1)
