@@ -9,6 +9,10 @@ import typer
 
 from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
 
+MaxStepsOpt = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs).")
+TimeBudgetOpt = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached.")
+FreezeEmbeddingsOpt = typer.Option(True, "--freeze-embeddings/--train-embeddings")
+ResumeOpt = typer.Option(False, "--resume", help="Continue from OUT/last.")
 app = typer.Typer(no_args_is_help=True, help="Train models: the dense retriever, the reader, the reranker.")
 
 
@@ -18,7 +22,7 @@ def retriever(
     out: Path = typer.Option(..., "--out", help="Output folder (HF format; use with --encoder PATH)."),
     backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec to start from."),
     epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    max_steps: int = MaxStepsOpt,
     batch_size: int = typer.Option(16, "--batch-size", help="Questions per batch (each brings 1 gold + 1 hard negative)."),
     lr: float = typer.Option(1e-5, "--lr", help="Peak learning rate (1e-5: the measured gain, BENCHMARKS.md)."),
     max_length: int = typer.Option(256, "--max-length", help="Passage tokens."),
@@ -28,8 +32,8 @@ def retriever(
     temperature: float = typer.Option(0.0, "--temperature", help="Softmax temperature of the contrastive loss "
                                       "(0 = the backbone's own: 0.01 for e5 models, which were trained with it; else 0.05)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
-    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
-    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    time_budget: float = TimeBudgetOpt,
+    freeze_embeddings: bool = FreezeEmbeddingsOpt,
     freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
                                       "(faster steps on CPU, less drift from the pretrained encoder; 0 = train all; "
                                       "default: a third of the backbone's layers, 4 of e5-small's 12)."),
@@ -41,7 +45,7 @@ def retriever(
                              "query: train the query encoder alone against the base encoder's fixed passage vectors "
                              "(every training passage a negative; passages keep the base encoder)."),
     seed: int = typer.Option(42, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    resume: bool = ResumeOpt,
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -85,7 +89,7 @@ def reader(
                                     "question (a learned embedding added to the token embeddings; kept in the "
                                     "checkpoint, used by ask/evaluate)."),
     epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    max_steps: int = MaxStepsOpt,
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per micro-batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
     lr: float = typer.Option(1e-4, "--lr"),
@@ -94,10 +98,10 @@ def reader(
     eval_every: int = typer.Option(0, "--eval-every", help="Optimizer steps between dev evaluations (0 = each epoch)."),
     eval_limit: int = typer.Option(300, "--eval-limit", help="Dev questions decoded per evaluation (0 = all)."),
     patience: int = typer.Option(0, "--patience", help="Stop after this many evaluations without F1 gain (0 = off)."),
-    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
+    time_budget: float = TimeBudgetOpt,
     stop_after: int = typer.Option(0, "--stop-after", help="Stop at this step, keeping the schedule of --epochs "
                                    "(compare heads at a shared budget; 0 = off)."),
-    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    freeze_embeddings: bool = FreezeEmbeddingsOpt,
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
     negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
                                          help="Share of no-answer windows trained on per epoch."),
@@ -114,7 +118,7 @@ def reader(
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Folder of the pool index."),
     seed: int = typer.Option(42, "--seed"),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    resume: bool = ResumeOpt,
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -164,20 +168,20 @@ def reranker(
                                        "that are neither gold nor hold an answer."),
     max_length: int = typer.Option(256, "--max-length", help="Tokens per (question, passage) pair."),
     epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
+    max_steps: int = MaxStepsOpt,
     batch_size: int = typer.Option(4, "--batch-size", help="Questions per step (each brings 1 + --negatives pairs)."),
     lr: float = typer.Option(3e-5, "--lr"),
     eval_every: int = typer.Option(100, "--eval-every", help="Steps between held-out evaluations (0 = each epoch)."),
     eval_questions: int = typer.Option(100, "--eval-questions", help="Held-out questions reranked per evaluation."),
     eval_candidates: int = typer.Option(10, "--eval-candidates", help="Retrieved passages reranked per held-out question."),
     holdout: float = typer.Option(0.05, "--holdout", help="Share of training passages (whole articles) held out."),
-    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
-    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings"),
+    time_budget: float = TimeBudgetOpt,
+    freeze_embeddings: bool = FreezeEmbeddingsOpt,
     freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N "
                                                 "layers (default: a third of the backbone's layers; 0 = train all)."),
     index_dir: Optional[Path] = IndexDirOpt,
     seed: int = typer.Option(42, "--seed"),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last."),
+    resume: bool = ResumeOpt,
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
