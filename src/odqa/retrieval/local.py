@@ -121,7 +121,6 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
                           cfg.corpus.dedup, cfg.corpus.encoding)        # read once, below, in chunks
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
-    stored = shards.load(corpus, cfg, settings, name) if shards is not None else None
     if old is not None:
         reasons = mf.rebuild_reasons(old, corpus.sha256, settings)
         if not reasons and not force:
@@ -154,8 +153,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
             elif keep_vectors:                                     # only the query encoder changed
                 shutil.copytree(final / "dense", tmp / "dense")
                 dense = {**old["dense"], **dense, "vectors_from": old["dense"]["encoder"]}
-            elif stored is not None:
-                dense = {**dense, **_merge_dense(tmp, stored, cfg.dense, quiet)}
+            elif shards is not None:         # checked against the corpus as read above (its passage count)
+                dense = {**dense, **_merge_dense(tmp, shards.load(corpus, cfg, settings, name), cfg.dense, quiet)}
             else:
                 with store.PassageStore(tmp / store.PASSAGES) as passages:
                     dense = {**dense, **_encode_dense(tmp, passages, cfg.dense, cfg.include_title, quiet, device)}
@@ -224,6 +223,7 @@ class LocalIndex(Index):
             try:
                 scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config(), mmap=self.mmap)
             except (OSError, ValueError, KeyError, TypeError) as e:
+                self.same_build()             # swapped while it was read (a mapped file of the new build): stale
                 raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
                                       self.name, self.manifest, self.root) from None
             self.same_build()                 # not swapped while it was read

@@ -78,7 +78,9 @@ def shard_command(corpus: str, name: str, i: int, n: int, force: bool = False) -
 def expected(corpus: Corpus, cfg: IndexConfig, settings: dict) -> dict:
     """What every shard of this corpus and these settings records (compared field by field at merge)."""
     dense = settings["dense"]
-    return {"corpus": {"path": corpus.source, "sha256": corpus.sha256, "passages": len(corpus.passages),
+    # a loaded corpus, or a stream (`odqa.corpus.CorpusStream`) once read: the index build streams its corpus
+    passages = len(corpus.passages) if hasattr(corpus, "passages") else corpus.n_passages
+    return {"corpus": {"path": corpus.source, "sha256": corpus.sha256, "passages": passages,
                        **settings["corpus"]},
             "include_title": cfg.include_title,
             "vectors": {"encoder": dense["encoder"], **{k: dense[k] for k in VECTOR_FIELDS}}}
