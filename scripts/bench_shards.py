@@ -52,7 +52,13 @@ def main() -> None:
     out = Path(args.out)
     root = out / "indexes"
     out.mkdir(parents=True, exist_ok=True)
-    lines = (Path(args.bench) / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:args.passages]
+    # the slice: the gold passages of the first dev questions first (so dev recall has questions to score),
+    # then the corpus in order, N passages in all
+    every = (Path(args.bench) / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    gold = {g for q in load_questions(Path(args.bench) / "dev_questions.jsonl")[:args.passages // 3] for g in q.gold_ids}
+    lines = [x for x in every if json.loads(x)["id"] in gold][:args.passages]
+    taken = set(lines)
+    lines += [x for x in every if x not in taken][:args.passages - len(lines)]
     corpus = out / "slice.jsonl"
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ids = {json.loads(x)["id"] for x in lines}

@@ -50,6 +50,7 @@ def test_encoder_pools_normalises_and_buckets(tiny):
     assert batched.shape == (4, 32) and np.allclose(np.linalg.norm(batched, axis=1), 1, atol=1e-5)
     one_by_one = np.vstack([enc.encode([t]) for t in texts])
     assert np.allclose(batched, one_by_one, atol=1e-5)  # padding by length buckets does not change vectors
+    assert enc.encode([], "query").shape == (0, 32)          # an empty batch is an empty matrix, not an error
 
 
 def test_long_query_is_truncated_with_warning(tiny, caplog):

@@ -143,6 +143,8 @@ class DenseEncoder:
 
     def encode(self, texts: Sequence[str], kind: str = "passage",
                progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if not texts:                             # the tokenizer refuses an empty batch
+            return np.zeros((0, self.dim), dtype=np.float32)
         return self.encode_ids(self._ids(texts, kind), progress, kind)
 
     def encode_ids(self, ids: list[list[int]], progress: Callable[[int], None] | None = None,
