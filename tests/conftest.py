@@ -1,3 +1,4 @@
+import sys
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -76,3 +77,21 @@ def serve_index_root(tmp_path_factory):
                      ["dense.enabled=true", f"dense.encoder={tiny}", "dense.max_length=64"], index_dir=tmp / "indexes",
                      quiet=True)
     return tmp / "indexes"
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `odqa ARGS` in-process: (exit code, stdout, stderr stripped)."""
+    from odqa.cli.main import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["odqa", *map(str, args)])
+        capsys.readouterr()                 # what the test printed before (a backbone being saved)
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out = capsys.readouterr()
+        return code, out.out, out.err.strip()
+    return run

@@ -605,23 +605,6 @@ def logged(caplog) -> str:
     return text
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run `odqa ARGS` in-process: (exit code, stdout, stderr stripped)."""
-    from odqa.cli.main import main
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["odqa", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out = capsys.readouterr()
-        return code, out.out, out.err.strip()
-    return run
-
-
 def test_cli_index_retrieve_evaluate_against_either_backend(fake, cli, corpus_file, questions_file, tmp_path,
                                                              monkeypatch):
     """`odqa index --backend elasticsearch` takes its connection from flags; retrieve/evaluate then read the

@@ -3,7 +3,6 @@ process builds; shards of another corpus, encoder or setting, missing or damaged
 line naming the shard."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -59,24 +58,6 @@ def same_index(root, a, b, questions_file):
         rb = odqa.evaluate_retrieval(ib, questions_file, mode=mode, k=5).metrics
         assert {k: v for k, v in ra.items() if k.startswith("recall")} == \
                {k: v for k, v in rb.items() if k.startswith("recall")}
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run `odqa ARGS` in-process: (exit code, stdout, stderr stripped)."""
-    from odqa.cli.main import main
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["odqa", *map(str, args)])
-        capsys.readouterr()                 # what the test printed before (a backbone being saved)
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out = capsys.readouterr()
-        return code, out.out, out.err.strip()
-    return run
 
 
 def test_shard_spec_and_ranges():
