@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Release recipe of the shipped models (one command: bash scripts/release_models.sh [DATA_DIR]).
-# Trains the default reader on the two Korean training files and learns its particle rules, trains the
+# Trains the default reader on the two Korean training files, learns its particle rules and continues it for
+# 100 steps with JaQuAD mixed in; trains the
 # default RE model, packs both into src/odqa/data/models/ and evaluates the packed models next to the
 # full-precision checkpoints they came from. Every step resumes (--resume) after an interruption.
 # Reader: CNN span head (led the linear head at 200 steps; BENCHMARKS.md, "Span heads"), recipe of the
@@ -17,13 +18,22 @@ odqa train reader --train "$DATA/korquad1/korquad1_train.json" --train "$DATA/kl
     $(resume "$RUNS/reader-cnn-full") --json
 odqa train particles --reader "$RUNS/reader-cnn-full/best" --train "$DATA/korquad1/korquad1_train.json" --limit 1000 --json
 odqa models pack "$RUNS/reader-cnn-full/best" --out "$MODELS/ko-reader" --precision int8 --json
+# stage 2 (issue 17, arm (e) of BENCHMARKS.md "Multi-passage reader training"): 100 steps from that packed reader
+# with JaQuAD's 31,748 Japanese questions mixed into the two Korean files (lr 3e-5), its particle rules kept,
+# packed in int8 with a scale per 64 values (per-row int8 lost 1.48 EM on this checkpoint)
+odqa train reader --init ko-reader --train "$DATA/korquad1/korquad1_train.json" \
+    --train "$DATA/klue_mrc/klue_mrc_train.json" --train "$DATA/crosslingual/jaquad_train.json" \
+    --out "$RUNS/reader-ja-mixed" --max-length 256 --stride 64 --negative-ratio 0.05 --batch-size 16 --lr 3e-5 \
+    --max-steps 100 --seed 42 $(resume "$RUNS/reader-ja-mixed") --json
+cp "$MODELS/ko-reader/particles.json" "$RUNS/reader-ja-mixed/last/"
+odqa models pack "$RUNS/reader-ja-mixed/last" --out "$MODELS/ko-reader" --precision int8g --json
 
 odqa re train --train "$DATA/klue_re/klue-re-train-subset.json" --dev "$DATA/klue_re/klue-re-dev-public.json" \
     --out "$RUNS/re-cw05" --epochs 3 --set class_weight=0.5 --time-budget 60 $(resume "$RUNS/re-cw05") --json
 odqa models pack "$RUNS/re-cw05/best" --out "$MODELS/ko-re" --precision int8 --json
 
 # figures: full precision next to the packed model (closed domain, all 812 dev questions)
-odqa evaluate --closed --reader "$RUNS/reader-cnn-full/best" --particles auto \
+odqa evaluate --closed --reader "$RUNS/reader-ja-mixed/last" --particles auto \
     --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-full.json"
 odqa evaluate --closed --reader ko-reader --questions "$DATA/korquad1/korquad1_dev.json" --json > "$RUNS/eval-reader-packed.json"
 odqa evaluate --closed --reader ko-reader --particles none --questions "$DATA/korquad1/korquad1_dev.json" --json \

@@ -151,3 +151,17 @@ def test_int4_rows_round_trip_within_half_a_step_of_their_group_scale():
     step = t.reshape(32, -1, GROUP4).abs().amax(dim=2) / 7
     assert (back - t).abs().reshape(32, -1, GROUP4).le(step[..., None] / 2 + 1e-3).all()
     assert not torch.equal(back, t)
+
+
+def test_int8g_keeps_a_small_group_exact_next_to_a_large_outlier_where_per_row_int8_cannot():
+    from odqa.modeling.compact import GROUP8, _dequantize, _quantize
+    t = torch.randn(16, 4 * GROUP8) * 1e-3
+    t[:, 0] = 10.0                                   # one outlier per row sets the per-row scale
+    per_row, grouped = _dequantize(_quantize("w", t, "int8"))["w"], _dequantize(_quantize("w", t, "int8g"))["w"]
+    stored = _quantize("w", t, "int8g")
+    assert stored["w::q8g"].dtype == torch.int8 and stored["w::scale8g"].shape == (16, 4)
+    rest = slice(GROUP8, None)                       # the groups without the outlier
+    assert per_row[:, rest].abs().max() == 0         # the per-row scale rounds them all to zero
+    step = t.reshape(16, -1, GROUP8).abs().amax(dim=2) / 127
+    assert (grouped - t).abs().reshape(16, -1, GROUP8).le(step[..., None] / 2 + 1e-4).all()
+    assert (grouped[:, rest] - t[:, rest]).abs().max() < 0.01 * t[:, rest].abs().max()   # within 1 % of their size

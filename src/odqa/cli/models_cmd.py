@@ -38,7 +38,7 @@ def pack(
     checkpoint: Path = typer.Argument(..., help="Checkpoint folder (odqa train reader / re train OUT/best)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the compact model."),
     base: str = typer.Option("offline:multilingual-e5-small", "--base", help="The backbone the checkpoint was trained from."),
-    precision: str = typer.Option("int8", "--precision", help="int8 | fp16 | fp32 for the tensors training changed."),
+    precision: str = typer.Option("int8", "--precision", help="int8 (a scale per row) | int8g (a scale per 64 values) | int4 | fp16 | fp32 for the tensors training changed."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Store only what training changed over the base backbone, at reduced precision.
@@ -47,8 +47,8 @@ def pack(
     """
     from odqa.api.models import pack_model
     from odqa.errors import OdqaError
-    if precision not in ("int4", "int8", "fp16", "fp32"):
-        raise OdqaError(f"--precision must be int4, int8, fp16 or fp32, not '{precision}'")
+    if precision not in ("int4", "int8", "int8g", "fp16", "fp32"):
+        raise OdqaError(f"--precision must be int4, int8, int8g, fp16 or fp32, not '{precision}'")
     rec = pack_model(checkpoint, out, base, precision)   # type: ignore[arg-type]
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     report = {"out": str(out), "precision": precision, "changed": len(rec["changed"]), "shared": len(rec["shared"]),

