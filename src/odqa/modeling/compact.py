@@ -42,16 +42,20 @@ def _weights_file(folder: Path) -> Path:
     return f
 
 
+def _grouped(t: torch.Tensor, group: int, qmax: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 2-D tensor as rows of `group` consecutive values, and each group's scale (absmax / qmax)."""
+    g = t.reshape(t.shape[0], -1, group)
+    return g, g.abs().amax(dim=2).clamp(min=1e-12) / qmax
+
+
 def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, torch.Tensor]:
     t = t.detach().float()
     if precision == "int4" and t.dim() == 2 and t.numel() >= 4096 and t.shape[1] % GROUP4 == 0:
-        g = t.reshape(t.shape[0], -1, GROUP4)
-        scale = g.abs().amax(dim=2).clamp(min=1e-12) / 7.0
+        g, scale = _grouped(t, GROUP4, 7.0)
         q = (torch.round(g / scale[..., None]).clamp(-8, 7) + 8).to(torch.uint8).reshape(t.shape[0], -1)
         return {f"{name}::q4": q[:, 0::2] | (q[:, 1::2] << 4), f"{name}::scale4": scale.half()}
     if precision == "int8g" and t.dim() == 2 and t.numel() >= 4096 and t.shape[1] % GROUP8 == 0:
-        g = t.reshape(t.shape[0], -1, GROUP8)
-        scale = g.abs().amax(dim=2).clamp(min=1e-12) / 127.0
+        g, scale = _grouped(t, GROUP8, 127.0)
         q = torch.round(g / scale[..., None]).clamp(-127, 127).to(torch.int8).reshape(t.shape)
         return {f"{name}::q8g": q, f"{name}::scale8g": scale.half()}
     if precision in ("int8", "int8g", "int4") and t.dim() == 2 and t.numel() >= 4096:
