@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Release recipe of the shipped models (one command: bash scripts/release_models.sh [DATA_DIR]).
 # Trains the default reader on the two Korean training files, learns its particle rules and continues it for
-# 100 steps with JaQuAD mixed in; trains the
-# default RE model, packs both into src/odqa/data/models/ and evaluates the packed models next to the
-# full-precision checkpoints they came from. Every step resumes (--resume) after an interruption.
+# 100 steps with JaQuAD mixed in; trains the default RE model, packs both into src/odqa/data/models/ and
+# evaluates the packed models next to the full-precision checkpoints they came from. Every step resumes (--resume) after an interruption.
 # Reader: CNN span head (led the linear head at 200 steps; BENCHMARKS.md, "Span heads"), recipe of the
 # "Reader" section: 256-token windows, stride 64, 5 % no-answer windows, batch 16, lr 1e-4, 1.6 epochs.
 set -euo pipefail

@@ -157,11 +157,19 @@ def test_int8g_keeps_a_small_group_exact_next_to_a_large_outlier_where_per_row_i
     from odqa.modeling.compact import GROUP8, _dequantize, _quantize
     t = torch.randn(16, 4 * GROUP8) * 1e-3
     t[:, 0] = 10.0                                   # one outlier per row sets the per-row scale
-    per_row, grouped = _dequantize(_quantize("w", t, "int8"))["w"], _dequantize(_quantize("w", t, "int8g"))["w"]
     stored = _quantize("w", t, "int8g")
+    per_row, grouped = _dequantize(_quantize("w", t, "int8"))["w"], _dequantize(stored)["w"]
     assert stored["w::q8g"].dtype == torch.int8 and stored["w::scale8g"].shape == (16, 4)
     rest = slice(GROUP8, None)                       # the groups without the outlier
     assert per_row[:, rest].abs().max() == 0         # the per-row scale rounds them all to zero
     step = t.reshape(16, -1, GROUP8).abs().amax(dim=2) / 127
     assert (grouped - t).abs().reshape(16, -1, GROUP8).le(step[..., None] / 2 + 1e-4).all()
     assert (grouped[:, rest] - t[:, rest]).abs().max() < 0.01 * t[:, rest].abs().max()   # within 1 % of their size
+
+
+def test_an_unknown_precision_is_refused_in_one_line_before_anything_is_written(tmp_path):
+    from odqa.api.models import pack_model
+    from odqa.errors import OdqaError
+    with pytest.raises(OdqaError, match=r"^--precision must be int4, int8, int8g, fp16, fp32, not 'int3'$"):
+        pack_model(tmp_path / "ck", tmp_path / "out", precision="int3")   # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
+from odqa.errors import OdqaError
 from odqa.modeling.backbone import OFFLINE_E5_SMALL
 from odqa.modeling.compact import Precision, pack
 from odqa.modeling.shipped import shipped_models
@@ -17,4 +19,6 @@ def list_models() -> list[dict]:
 def pack_model(checkpoint: str | Path, out: str | Path, base: str = OFFLINE_E5_SMALL,
                precision: Precision = "int8") -> dict:
     """The compact form of a reader or RE checkpoint: what training changed over `base`, at `precision`."""
+    if precision not in get_args(Precision):
+        raise OdqaError(f"--precision must be {', '.join(get_args(Precision))}, not '{precision}'")
     return pack(checkpoint, out, base, precision)
