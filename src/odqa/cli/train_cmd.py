@@ -98,6 +98,8 @@ def reader(
     eval_every: int = typer.Option(0, "--eval-every", help="Optimizer steps between dev evaluations (0 = each epoch)."),
     eval_limit: int = typer.Option(300, "--eval-limit", help="Dev questions decoded per evaluation (0 = all)."),
     patience: int = typer.Option(0, "--patience", help="Stop after this many evaluations without F1 gain (0 = off)."),
+    save_every: int = typer.Option(0, "--save-every", min=0, help="Optimizer steps between resumable OUT/last "
+                                   "checkpoints (0 = with each evaluation)."),
     time_budget: float = TimeBudgetOpt,
     stop_after: int = typer.Option(0, "--stop-after", help="Stop at this step, keeping the schedule of --epochs "
                                    "(compare heads at a shared budget; 0 = off)."),
@@ -140,7 +142,7 @@ def reader(
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,
         normalisation=normalisation, max_question_windows=max_question_windows, index_dir=index_dir,
         train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
-                          eval_every=eval_every, early_stopping_patience=patience, seed=seed,
+                          eval_every=eval_every, early_stopping_patience=patience, seed=seed, save_every=save_every,
                           time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb, device=device,
                           mixed_precision=mixed_precision))
     res = train_reader(cfg, quiet=quiet or json_out)
