@@ -8,7 +8,7 @@ Names load lazily, so `import odqa` stays cheap.
 
 import importlib
 
-__version__ = "0.1.0"
+from odqa.version import __version__  # noqa: F401  (re-exported)
 
 
 def __getattr__(name: str):

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import Field
 
-from odqa import __version__
+from odqa.version import __version__
 from odqa.config import Section, with_changes
 from odqa.errors import CorpusError, ModelError, OdqaError
 from odqa.training import TrainConfig

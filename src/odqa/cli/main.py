@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from odqa import __version__
+from odqa.version import __version__
 from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.cli import re_cmd
 from odqa.cli import serve_cmd

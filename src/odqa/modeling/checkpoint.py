@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from odqa import __version__
+from odqa.version import __version__
 from odqa.checksums import check_folder, write_checksums
 from odqa.device import cpu_state, resolve_device
 from odqa.errors import ModelError

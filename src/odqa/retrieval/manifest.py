@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from odqa import __version__, checksums
+from odqa import checksums
+from odqa.version import __version__
 from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
 from odqa.corpus import Corpus, CorpusStream, file_sha256
 from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from odqa import __version__, checksums
+from odqa import checksums
+from odqa.version import __version__
 from odqa.atomic import AtomicFolder, recover
 from odqa.config import IndexConfig
 from odqa.corpus import Corpus

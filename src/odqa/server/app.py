@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from odqa import __version__
+from odqa.version import __version__
 from odqa.server.batching import MicroBatcher
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
