@@ -189,17 +189,17 @@ def test_an_hf_question_answering_checkpoint_reads_like_an_odqa_reader(built, ti
 
 
 def test_training_through_the_api_returns_typed_results(tiny, tmp_path):
-    from odqa.api.training import ParticlesConfig, ParticlesResult, ReaderTrainConfig, ReaderTrainResult
+    from odqa.api.training import ParticlesTrainRequest, ParticlesTrainResult, ReaderTrainRequest, ReaderTrainResult
     from odqa.config import ConfigError
     train = squad_file(tmp_path / "train.json")
-    cfg = ReaderTrainConfig(backbone=str(tiny), head={"type": "linear"}, window={"max_length": 48, "stride": 16},
+    cfg = ReaderTrainRequest(backbone=str(tiny), head={"type": "linear"}, window={"max_length": 48, "stride": 16},
                             train={"lr": 3e-3, "max_steps": 4, "batch_size": 4, "eval_every": 2},
                             train_files=[train], out=tmp_path / "run", dev=train)
     res = odqa.train_reader(cfg)
     assert isinstance(res, ReaderTrainResult) and res.steps == 4 and res.metric == "f1" and res.train_questions == 9
     assert res.to_json()["out"] == str(tmp_path / "run" / "best") and (tmp_path / "run" / "best").is_dir()
-    learned = odqa.train_particles(ParticlesConfig(reader=tmp_path / "run" / "best", train_files=[train]))
-    assert isinstance(learned, ParticlesResult) and learned.examples <= 9
+    learned = odqa.train_particles(ParticlesTrainRequest(reader=tmp_path / "run" / "best", train_files=[train]))
+    assert isinstance(learned, ParticlesTrainResult) and learned.examples <= 9
     assert (tmp_path / "run" / "best" / "particles.json").exists()
     with pytest.raises(ConfigError, match="config field 'side'"):
         from odqa.api.training import RetrieverTrainRequest

@@ -50,27 +50,27 @@ def test_results_carry_exactly_the_readme_json_fields(command):
 def test_requests_are_checked_before_any_work(tmp_path):
     out = tmp_path / "never"
     cases = [
-        (lambda: api.ReaderTrainConfig(train_files=[], out=out), "config field 'train_files'"),
-        (lambda: api.ReaderTrainConfig(train_files=["t.json"], out=out, train={"lr": -1}),
+        (lambda: api.ReaderTrainRequest(train_files=[], out=out), "config field 'train_files'"),
+        (lambda: api.ReaderTrainRequest(train_files=["t.json"], out=out, train={"lr": -1}),
          "config field 'train.lr': input should be greater than 0, got -1"),
-        (lambda: api.ReaderTrainConfig(train_files=["t.json"], out=out, negative_ratio=2),
+        (lambda: api.ReaderTrainRequest(train_files=["t.json"], out=out, negative_ratio=2),
          "config field 'negative_ratio'"),
-        (lambda: api.ReaderTrainConfig(train_files=["t.json"], out=out, window={"max_length": 64, "stride": 64}),
+        (lambda: api.ReaderTrainRequest(train_files=["t.json"], out=out, window={"max_length": 64, "stride": 64}),
          "0 <= stride < max_length"),
         (lambda: api.RetrieverTrainRequest(train_files=["t.json"], out=out, side="passage"),
          "config field 'side': input should be 'both' or 'query', got 'passage'"),
         (lambda: api.RetrieverTrainRequest(train_files=["t.json"], out=out, holdout=1.0), "config field 'holdout'"),
-        (lambda: api.ParticlesConfig(reader="r", train_files=["t.json"], analyzer="okt"), "config field 'analyzer'"),
+        (lambda: api.ParticlesTrainRequest(reader="r", train_files=["t.json"], analyzer="okt"), "config field 'analyzer'"),
         (lambda: api.PretrainRequest(corpus="c.jsonl", out=out, objective="mlm"), "config field 'objective'"),
         (lambda: api.PretrainRequest(corpus="c.jsonl", out=out, train={"grad_accum": 0}),
          "config field 'train.grad_accum'"),
         (lambda: api.re_train_request("t.json", out, lr=0), "config field 'train.lr'"),
         (lambda: api.RETrainRequest(train_file="t.json", pooling="max"), "config field 'pooling'"),
-        (lambda: api.REEvaluateConfig(model="m", data="d", batch_size=0), "config field 'batch_size'"),
-        (lambda: api.REPredictConfig(model="m", data="d", out="p.xml", format="xml"), "config field 'format'"),
-        (lambda: api.REExportConfig(train_files=["t.json"], out="x.jsonl", no_relation_keep=1.5),
+        (lambda: api.REEvaluateRequest(model="m", data="d", batch_size=0), "config field 'batch_size'"),
+        (lambda: api.REPredictRequest(model="m", data="d", out="p.xml", format="xml"), "config field 'format'"),
+        (lambda: api.REExportRequest(train_files=["t.json"], out="x.jsonl", no_relation_keep=1.5),
          "config field 'no_relation_keep'"),
-        (lambda: api.REExportConfig(train_files=["t.json"], out="x.jsonl", keep=0.5), "unknown config field 'keep'"),
+        (lambda: api.REExportRequest(train_files=["t.json"], out="x.jsonl", keep=0.5), "unknown config field 'keep'"),
     ]
     for make, message in cases:
         with pytest.raises(ConfigError) as e:
@@ -95,19 +95,19 @@ def test_train_reader_and_particles_through_typed_requests(tmp_path):
     tiny = make_tiny_backbone(tmp_path / "bb")
     train = squad_file(tmp_path / "train.json")
     window = {"max_length": 48, "stride": 16}
-    res = api.train_reader(api.ReaderTrainConfig(train_files=[train], dev=train, out=tmp_path / "run",
+    res = api.train_reader(api.ReaderTrainRequest(train_files=[train], dev=train, out=tmp_path / "run",
                                                  backbone=str(tiny), window=window,
                                                  train=TrainConfig(lr=3e-3, max_steps=2, batch_size=4)))
     assert isinstance(res, api.ReaderTrainResult) and res.steps == 2 and res.metric == "f1"
     assert res.train_questions == 9 and res.to_json()["out"] == str(tmp_path / "run" / "best")
     assert "skipped_examples" not in res.to_json()
     # without dev questions the run keeps the lowest training loss
-    no_dev = api.train_reader(api.ReaderTrainConfig(backbone=str(tiny), window=window, train_files=[train],
+    no_dev = api.train_reader(api.ReaderTrainRequest(backbone=str(tiny), window=window, train_files=[train],
                                                     out=tmp_path / "run2",
                                                     train=TrainConfig(lr=3e-3, max_steps=1, batch_size=4)))
     assert no_dev.metric == "loss" and no_dev.dev_questions == 0 and no_dev.steps == 1
-    learned = api.train_particles(api.ParticlesConfig(reader=tmp_path / "run" / "best", train_files=[train], limit=5))
-    assert isinstance(learned, api.ParticlesResult) and learned.questions == 5 and learned.examples <= 5
+    learned = api.train_particles(api.ParticlesTrainRequest(reader=tmp_path / "run" / "best", train_files=[train], limit=5))
+    assert isinstance(learned, api.ParticlesTrainResult) and learned.questions == 5 and learned.examples <= 5
     assert learned.out == str(tmp_path / "run" / "best" / "particles.json") and Path(learned.out).exists()
     assert learned.train_em_after >= learned.train_em_before
     with pytest.raises(ConfigError, match="config field 'side': input should be 'both' or 'query'"):

@@ -154,14 +154,15 @@ def test_shared_training_loss_backpropagates(tiny, tok):
 
 # ------------------------------------------------------------------ through the CLI: --init and mining
 def test_init_continues_a_reader_and_mines_negatives_once(tiny, tmp_path, corpus_file):
-    from odqa.api.training import ReaderTrainConfig, init_reader
+    from odqa.api.training import ReaderTrainRequest
+    from odqa.reader.train import init_reader
     from odqa.modeling.checkpoint import load_model
     train = squad_file(tmp_path / "train.json")
     common = ["--train", train, "--max-length", "48", "--stride", "16", "--batch-size", "4", "--lr", "1e-3", "--json"]
     odqa("train", "reader", *common, "--out", tmp_path / "r1", "--backbone", tiny, "--head", "cnn",
          "--max-steps", "2", cwd=tmp_path)
     # --init: backbone and head from the checkpoint (its cnn head wins over --head linear)
-    cfg = ReaderTrainConfig(train_files=[train], out=tmp_path / "x", init=str(tmp_path / "r1" / "best"))
+    cfg = ReaderTrainRequest(train_files=[train], out=tmp_path / "x", init=str(tmp_path / "r1" / "best"))
     _, model, cfg2 = init_reader(cfg)
     _, saved, _ = load_model(tmp_path / "r1" / "best", "span")
     assert cfg2.head.type == "cnn" and model.training

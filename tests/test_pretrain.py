@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from odqa.errors import OdqaError
-from odqa.pretraining import (REPLACE, mask_tokens, mean_span_length, morpheme_segments, sample_spans, span_length_probs,
-                           token_units, word_segments)
+from odqa.pretraining.masking import REPLACE, mask_tokens, mean_span_length, sample_spans, span_length_probs
+from odqa.pretraining.units import morpheme_segments, token_units, word_segments
 from tests.conftest import PASSAGES, write_jsonl
 from tests.test_cli import odqa
 
@@ -112,7 +112,8 @@ def test_token_units_from_offsets_words_and_morphemes():
 
 
 def test_units_from_a_real_tokenizer(tmp_path):
-    from odqa.pretraining import PretrainConfig, build_chunks
+    from odqa.pretraining.features import build_chunks
+    from odqa.pretraining.config import PretrainConfig
     from tests.tiny_model import make_tiny_backbone
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
@@ -150,7 +151,7 @@ def test_pretrain_output_is_a_backbone(tmp_path, corpus_file):
     from odqa.api.training import PretrainRequest, PretrainResult, pretrain
     from odqa.corpus import file_sha256
     from odqa.modeling.backbone import load_backbone, wants_e5_prefixes
-    from odqa.pretraining import read_manifest
+    from odqa.pretraining.publish import read_manifest
     from odqa.retrieval.dense import mean_pool
     from odqa.training import TrainConfig
     from tests.tiny_model import make_tiny_backbone
@@ -197,7 +198,7 @@ def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
     from odqa.api.training import PretrainRequest, pretrain
     from odqa.errors import ConfigError
     from odqa.modeling.backbone import load_backbone
-    from odqa.pretraining import PretrainConfig
+    from odqa.pretraining.config import PretrainConfig
     out = make_pretrained_tiny(tmp_path, objective="token", align="word")
     assert json.loads((out / "odqa_pretrain.json").read_text())["config"]["objective"] == "token"
     load_backbone(str(out))
@@ -225,7 +226,7 @@ def test_pretrained_backbone_helper_and_errors(tmp_path, corpus_file):
 ])
 def test_pretrain_config_is_checked_when_made(kwargs, message):
     from odqa.errors import ConfigError
-    from odqa.pretraining import PretrainConfig
+    from odqa.pretraining.config import PretrainConfig
     with pytest.raises(ConfigError) as e:
         PretrainConfig(**kwargs)
     assert message in str(e.value) and len(str(e.value).splitlines()) == 1
@@ -233,7 +234,7 @@ def test_pretrain_config_is_checked_when_made(kwargs, message):
 
 def test_pretrain_cli_wiring(tmp_path, corpus_file):
     """`odqa pretrain`: flags reach the API, --json prints the result, errors are one line with their exit code."""
-    from odqa.pretraining import read_manifest
+    from odqa.pretraining.publish import read_manifest
     from tests.tiny_model import make_tiny_backbone
     tiny = make_tiny_backbone(tmp_path / "enc")
     out = tmp_path / "pt"
@@ -281,10 +282,10 @@ def test_a_pretrained_backbone_trains_a_reader(tmp_path):
     from tests.conftest import squad_file
     out = make_pretrained_tiny(tmp_path, steps=3, objective="span", align="word", head_warmup_steps=1)
     train = squad_file(tmp_path / "train.json")
-    from odqa.api.training import ReaderTrainConfig, train_reader
+    from odqa.api.training import ReaderTrainRequest, train_reader
     from odqa.reader.inference import WindowSettings
     from odqa.training import TrainConfig
-    res = train_reader(ReaderTrainConfig(train_files=[train], dev=train, out=tmp_path / "run", backbone=str(out),
+    res = train_reader(ReaderTrainRequest(train_files=[train], dev=train, out=tmp_path / "run", backbone=str(out),
                                          window=WindowSettings(max_length=48, stride=16),
                                          train=TrainConfig(max_steps=4, batch_size=4, lr=3e-3)))
     assert res.steps == 4

@@ -237,7 +237,7 @@ def test_micro_f1_ignores_no_relation_agreement():
 
 
 def test_hierarchical_probabilities_compose_and_sum_to_one():
-    from odqa.relation.task import Hierarchy, log_probs
+    from odqa.relation.model import Hierarchy, log_probs
     h = Hierarchy(KLUE_RE_LABELS)
     assert h.families == ["no_relation", "org", "per"]
     torch.manual_seed(0)
@@ -262,7 +262,8 @@ def test_hierarchical_probabilities_compose_and_sum_to_one():
 
 
 def test_hierarchical_decoding_picks_the_family_first():
-    from odqa.relation.task import RESettings, decode
+    from odqa.relation.inference import decode
+    from odqa.relation.model import RESettings
     labels = ["no_relation", "org:a", "per:a", "per:b", "per:c"]
     probs = np.array([[0.30, 0.10, 0.20, 0.20, 0.20],     # per has 0.6: per:a (first max) though no_relation is top
                       [0.50, 0.10, 0.15, 0.15, 0.10],
@@ -277,7 +278,7 @@ def test_hierarchical_decoding_picks_the_family_first():
 
 
 def test_re_yaml_documents_exactly_the_defaults():
-    from odqa.relation.task import RETrainConfig
+    from odqa.relation.config import RETrainConfig
     from odqa.training import TASK_DECIDED
     data = yaml.safe_load((ROOT / "configs" / "re.yaml").read_text(encoding="utf-8"))
     data["train"]["lr"] = float(data["train"]["lr"])
@@ -286,7 +287,7 @@ def test_re_yaml_documents_exactly_the_defaults():
 
 
 def test_the_flat_layout_of_older_re_configs_still_loads(tmp_path):
-    from odqa.relation.task import RETrainConfig
+    from odqa.relation.config import RETrainConfig
     f = tmp_path / "old.yaml"
     f.write_text("markers: e1\nlr: 0.0003\nbatch_size: 8\npatience: 2\ntime_budget: 5\nthreads: 1\n")
     cfg = load_config(f, ["epochs=2", "train.seed=7"], RETrainConfig)
@@ -313,7 +314,7 @@ def test_the_flat_layout_of_older_re_configs_still_loads(tmp_path):
     ({"bogus": 1}, "unknown config field 'bogus'"),
 ])
 def test_config_validation(kwargs, message):
-    from odqa.relation.task import RETrainConfig
+    from odqa.relation.config import RETrainConfig
     with pytest.raises(ConfigError) as e:
         RETrainConfig(**kwargs)
     assert message in str(e.value) and len(str(e.value).splitlines()) == 1
@@ -349,7 +350,7 @@ def tiny(tmp_path_factory):
 def test_features_point_at_markers_and_keep_entities_when_cut(tiny):
     from transformers import AutoTokenizer
 
-    from odqa.relation.task import featurize
+    from odqa.relation.features import featurize
     tok = AutoTokenizer.from_pretrained(str(tiny))
     tok.add_tokens(["@", "#", "*", "^"])          # the tiny vocabulary lacks the punctuation markers
     filler = " 김치는 한국의 전통 음식이다." * 12

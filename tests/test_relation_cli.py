@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from odqa.api.training import (REEvaluateConfig, REExportConfig, REPredictConfig, RETrainResult, evaluate_re,
+from odqa.api.training import (REEvaluateRequest, REExportRequest, REPredictRequest, RETrainResult, evaluate_re,
                                export_re_text, predict_re, re_train_request, train_re)
 from odqa.errors import ConfigError, ModelError, OdqaError
 from odqa.relation.data import KLUE_RE_LABELS
@@ -50,7 +50,7 @@ def test_train_save_load_evaluate_predict(setup):
     assert meta["head_kwargs"]["num_labels"] == 30
 
     # evaluate needs no flags and reproduces the dev scores of the saved (best) step
-    ev = evaluate_re(REEvaluateConfig(model=best, data=setup["dev"]))
+    ev = evaluate_re(REEvaluateRequest(model=best, data=setup["dev"]))
     assert ev.examples == 16
     assert ev.micro_f1 == pytest.approx(res.best["micro_f1"], abs=1e-3)
     assert ev.auprc == pytest.approx(res.best["auprc"], abs=1e-3)
@@ -58,7 +58,7 @@ def test_train_save_load_evaluate_predict(setup):
 
     # predict: the submission CSV from a Boostcamp test CSV (dummy label 100), and the JSON variant
     pred = d / "submission.csv"
-    rp = predict_re(REPredictConfig(model=best, data=setup["test"], out=pred))
+    rp = predict_re(REPredictRequest(model=best, data=setup["test"], out=pred))
     assert rp.predictions == 8 and rp.format == "csv"
     with open(pred, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -67,7 +67,7 @@ def test_train_save_load_evaluate_predict(setup):
     assert probs.shape == (8, 30) and np.allclose(probs.sum(1), 1, atol=1e-4)
     assert [r["pred_label"] for r in rows] == [KLUE_RE_LABELS[i] for i in probs.argmax(1)]
     pj = d / "pred.json"
-    predict_re(REPredictConfig(model=best, data=setup["dev"], out=pj))
+    predict_re(REPredictRequest(model=best, data=setup["dev"], out=pj))
     js = json.loads(pj.read_text(encoding="utf-8"))
     assert js["labels"] == KLUE_RE_LABELS and len(js["predictions"]) == 16 and js["predictions"][0]["id"] == "re-0"
 
@@ -84,18 +84,18 @@ def test_a_shipped_re_model_is_found_by_name_and_is_the_default(setup, tmp_path,
     from odqa.modeling.compact import pack
     out = setup["dir"] / "run-ship"
     train_re(request(setup, out, max_steps=2, max_length=48))
-    own = evaluate_re(REEvaluateConfig(model=str(out / "best"), data=setup["dev"]))
+    own = evaluate_re(REEvaluateRequest(model=str(out / "best"), data=setup["dev"]))
     models = tmp_path / "models"
     pack(out / "best", models / "ko-re", str(setup["tiny"]), "fp32")
     (models / "ko-re" / "card.json").write_text(json.dumps({"kind": "re", "licence": "CC BY-SA 4.0"}))
     monkeypatch.setenv("ODQA_MODELS_DIR", str(models))
     monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
-    by_name = evaluate_re(REEvaluateConfig(model="ko-re", data=setup["dev"]))
+    by_name = evaluate_re(REEvaluateRequest(model="ko-re", data=setup["dev"]))
     default = json.loads(odqa("re", "evaluate", "--data", setup["dev"], "--json", cwd=tmp_path).stdout)
     assert by_name.micro_f1 == own.micro_f1 and by_name.auprc == pytest.approx(own.auprc, abs=1e-6)
     assert default["model"] == "ko-re" and default["auprc"] == pytest.approx(own.auprc, abs=1e-4)
     with pytest.raises(ModelError, match="ko-ree: no such checkpoint folder or shipped model \\(ko-re\\)"):
-        evaluate_re(REEvaluateConfig(model="ko-ree", data=setup["dev"]))
+        evaluate_re(REEvaluateRequest(model="ko-ree", data=setup["dev"]))
 
 
 def test_checkpoint_with_another_label_set_is_refused(setup):
@@ -104,12 +104,12 @@ def test_checkpoint_with_another_label_set_is_refused(setup):
     train_re(request(setup, out, dev=None, max_steps=1, max_length=32))
     other = write_labels(d / "other_labels.json", KLUE_RE_LABELS[:29] + ["per:hobby"])
     with pytest.raises(ModelError, match="another label set.*per:title"):
-        evaluate_re(REEvaluateConfig(model=out / "best", data=setup["dev"], labels=other))
+        evaluate_re(REEvaluateRequest(model=out / "best", data=setup["dev"], labels=other))
     # data with a label the checkpoint does not know: named in the error
     rows = records(4)
     rows[2]["label"] = "per:hobby"
     with pytest.raises(OdqaError, match="odd.json: record 2 \\(re-2\\): unknown label 'per:hobby'"):
-        evaluate_re(REEvaluateConfig(model=out / "best", data=write_json(d / "odd.json", rows)))
+        evaluate_re(REEvaluateRequest(model=out / "best", data=write_json(d / "odd.json", rows)))
 
 
 def test_hierarchical_e1_focal_undersampled_run(setup):
@@ -123,7 +123,7 @@ def test_hierarchical_e1_focal_undersampled_run(setup):
     tok = json.loads((out / "best" / "tokenizer.json").read_text(encoding="utf-8"))
     assert {"[E1]", "[/E2]"} <= {t["content"] for t in tok["added_tokens"]}
     pj = d / "pred_h.json"
-    predict_re(REPredictConfig(model=out / "best", data=setup["dev"], out=pj))
+    predict_re(REPredictRequest(model=out / "best", data=setup["dev"], out=pj))
     preds = json.loads(pj.read_text(encoding="utf-8"))["predictions"]
     probs = np.array([p["probs"] for p in preds])
     assert probs.shape == (16, 30) and np.allclose(probs.sum(1), 1, atol=1e-4)
@@ -132,17 +132,17 @@ def test_hierarchical_e1_focal_undersampled_run(setup):
         mass = {f: sum(row[i] for i, lab in enumerate(KLUE_RE_LABELS) if family[lab] == f)
                 for f in ("no_relation", "org", "per")}
         assert family[p["pred_label"]] == max(mass, key=mass.get)
-    ev = evaluate_re(REEvaluateConfig(model=out / "best", data=setup["dev"]))
+    ev = evaluate_re(REEvaluateRequest(model=out / "best", data=setup["dev"]))
     assert 0 <= ev.micro_f1 <= 100 and 0 <= ev.auprc <= 100
 
 
 def test_export_text_for_pretraining(setup):
     d = setup["dir"]
-    rep = export_re_text(REExportConfig(train_files=[setup["train"]], out=d / "text.jsonl", no_relation_keep=0.0))
+    rep = export_re_text(REExportRequest(train_files=[setup["train"]], out=d / "text.jsonl", no_relation_keep=0.0))
     lines = [json.loads(x) for x in (d / "text.jsonl").read_text(encoding="utf-8").splitlines()]
     assert rep.records == 40 - 20 and rep.sentences == len(lines) == 4    # the 4 distinct relation sentences
     assert all(set(x) == {"id", "title", "text"} for x in lines)
-    assert export_re_text(REExportConfig(train_files=[setup["train"]], out=d / "all.jsonl")).sentences == 8
+    assert export_re_text(REExportRequest(train_files=[setup["train"]], out=d / "all.jsonl")).sentences == 8
 
 
 def test_stop_after_keeps_the_epoch_schedule(setup):

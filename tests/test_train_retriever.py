@@ -78,14 +78,14 @@ def test_train_cli_wiring(tmp_path):
 
 def rcfg(**kw):
     """A retriever task's config with its defaults decided (as odqa.api.training.retriever_defaults does)."""
-    from odqa.retrieval.train_dense import RetrieverTrainConfig
+    from odqa.encoder_training.task import RetrieverTrainConfig
     return RetrieverTrainConfig(**{"temperature": 0.05, "freeze_layers": 0, **kw})
 
 
 def _task(tmp_path, batch_size=3, holdout=0.0):
     from transformers import AutoTokenizer
 
-    from odqa.retrieval.train_dense import RetrieverTask
+    from odqa.encoder_training.task import RetrieverTask
     from odqa.types import Question
     tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
     texts = {"a": "한라산은 제주도에 있다", "b": "지리산의 최고봉은 천왕봉이다", "c": "김치는 발효 음식이다",
@@ -128,7 +128,7 @@ def test_a_hard_negative_that_is_the_rows_own_gold_is_masked(tmp_path):
 
 
 def test_e5_backbones_train_at_their_own_temperature():
-    from odqa.retrieval.train_dense import default_temperature
+    from odqa.encoder_training.model import default_temperature
     assert default_temperature("offline:multilingual-e5-small") == 0.01
     assert default_temperature("intfloat/multilingual-e5-base") == 0.01
     assert default_temperature("klue/bert-base") == 0.05
@@ -138,7 +138,7 @@ def test_the_positive_is_the_window_holding_the_answer(tmp_path):
     from transformers import AutoTokenizer
 
     from odqa.retrieval.dense import windows_with_spans
-    from odqa.retrieval.train_dense import RetrieverTask
+    from odqa.encoder_training.task import RetrieverTask
     from odqa.types import Question
     tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
     long_text = "세종대왕은 조선의 임금이다. " * 10 + "거북선은 이순신이 만든 배이다."
@@ -195,7 +195,7 @@ def test_query_side_training_keeps_the_base_passage_vectors(tmp_path, corpus_fil
 def test_query_side_batches_mask_the_gold_passages_other_windows(tmp_path):
     import torch
 
-    from odqa.retrieval.train_dense import QuerySideTask
+    from odqa.encoder_training.query_side import QuerySideTask
     from odqa.types import Question
     from transformers import AutoModel, AutoTokenizer
     path = make_tiny_backbone(tmp_path / "enc")
@@ -221,7 +221,7 @@ def test_query_side_batches_mask_the_gold_passages_other_windows(tmp_path):
 
 
 def test_holdout_takes_whole_articles():
-    from odqa.retrieval.train_dense import holdout_passages
+    from odqa.training_data import holdout_passages
     from odqa.types import Passage
     pool = [Passage(f"{t}{i}", f"제목{t}", "본문") for t in "abcdefghij" for i in range(3)]
     for seed in range(5):
@@ -235,7 +235,7 @@ def test_holdout_takes_whole_articles():
 def test_extra_passages_join_the_pool_as_negatives_only(tmp_path):
     from transformers import AutoTokenizer
 
-    from odqa.retrieval.train_dense import RetrieverTask
+    from odqa.encoder_training.task import RetrieverTask
     from odqa.types import Passage, Question
     tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
     texts = {g: f"{g} 문서는 {g}에 대한 글이다" for g in "abcdef"}

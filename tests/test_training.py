@@ -262,10 +262,10 @@ def test_train_config_is_checked_when_made_and_changed(kwargs, message):
 
 def test_every_task_config_holds_one_train_config():
     """The loop's knobs are defined once (TrainConfig); each task config holds one, with its own defaults."""
-    from odqa.pretraining import PretrainConfig
+    from odqa.pretraining.config import PretrainConfig
     from odqa.reader.task import ReaderConfig
-    from odqa.relation.task import RETrainConfig
-    from odqa.retrieval.train_dense import RetrieverTrainConfig
+    from odqa.relation.config import RETrainConfig
+    from odqa.encoder_training.task import RetrieverTrainConfig
     loop = set(TrainConfig.model_fields)
     for cls, lr in ((ReaderConfig, 1e-4), (RetrieverTrainConfig, 1e-5), (PretrainConfig, 5e-5), (RETrainConfig, 1e-4)):
         cfg = cls()

@@ -142,6 +142,12 @@ def frozen_prefixes(freeze_embeddings: bool = True, freeze_layers: int = 0) -> l
     return ["embeddings.word_embeddings"] if freeze_embeddings else []
 
 
+def default_freeze_layers(model) -> int:
+    """The default freeze depth of the retriever and the reranker: embeddings and a third of the layers frozen
+    (4 of e5-small's 12; the measured gain, BENCHMARKS.md)."""
+    return int(getattr(model.config, "num_hidden_layers", 0)) // 3
+
+
 def freeze(model: torch.nn.Module, prefixes: list[str]) -> int:
     """Freeze parameters under each dotted prefix (also below a base-model prefix such as `bert.`)."""
     frozen = 0

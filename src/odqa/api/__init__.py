@@ -21,6 +21,7 @@ _EXPORTS = {
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
     "RetrievalReport": "odqa.api.indexes", "QuestionFile": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
     "evaluate_answers": "odqa.api.evaluation", "predict": "odqa.api.evaluation", "AnswerReport": "odqa.api.evaluation",
+    "ensemble_nbest": "odqa.api.ensemble",
     "train_re": "odqa.api.training", "evaluate_re": "odqa.api.training", "predict_re": "odqa.api.training",
     "export_re_text": "odqa.api.training",
     "train_reader": "odqa.api.training", "train_retriever": "odqa.api.training", "train_particles": "odqa.api.training",

@@ -23,23 +23,13 @@ def ensemble(
 
     Example: odqa ensemble runs/e5/nbest.json runs/klue/nbest.json --weights 0.6,0.4 --out ens.json --predictions pred.json
     """
-    from odqa.reader.ensemble import (load_nbest, mismatched_questions, parse_weights, predictions_from, soft_vote,
-                                      write_json)
+    from odqa.api.ensemble import ensemble_nbest
 
-    members = [load_nbest(p) for p in nbest]
-    w = parse_weights(weights, len(members))
-    missing = mismatched_questions(members)
-    combined = soft_vote(members, w, top, warn_mismatch=False)
-    write_json(out, combined)
-    if predictions:
-        write_json(predictions, predictions_from(combined))
-    report = {"out": str(out), "predictions": str(predictions) if predictions else None,
-              "members": [{"file": str(p), "questions": len(m)} for p, m in zip(nbest, members)],
-              "weights": w or [1.0] * len(members), "questions": len(combined), "mismatched_questions": missing}
+    res = ensemble_nbest(nbest, out, weights, predictions, top)
     if json_out:
-        emit_json(report)
+        emit_json(res.to_json())
         return
-    if missing:
-        warn(f"{missing} questions are missing from some n-best files; the other files vote for them")
-    echo(f"{len(combined)} questions from {len(members)} n-best files -> {out}"
+    if res.mismatched_questions:
+        warn(f"{res.mismatched_questions} questions are missing from some n-best files; the other files vote for them")
+    echo(f"{res.questions} questions from {len(res.members)} n-best files -> {out}"
          + (f" (predictions: {predictions})" if predictions else ""))

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
+from odqa.cli.train_options import (epochs_opt, freeze_embeddings_opt, lr_opt, max_steps_opt, resume_opt, seed_opt,
+                                    time_budget_opt)
 
 
 def pretrain(
@@ -20,24 +22,24 @@ def pretrain(
     max_length: int = typer.Option(256, "--max-length", help="Tokens per packed chunk (specials included)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Chunks per batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
-    lr: float = typer.Option(5e-5, "--lr"),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
-    time_budget: float = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and publish when reached."),
+    lr: float = lr_opt(5e-5),
+    epochs: float = epochs_opt(),
+    max_steps: int = max_steps_opt(),
+    time_budget: float = time_budget_opt(then="evaluate and publish"),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between held-out evaluations (0 = each epoch)."),
     save_every: int = typer.Option(0, "--save-every", help="Steps between resumable checkpoints (0 = at evaluations)."),
     mask_ratio: float = typer.Option(0.15, "--mask-ratio", help="Share of maskable tokens to predict."),
     span_p: float = typer.Option(0.2, "--span-p", help="Geometric p of span lengths (0.2: mean 3.8 units; 0.3: 3.0)."),
     max_span: int = typer.Option(10, "--max-span", help="Longest span in units."),
     holdout: float = typer.Option(0.02, "--holdout", help="Share of chunks held out for the evaluation loss."),
-    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings",
-                                           help="Keep word embeddings (and the tied output projection) fixed."),
+    freeze_embeddings: bool = freeze_embeddings_opt(help="Keep word embeddings (and the tied output projection) "
+                                                           "fixed."),
     head_warmup: int = typer.Option(0, "--head-warmup-steps", help="First optimizer steps train only the MLM head "
                                     "(for a backbone without one, such as e5); the encoder learns after them."),
     corpus_format: str = typer.Option("auto", "--format", help="Corpus format: auto | wiki | jsonl | squad | txt."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Checkpoints and history (default: OUT.run)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR/last."),
-    seed: int = typer.Option(42, "--seed"),
+    resume: bool = resume_opt("Continue from RUN_DIR/last."),
+    seed: int = seed_opt(),
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,

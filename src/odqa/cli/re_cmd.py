@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.common import DeviceOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
+from odqa.cli.train_options import (epochs_opt, freeze_embeddings_opt, lr_opt, max_steps_opt, resume_opt, seed_opt,
+                                    stop_after_opt, time_budget_opt)
 
 app = typer.Typer(no_args_is_help=True, help="KLUE relation extraction: train, evaluate, predict, export text.")
 
@@ -37,21 +39,20 @@ def train(
                                                      help="Share of no_relation examples kept each epoch (1 = all)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per example (entities kept)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    lr: Optional[float] = typer.Option(None, "--lr"),
-    epochs: Optional[float] = typer.Option(None, "--epochs"),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps (0 = epochs)."),
-    stop_after: Optional[int] = typer.Option(None, "--stop-after", help="Stop at this step, keeping the schedule of "
-                                             "--epochs (shared-budget comparisons; 0 = off)."),
+    lr: Optional[float] = lr_opt(None),
+    epochs: Optional[float] = epochs_opt(None),
+    max_steps: Optional[int] = max_steps_opt(None),
+    stop_after: Optional[int] = stop_after_opt(None),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between dev evaluations (0 = each epoch)."),
     dev_limit: Optional[int] = typer.Option(None, "--dev-limit", help="Evaluate on a fixed random subset (0 = all)."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Early stopping: evaluations without gain (0 = off)."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Minutes; stop, evaluate and save when reached."),
-    freeze_embeddings: Optional[bool] = typer.Option(None, "--freeze-embeddings/--train-embeddings"),
+    time_budget: Optional[float] = time_budget_opt(None),
+    freeze_embeddings: Optional[bool] = freeze_embeddings_opt(None),
     augment: Optional[str] = typer.Option(None, "--augment", help="none | aeda (add a copy of each training sentence "
                                           "with random punctuation between its words; --set aeda_ratio=..., aeda_copies=...)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = seed_opt(None),
     threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads (0 = default)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last (same settings and labels)."),
+    resume: bool = resume_opt("Continue from OUT/last (same settings and labels)."),
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -101,9 +102,9 @@ def evaluate(
 
     Example: odqa re evaluate --model ko-re --data klue-re-dev-public.json --json
     """
-    from odqa.api.training import REEvaluateConfig, evaluate_re
+    from odqa.api.training import REEvaluateRequest, evaluate_re
 
-    cfg = REEvaluateConfig(model=model_dir, data=data, labels=labels, batch_size=batch_size, device=device)
+    cfg = REEvaluateRequest(model=model_dir, data=data, labels=labels, batch_size=batch_size, device=device)
     report = evaluate_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
@@ -128,9 +129,9 @@ def predict(
 
     Example: odqa re predict --model runs/re/best --data test_data.csv --out submission.csv
     """
-    from odqa.api.training import REPredictConfig, predict_re
+    from odqa.api.training import REPredictRequest, predict_re
 
-    cfg = REPredictConfig(model=model_dir, data=data, out=out, format=fmt, labels=labels, batch_size=batch_size, device=device)
+    cfg = REPredictRequest(model=model_dir, data=data, out=out, format=fmt, labels=labels, batch_size=batch_size, device=device)
     report = predict_re(cfg, quiet=quiet or json_out).to_json()
     if json_out:
         emit_json(report)
@@ -146,16 +147,16 @@ def export_text_cmd(
     out: Path = typer.Option(..., "--out", help="JSONL corpus {id, title, text} for `odqa pretrain --corpus`."),
     keep: float = typer.Option(1.0, "--undersample-no-relation",
                                help="Share of no_relation records kept (1 = all; e.g. 0.3)."),
-    seed: int = typer.Option(42, "--seed"),
+    seed: int = seed_opt(),
     json_out: bool = JsonOpt,
 ) -> None:
     """Write the distinct RE sentences as a pretraining corpus (optionally no_relation-undersampled).
 
     Example: odqa re export-text --train klue-re-train-subset.json --out re_text.jsonl --undersample-no-relation 0.3
     """
-    from odqa.api.training import REExportConfig, export_re_text
+    from odqa.api.training import REExportRequest, export_re_text
 
-    report = export_re_text(REExportConfig(train_files=train_files, out=out, no_relation_keep=keep, seed=seed)).to_json()
+    report = export_re_text(REExportRequest(train_files=train_files, out=out, no_relation_keep=keep, seed=seed)).to_json()
     if json_out:
         emit_json(report)
         return

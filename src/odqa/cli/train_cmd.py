@@ -8,11 +8,9 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.common import DeviceOpt, IndexDirOpt, JsonOpt, MixedPrecisionOpt, QuietOpt, echo, emit_json
+from odqa.cli.train_options import (epochs_opt, freeze_embeddings_opt, lr_opt, max_steps_opt, resume_opt, seed_opt,
+                                    stop_after_opt, time_budget_opt)
 
-MaxStepsOpt = typer.Option(0, "--max-steps", help="Stop after this many optimizer steps (0 = epochs).")
-TimeBudgetOpt = typer.Option(0.0, "--time-budget", help="Minutes; stop, evaluate and save when reached.")
-FreezeEmbeddingsOpt = typer.Option(True, "--freeze-embeddings/--train-embeddings")
-ResumeOpt = typer.Option(False, "--resume", help="Continue from OUT/last.")
 app = typer.Typer(no_args_is_help=True, help="Train models: the dense retriever, the reader, the reranker.")
 
 
@@ -21,10 +19,10 @@ def retriever(
     train: List[Path] = typer.Option(..., "--train", help="SQuAD/KorQuAD JSON with contexts (repeatable)."),
     out: Path = typer.Option(..., "--out", help="Output folder (HF format; use with --encoder PATH)."),
     backbone: str = typer.Option("offline:multilingual-e5-small", "--backbone", help="Backbone spec to start from."),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = MaxStepsOpt,
+    epochs: float = epochs_opt(),
+    max_steps: int = max_steps_opt(),
     batch_size: int = typer.Option(16, "--batch-size", help="Questions per batch (each brings 1 gold + 1 hard negative)."),
-    lr: float = typer.Option(1e-5, "--lr", help="Peak learning rate (1e-5: the measured gain, BENCHMARKS.md)."),
+    lr: float = lr_opt(1e-5, "Peak learning rate (1e-5: the measured gain, BENCHMARKS.md)."),
     max_length: int = typer.Option(256, "--max-length", help="Passage tokens."),
     window_stride: int = typer.Option(128, "--window-stride", help="Longer passages become windows this many tokens "
                                       "apart, as `odqa index` makes them; the positive is the window holding the "
@@ -32,8 +30,8 @@ def retriever(
     temperature: float = typer.Option(0.0, "--temperature", help="Softmax temperature of the contrastive loss "
                                       "(0 = the backbone's own: 0.01 for e5 models, which were trained with it; else 0.05)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between evaluations on held-out questions."),
-    time_budget: float = TimeBudgetOpt,
-    freeze_embeddings: bool = FreezeEmbeddingsOpt,
+    time_budget: float = time_budget_opt(),
+    freeze_embeddings: bool = freeze_embeddings_opt(),
     freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N layers "
                                       "(faster steps on CPU, less drift from the pretrained encoder; 0 = train all; "
                                       "default: a third of the backbone's layers, 4 of e5-small's 12)."),
@@ -44,8 +42,8 @@ def retriever(
     side: str = typer.Option("both", "--side", help="both: train the shared encoder (in-batch + BM25 hard negatives); "
                              "query: train the query encoder alone against the base encoder's fixed passage vectors "
                              "(every training passage a negative; passages keep the base encoder)."),
-    seed: int = typer.Option(42, "--seed"),
-    resume: bool = ResumeOpt,
+    seed: int = seed_opt(),
+    resume: bool = resume_opt(),
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -88,11 +86,11 @@ def reader(
     em_feature: bool = typer.Option(False, "--em-feature", help="Mark passage tokens whose morpheme occurs in the "
                                     "question (a learned embedding added to the token embeddings; kept in the "
                                     "checkpoint, used by ask/evaluate)."),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = MaxStepsOpt,
+    epochs: float = epochs_opt(),
+    max_steps: int = max_steps_opt(),
     batch_size: int = typer.Option(16, "--batch-size", help="Windows per micro-batch."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step."),
-    lr: float = typer.Option(1e-4, "--lr"),
+    lr: float = lr_opt(1e-4),
     max_length: int = typer.Option(384, "--max-length", help="Window length in tokens."),
     stride: int = typer.Option(128, "--stride", help="Tokens shared by consecutive windows."),
     eval_every: int = typer.Option(0, "--eval-every", help="Optimizer steps between dev evaluations (0 = each epoch)."),
@@ -100,10 +98,9 @@ def reader(
     patience: int = typer.Option(0, "--patience", help="Stop after this many evaluations without F1 gain (0 = off)."),
     save_every: int = typer.Option(0, "--save-every", min=0, help="Optimizer steps between resumable OUT/last "
                                    "checkpoints (0 = with each evaluation)."),
-    time_budget: float = TimeBudgetOpt,
-    stop_after: int = typer.Option(0, "--stop-after", help="Stop at this step, keeping the schedule of --epochs "
-                                   "(compare heads at a shared budget; 0 = off)."),
-    freeze_embeddings: bool = FreezeEmbeddingsOpt,
+    time_budget: float = time_budget_opt(),
+    stop_after: int = stop_after_opt(),
+    freeze_embeddings: bool = freeze_embeddings_opt(),
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
     negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
                                          help="Share of no-answer windows trained on per epoch."),
@@ -118,9 +115,9 @@ def reader(
                                       "over all windows of all passages of a question (batches of whole questions)."),
     max_question_windows: int = typer.Option(8, "--max-question-windows", help="shared: windows per question."),
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Folder of the pool index."),
-    seed: int = typer.Option(42, "--seed"),
+    seed: int = seed_opt(),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
-    resume: bool = ResumeOpt,
+    resume: bool = resume_opt(),
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -130,14 +127,12 @@ def reader(
 
     Example: odqa train reader --train korquad1_train.json --dev korquad1_dev.json --out runs/reader --head linear
     """
-    from odqa.api.training import ReaderTrainConfig, train_reader
-    from odqa.modeling.heads import HeadConfig
-    from odqa.reader.inference import WindowSettings
+    from odqa.api.training import ReaderTrainRequest, train_reader
 
-    cfg = ReaderTrainConfig(
+    cfg = ReaderTrainRequest(
         train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone,
-        head=HeadConfig(type=head, em_feature=em_feature),
-        window=WindowSettings(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
+        head=dict(type=head, em_feature=em_feature),
+        window=dict(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,
         normalisation=normalisation, max_question_windows=max_question_windows, index_dir=index_dir,
@@ -169,21 +164,21 @@ def reranker(
     negative_depth: int = typer.Option(20, "--negative-depth", help="Negatives are drawn from the retriever's top-N passages "
                                        "that are neither gold nor hold an answer."),
     max_length: int = typer.Option(256, "--max-length", help="Tokens per (question, passage) pair."),
-    epochs: float = typer.Option(1.0, "--epochs"),
-    max_steps: int = MaxStepsOpt,
+    epochs: float = epochs_opt(),
+    max_steps: int = max_steps_opt(),
     batch_size: int = typer.Option(4, "--batch-size", help="Questions per step (each brings 1 + --negatives pairs)."),
-    lr: float = typer.Option(3e-5, "--lr"),
+    lr: float = lr_opt(3e-5),
     eval_every: int = typer.Option(100, "--eval-every", help="Steps between held-out evaluations (0 = each epoch)."),
     eval_questions: int = typer.Option(100, "--eval-questions", help="Held-out questions reranked per evaluation."),
     eval_candidates: int = typer.Option(10, "--eval-candidates", help="Retrieved passages reranked per held-out question."),
     holdout: float = typer.Option(0.05, "--holdout", help="Share of training passages (whole articles) held out."),
-    time_budget: float = TimeBudgetOpt,
-    freeze_embeddings: bool = FreezeEmbeddingsOpt,
+    time_budget: float = time_budget_opt(),
+    freeze_embeddings: bool = freeze_embeddings_opt(),
     freeze_layers: Optional[int] = typer.Option(None, "--freeze-layers", help="Also freeze all embeddings and the first N "
                                                 "layers (default: a third of the backbone's layers; 0 = train all)."),
     index_dir: Optional[Path] = IndexDirOpt,
-    seed: int = typer.Option(42, "--seed"),
-    resume: bool = ResumeOpt,
+    seed: int = seed_opt(),
+    resume: bool = resume_opt(),
     device: str = DeviceOpt,
     mixed_precision: str = MixedPrecisionOpt,
     json_out: bool = JsonOpt,
@@ -230,9 +225,9 @@ def particles(
 
     Example: odqa train particles --reader runs/reader/best --train korquad1_train.json
     """
-    from odqa.api.training import ParticlesConfig, train_particles
+    from odqa.api.training import ParticlesTrainRequest, train_particles
 
-    cfg = ParticlesConfig(reader=reader, train_files=train, out=out, analyzer=analyzer, limit=limit)
+    cfg = ParticlesTrainRequest(reader=reader, train_files=train, out=out, analyzer=analyzer, limit=limit)
     res = train_particles(cfg, quiet=quiet or json_out)
     report = res.to_json()
     if json_out:

@@ -222,6 +222,14 @@ def load_re(path: str | Path, labels: list[str] | None = None, require_labels: b
 # -------------------------------------------------------------- sampling
 
 
+def report_skipped(data: REData) -> None:
+    """One warning for the records `load_re` skipped (their entity offsets do not match the word)."""
+    if data.skipped:
+        where, why = data.skipped[0]
+        log.warning(f"{data.path}: skipped {len(data.skipped)} record(s) whose entity offsets do not match the word "
+                    f"(first: {where}: {why})")
+
+
 def undersample_no_relation(examples: list[REExample], keep: float, seed: int) -> list[REExample]:
     """All relation examples plus round(keep * n) of the no_relation ones (chosen with `seed`), in order."""
     if not 0.0 <= keep <= 1.0:

@@ -1,4 +1,4 @@
-"""Writing relation predictions: the competition CSV and a JSON variant.
+"""`odqa re predict`: relation predictions written as the competition CSV or a JSON variant.
 
 CSV (the Boostcamp KLUE-RE submission shape): columns ``id, pred_label, probs``,
 ``probs`` being the 30 probabilities in label-list order written as a list
@@ -11,11 +11,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 
 from odqa.errors import ConfigError, OdqaError
+from odqa.relation.evaluate import RECheckpointInputs
 
 FORMATS = ("csv", "json")
 
@@ -56,3 +60,38 @@ def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, label
         if tmp.exists():
             tmp.unlink()
     return fmt
+
+
+class REPredictRequest(RECheckpointInputs):
+    """`odqa re predict`: a checkpoint, data (labels ignored) and the predictions file to write."""
+    out: Path                                     # .csv (id, pred_label, probs) or .json
+    format: Optional[Literal["csv", "json"]] = None   # default: from the suffix of `out`
+
+
+@dataclass
+class REPredictResult:
+    out: str
+    format: str
+    predictions: int
+    skipped: int
+    predicted_labels: dict[str, int]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def predict(cfg: REPredictRequest, *, quiet: bool = True) -> REPredictResult:
+    """Predict relations and write the submission CSV (id, pred_label, probabilities) or JSON."""
+    from odqa.relation.data import load_re, report_skipped
+    from odqa.relation.features import featurize
+    from odqa.relation.inference import decode, predict_probs
+    from odqa.relation.model import load_re_checkpoint
+    tokenizer, model, settings = load_re_checkpoint(cfg.model, cfg.labels, cfg.device)
+    ds = load_re(cfg.data, require_labels=False)
+    report_skipped(ds)
+    feats = featurize(ds.examples, tokenizer, settings.markers, settings.max_length)
+    probs = predict_probs(model, feats, settings, cfg.batch_size, quiet, "predict")
+    pred = decode(probs, settings)
+    used = write_predictions(cfg.out, feats.example_ids, probs, settings.labels, cfg.format, pred)
+    counts = Counter(settings.labels[i] for i in pred)
+    return REPredictResult(str(cfg.out), used, len(feats), len(ds.skipped), dict(counts.most_common()))

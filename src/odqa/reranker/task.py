@@ -6,13 +6,13 @@ function of epoch and seed, so a resumed run replays the same batches) from the 
 (a passage that holds the answer may well answer it). The loss is listwise: cross-entropy of the
 softmax over the 1 + M logits against the gold one.
 
-The questions of whole articles (about `holdout` of the gold passages, `retrieval.train_dense.
+The questions of whole articles (about `holdout` of the gold passages, `training_data.
 holdout_passages`) are held out. Each evaluation reranks the retriever's top `eval_candidates` of up
 to `eval_questions` of them (the gold passage added last when the retriever missed it) and reports
 recall@1/@3 of that order, beside the retriever's own (`retrieval_recall@1`), which picks the best
 checkpoint by `recall@1`.
 
-Mining is the caller's (`odqa.api.training.train_reranker`: BM25 over the pool, or an index's hybrid
+Mining is the caller's (`reranker.train`: BM25 over the pool, or an index's hybrid
 retriever): this module gets, per question, the retrieved passages in order.
 """
 

@@ -1,28 +1,5 @@
-"""Contrastive fine-tuning of the dense bi-encoder (`odqa train retriever`).
-
-Each batch holds B questions with B different gold passages and one BM25 hard negative
-per question (a top BM25 passage of the training pool that is not gold). The loss is
-cross-entropy over question-passage similarities / temperature against all 2B
-passages of the batch (in-batch negatives + hard negatives); a column holding one of
-the question's own gold passages (a hard negative of another question that happens
-to be this one's gold) is masked, never pushed away. Passages are encoded as the
-index encodes them (title, newline, text; longer ones as windows of `max_length` tokens
-`window_stride` apart): a question's positive is the window of its gold passage that holds
-its answer (a cut passage would teach it to match text without the answer), a hard
-negative a random window of the negative passage, and evaluation scores a passage by its
-best window. Extra passages (`--negatives`, e.g. the rest of the corpus to be indexed) join the
-pool as negatives only: BM25 may pick them as hard negatives and evaluation ranks against them.
-The questions of random whole articles (about `holdout` of the passages)
-are held out to choose the best checkpoint (recall@1 against the pool), so no held-out
-question's article is seen in training (held out by passage, an article's other paragraphs
-would be trained on and pull its held-out questions towards them).
-
-`QuerySideTask` (`--side query`) trains the query encoder alone: the passages keep the base
-encoder's vectors (computed once; the same ones `odqa index` stores for that encoder), and each
-question is scored against every window of the training pool, so all passages are negatives,
-BM25's top ones among them. A step runs only short questions through the model, and the space the
-passages live in never moves.
-"""
+"""The retriever's training settings (`RetrieverTrainConfig`) and `RetrieverTask`, the shared loop's task:
+in-batch and BM25 hard negatives, recall@1/5 of the held-out questions, saving (see the package doc)."""
 
 from __future__ import annotations
 
@@ -36,10 +13,12 @@ from pydantic import Field
 
 from odqa.config import Section
 from odqa.corpus import write_jsonl
+from odqa.encoder_training.data import mine_negatives
 from odqa.errors import OdqaError
 from odqa.retrieval.dense import RETRIEVER_FILE
 from odqa.retrieval.sparse import passage_text
 from odqa.training import TrainConfig
+from odqa.training_data import holdout_passages, training_pool
 from odqa.types import Passage, Question
 
 HELDOUT_FILE = "heldout_questions.jsonl"   # in each saved checkpoint: the questions that chose it
@@ -51,7 +30,7 @@ def _retriever_train_defaults() -> TrainConfig:
 
 class RetrieverTrainConfig(Section):
     """The bi-encoder's training settings; `train` is the shared loop's (lr 1e-5 by default). `temperature`
-    0 and `freeze_layers` None are decided by `odqa.api.training.train_retriever` (the backbone's own
+    0 and `freeze_layers` None are decided by `encoder_training.train.retriever_defaults` (the backbone's own
     temperature, a third of its layers); a task needs them decided."""
     backbone: str = Field("offline:multilingual-e5-small", min_length=1)
     max_length: int = Field(256, ge=8)          # passage tokens
@@ -66,77 +45,10 @@ class RetrieverTrainConfig(Section):
     train: TrainConfig = Field(default_factory=_retriever_train_defaults)
 
 
-def default_temperature(backbone: str) -> float:
-    """e5 models were contrastively trained at 0.01 and keep their similarities in a narrow band;
-    at a softer 0.05 the loss pushes that band apart, a likely cause of what was measured here
-    (zero-shot dev R@1 0.814 fell to 0.748 on a 1,455-passage slice of the benchmark after 54
-    steps at 0.05). Other encoders get the usual 0.05."""
-    from odqa.modeling.backbone import wants_e5_prefixes
-    return 0.01 if wants_e5_prefixes(backbone) else 0.05
-
-
-def passage_base(backbone: str) -> str:
-    """The encoder whose passage vectors query-side training scores against: the backbone itself, or
-    the passage encoder a query-side folder already pairs with (training it further keeps the pair)."""
-    from odqa.modeling.backbone import backbone_info
-    from odqa.retrieval.dense import passage_encoder_spec
-    info = backbone_info(backbone)
-    if info.kind != "local":
-        return backbone
-    return passage_encoder_spec(info.path) or info.path
-
-
 def _tensors(ids: np.ndarray, mask: np.ndarray) -> dict:
     """A padded numpy batch as the model's keyword arguments."""
     import torch
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-
-
-def training_pool(questions: list[Question]) -> list[Passage]:
-    seen: dict[str, Passage] = {}
-    for q in questions:
-        if q.context and q.gold_ids and q.gold_ids[0] not in seen:
-            seen[q.gold_ids[0]] = Passage(q.gold_ids[0], q.title, q.context)
-    if not seen:
-        raise OdqaError("training questions carry no passage text: use SQuAD/KorQuAD JSON with contexts")
-    return list(seen.values())
-
-
-def holdout_passages(pool: list[Passage], share: float, seed: int) -> set[str]:
-    """Ids of about `share` of the pool's passages, whole articles (titles) at a time, so that no held-out
-    question's article was trained on, as with new questions on new articles; a pool of one article is
-    held out by passage."""
-    groups: dict[str, list[str]] = {}
-    for p in pool:
-        groups.setdefault(p.title, []).append(p.id)
-    if len(groups) < 2:
-        groups = {p.id: [p.id] for p in pool}
-    keys = list(groups)
-    random.Random(seed).shuffle(keys)
-    target, held = int(len(pool) * share), set()
-    for k in keys:
-        if len(held) >= target:
-            break
-        held.update(groups[k])
-    return held
-
-
-def mine_negatives(questions: list[Question], pool: list[Passage], depth: int, seed: int) -> list[list[str]]:
-    """For each question, ids of top BM25 passages of the pool that are not its gold passage."""
-    from odqa.config import BM25Config
-    from odqa.retrieval.sparse import SparseRetriever
-    from odqa.text.analyzers import make_analyzer
-    sparse = SparseRetriever.build(pool, make_analyzer("mecab"), BM25Config(), include_title=False)
-    rng = random.Random(seed)
-    out = []
-    for i in range(0, len(questions), 256):
-        chunk = questions[i:i + 256]
-        for q, hits in zip(chunk, sparse.search([q.question for q in chunk], depth + 1)):
-            negs = [h.passage.id for h in hits if h.passage.id not in q.gold_ids][:depth]
-            if not negs:
-                negs = [rng.choice(pool).id]
-            out.append(negs)
-    return out
 
 
 class RetrieverTask:
@@ -147,7 +59,7 @@ class RetrieverTask:
                  seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None):
         if not cfg.temperature or cfg.freeze_layers is None:
             raise OdqaError("a retriever task needs temperature and freeze_layers decided "
-                            "(odqa.api.training.retriever_defaults decides them for a backbone)")
+                            "(retriever_defaults decides them for a backbone)")
         self.tok, self.cfg, self.batch_size, self.prefixes = tokenizer, cfg, batch_size, prefixes
         questions = [q for q in questions if q.context]
         gold = training_pool(questions)
@@ -285,51 +197,3 @@ class RetrieverTask:
 
     def sidecar(self) -> dict:
         return {"side": "both"}
-
-
-class QuerySideTask(RetrieverTask):
-    """Query-side fine-tuning against the fixed passage vectors of `passage_model` (see the module doc)."""
-    mines_negatives = False
-
-    def __init__(self, tokenizer, questions: list[Question], cfg: RetrieverTrainConfig, batch_size: int,
-                 seed: int = 42, prefixes: tuple[str, str] = ("", ""), extra: list[Passage] | None = None,
-                 passage_model=None, progress=None):
-        import torch
-
-        from odqa.retrieval.dense import DenseEncoder
-        super().__init__(tokenizer, questions, cfg, batch_size, seed, prefixes, extra)
-        ids, _ = self.pool_windows()
-        self.row = {}                      # (passage id, window number) -> row of `wv`
-        for p in self.pool:
-            for w in range(len(self.windows[p.id])):
-                self.row[(p.id, w)] = len(self.row)
-        enc = DenseEncoder(passage_base(cfg.backbone), cfg.max_length, model=passage_model, tokenizer=tokenizer)
-        self.wv = torch.from_numpy(enc.encode_ids(ids, progress))
-
-    def window_vectors(self, model) -> np.ndarray:
-        return self.wv.cpu().numpy()
-
-    def train_batches(self, epoch: int, seed: int):
-        import torch
-        for idx in self._batches(epoch, seed):
-            qs = [self.train[i] for i in idx]
-            target = [self.row[(q.gold_ids[0], self.positive[i])] for q, i in zip(qs, idx)]
-            # the other windows of a question's gold passages are not negatives
-            mask = torch.zeros(len(qs), len(self.wv), dtype=torch.bool)
-            for r, q in enumerate(qs):
-                for g in q.gold_ids:
-                    mask[r, [self.row[(g, w)] for w in range(len(self.windows.get(g, ())))]] = True
-                mask[r, target[r]] = False
-            yield {"q": self._enc([self.prefixes[0] + q.question for q in qs], self.cfg.query_max_length),
-                   "target": torch.tensor(target), "mask": mask}
-
-    def loss(self, model, batch):
-        import torch
-        q = self._embed(model, batch["q"])
-        if self.wv.device != q.device:           # the fixed passage vectors go where the query vectors are, once
-            self.wv = self.wv.to(q.device)
-        logits = (q @ self.wv.T / self.cfg.temperature).masked_fill(batch["mask"], float("-inf"))
-        return torch.nn.functional.cross_entropy(logits, batch["target"])
-
-    def sidecar(self) -> dict:
-        return {"side": "query", "passage_encoder": passage_base(self.cfg.backbone)}
