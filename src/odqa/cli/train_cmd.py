@@ -115,6 +115,12 @@ def reader(
                                       "over all windows of all passages of a question (batches of whole questions)."),
     max_question_windows: int = typer.Option(8, "--max-question-windows", help="shared: windows per question."),
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", help="Folder of the pool index."),
+    teacher: Optional[List[str]] = typer.Option(None, "--teacher", help="Reader to distil into this one (a folder or "
+                                                "a shipped name; repeat to distil a soft-voted ensemble; same backbone)."),
+    distill_weight: Optional[float] = typer.Option(None, "--distill-weight", min=0.0, max=1.0, help="With --teacher: "
+                                                   "share of the loss following the teachers' soft spans [default: 0.5]."),
+    distill_temperature: Optional[float] = typer.Option(None, "--distill-temperature", min=0.01, help="With --teacher: "
+                                                        "softening of both distributions [default: 2.0]."),
     seed: int = seed_opt(),
     wandb: bool = typer.Option(False, "--wandb", help="Log to Weights & Biases if installed."),
     resume: bool = resume_opt(),
@@ -136,6 +142,8 @@ def reader(
         freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,
         normalisation=normalisation, max_question_windows=max_question_windows, index_dir=index_dir,
+        teachers=teacher or [], **{k: v for k, v in (("distill_weight", distill_weight),
+                                                      ("distill_temperature", distill_temperature)) if v is not None},
         train=dict(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
                           eval_every=eval_every, early_stopping_patience=patience, seed=seed, save_every=save_every,
                           time_budget_minutes=time_budget, stop_after=stop_after, wandb=wandb, device=device,

@@ -96,3 +96,12 @@ def shared_span_loss(logits: torch.Tensor, target: torch.Tensor, group: torch.Te
         gold = lg[pos, tg[pos]]
         losses.append(torch.logsumexp(lg.reshape(-1), 0) - torch.logsumexp(gold, 0))
     return torch.stack(losses).mean()
+
+
+def distillation_loss(student: torch.Tensor, teacher_log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) over positions, the student's logits softened by `temperature` and the product
+    scaled by its square (Hinton et al. 2015) so that its gradients keep their size across temperatures.
+    `teacher_log_probs` (rows, positions) are already softened; a padded position holds a very negative value."""
+    log_s = torch.log_softmax(student / temperature, dim=-1).clamp(min=-1e4)
+    p_t = teacher_log_probs.exp()
+    return (p_t * (teacher_log_probs.clamp(min=-1e4) - log_s)).sum(dim=-1).mean() * temperature ** 2

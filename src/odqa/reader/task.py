@@ -20,7 +20,7 @@ from odqa.config import Section
 from odqa.metrics import em_f1
 from odqa.modeling.checkpoint import save_model
 from odqa.modeling.heads import HeadConfig
-from odqa.modeling.losses import shared_span_loss
+from odqa.modeling.losses import distillation_loss, shared_span_loss
 from odqa.reader.em_feature import em_spans
 from odqa.reader.features import SkipReport, make_windows, training_examples
 from odqa.reader.inference import WindowSettings, collate, predict_spans
@@ -46,6 +46,8 @@ class ReaderConfig(Section):
     mining: Literal["sparse", "hybrid"] = "sparse"   # the retriever that mines them over the pool
     normalisation: Literal["window", "shared"] = "window"   # span softmax per window, or over all windows of a question
     max_question_windows: int = Field(8, ge=1)    # shared: windows per question in a batch (answer windows first)
+    distill_weight: float = Field(0.5, ge=0, le=1)   # with teachers: share of the loss that follows their soft spans
+    distill_temperature: float = Field(2.0, gt=0)    # with teachers: softening of teacher and student distributions
     eval_limit: int = Field(300, ge=0)            # dev questions decoded at each evaluation (0 = all)
     eval_batch_size: int = Field(32, ge=1)
     train: TrainConfig = Field(default_factory=_reader_train_defaults)
@@ -80,8 +82,9 @@ def closed_domain_inputs(questions: list[Question]) -> tuple[list[str], list[lis
 class ReaderTask:
     def __init__(self, tokenizer, train: list[Question], dev: list[Question], cfg: ReaderConfig,
                  batch_size: int | None = None, seed: int | None = None, train_files: list[str] | None = None,
-                 negatives: Sequence[Sequence[Passage]] | None = None):
-        """`negatives[i]`: the mined no-answer passages of `train[i]` (multi-passage training)."""
+                 negatives: Sequence[Sequence[Passage]] | None = None, targets=None):
+        """`negatives[i]`: the mined no-answer passages of `train[i]` (multi-passage training); `targets`, set
+        with `set_targets` once the windows exist: the teachers' per-window log-probabilities (distillation)."""
         batch_size = cfg.train.batch_size if batch_size is None else batch_size
         seed = cfg.train.seed if seed is None else seed
         self.tok, self.cfg, self.batch_size, self.seed = tokenizer, cfg, batch_size, seed
@@ -116,6 +119,13 @@ class ReaderTask:
             dev = rng.sample(dev, cfg.eval_limit)
         self.dev = dev
         self.train_files = train_files or []
+        self.targets = targets
+
+    def set_targets(self, targets) -> None:
+        """The teachers' (2, tokens) log-probabilities of every window (`odqa.reader.distill`)."""
+        if len(targets) != len(self.win):
+            raise ValueError(f"distillation targets for {len(targets)} windows, the task has {len(self.win)}")
+        self.targets = targets
 
     def _epoch_windows(self, rng: random.Random) -> list[int]:
         """Every answer window, a `negative_ratio` share of the gold passages' no-answer windows and every window
@@ -169,16 +179,27 @@ class ReaderTask:
             batch["end"] = torch.tensor([self.win.end[i] for i in idx])
             if self.cfg.normalisation == "shared":
                 batch["group"] = torch.tensor([self.question_of[i] for i in idx])
+            if self.targets is not None:
+                t = torch.full((len(idx), 2, batch["input_ids"].shape[1]), -1e4)
+                for row, i in enumerate(idx):
+                    t[row, :, :self.targets[i].shape[1]] = torch.from_numpy(self.targets[i].astype("float32"))
+                batch["teacher"] = t
             yield batch
 
     def loss(self, model, batch):
-        inputs = {k: v for k, v in batch.items() if k not in ("start", "end", "group")}
+        inputs = {k: v for k, v in batch.items() if k not in ("start", "end", "group", "teacher")}
         start, end = model(**inputs)
         if "group" in batch:
             g = batch["group"]
-            return (shared_span_loss(start, batch["start"], g) + shared_span_loss(end, batch["end"], g)) / 2
-        ce = torch.nn.functional.cross_entropy
-        return (ce(start, batch["start"]) + ce(end, batch["end"])) / 2
+            hard = (shared_span_loss(start, batch["start"], g) + shared_span_loss(end, batch["end"], g)) / 2
+        else:
+            ce = torch.nn.functional.cross_entropy
+            hard = (ce(start, batch["start"]) + ce(end, batch["end"])) / 2
+        if "teacher" not in batch:
+            return hard
+        t, temp, w = batch["teacher"], self.cfg.distill_temperature, self.cfg.distill_weight
+        soft = (distillation_loss(start, t[:, 0], temp) + distillation_loss(end, t[:, 1], temp)) / 2
+        return (1 - w) * hard + w * soft
 
     def evaluate(self, model) -> dict[str, float]:
         if not self.dev:
@@ -202,6 +223,7 @@ class ReaderTask:
                 "negative_passages": self.cfg.negative_passages, "mined_passages": self.n_negative_passages,
                 "normalisation": self.cfg.normalisation, "max_question_windows": self.cfg.max_question_windows,
                 "unanswerable_questions": self.unanswerable,
+                "distilled": self.targets is not None,
                 "train_questions": self.n_train_questions, "train_windows": len(self.win),
                 "skipped_records": self.skips.skipped, "backbone": self.cfg.backbone}
 

@@ -29,6 +29,7 @@ class ReaderTrainRequest(ReaderConfig):
     pool: Optional[str] = None                    # negative_passages > 0: index name or corpus file they are mined from
     pool_exclude: Files = Field(default_factory=list)   # question files whose gold passages never become negatives
     index_dir: Optional[Path] = None              # where the pool index lives (default: ODQA_INDEX_DIR / indexes)
+    teachers: list[str] = Field(default_factory=list)   # readers (folders or shipped names) distilled into this one
 
 
 @dataclass
@@ -71,6 +72,8 @@ def train(cfg: ReaderTrainRequest, *, quiet: bool = True) -> ReaderTrainResult:
     negatives = mine_negatives(cfg, questions, quiet) if cfg.negative_passages else None
     task = ReaderTask(tokenizer, questions, dev_questions, cfg, train_files=[str(f) for f in cfg.train_files],
                       negatives=negatives)
+    if cfg.teachers:
+        task.set_targets(distillation_targets(cfg, tokenizer, task, quiet))
     for where in empty:
         task.skips.add(where, "empty question")
     if task.unanswerable and cfg.normalisation == "shared":
@@ -105,6 +108,28 @@ def mine_negatives(cfg: ReaderTrainRequest, questions, quiet: bool = True):
         found = neg.mine(questions, retriever, cfg.negative_passages, excluded, progress=pb.update)
     neg.save_cache(cfg.out, settings, questions, found)
     return found
+
+
+def distillation_targets(cfg: ReaderTrainRequest, tokenizer, task, quiet: bool = True):
+    """The teachers' soft spans over the task's windows (cached in OUT for a resumed run)."""
+    from odqa.modeling.checkpoint import load_model
+    from odqa.modeling.shipped import checkpoint_or_shipped
+    from odqa.progress import bar
+    from odqa.reader import distill
+    key = distill.cache_key(cfg.teachers, cfg.distill_temperature, task.win)
+    cached = distill.load_cache(cfg.out, key)
+    if cached is not None:
+        log.info("distillation targets read from %s", cfg.out / distill.CACHE_FILE)
+        return cached
+    teachers = []
+    for spec in cfg.teachers:
+        tok, model, _ = load_model(checkpoint_or_shipped(spec, "reader", spec), "span", device=cfg.train.device)
+        teachers.append((tok, model))
+    with bar(len(task.win), "teachers reading", "window", quiet) as pb:
+        targets = distill.teacher_targets(teachers, tokenizer, task.win, cfg.distill_temperature,
+                                          cfg.eval_batch_size, progress=pb.update)
+    distill.save_cache(cfg.out, key, targets)
+    return targets
 
 
 def init_reader(cfg: ReaderTrainRequest):
