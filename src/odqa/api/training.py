@@ -189,7 +189,7 @@ def train_particles(cfg: ParticlesConfig, *, quiet: bool = True) -> ParticlesRes
     """The reader reads each training question's own passage; a rule is kept only if it fixes more of those
     predictions than it breaks."""
     from odqa.corpus import load_questions
-    from odqa.qa_eval import closed_hits
+    from odqa.evaluation.answers import closed_hits
     from odqa.reader.reader import Reader
     from odqa.text.particles import ParticleRules
     qs = [q for f in cfg.train_files for q in load_questions(f) if q.context and q.answers]
@@ -312,7 +312,7 @@ class RerankerTrainResult:
 def _mining_search(cfg: RerankerTrainRequest, pool):
     """(search(questions, k) -> hits, what it is): BM25 over the pool, or the index's own retriever."""
     if cfg.pool_index:
-        from odqa.retrieval.indexing import load_index
+        from odqa.index.indexing import load_index
         idx = load_index(cfg.pool_index, cfg.index_dir)
         idx.device = cfg.train.device
         mode = idx.resolve_mode("auto")
