@@ -25,7 +25,7 @@ class AnswerReport:
     metrics: dict                    # questions, em, f1, scored, no_answer, [retrieval], setting, seconds...
     predictions: dict[str, str]      # question id -> best answer text
     nbest: dict[str, list[dict]] = field(repr=False, default_factory=dict)
-    stages: dict[str, str] = field(repr=False, default_factory=dict)   # question id -> where it was lost (qa_eval.lost_at)
+    stages: dict[str, str] = field(repr=False, default_factory=dict)   # question id -> where it was lost (evaluation.answers.lost_at)
 
     def to_json(self) -> dict:
         return self.metrics
