@@ -111,7 +111,7 @@ def main() -> None:
         import faiss
         from odqa.config import DenseConfig
         from odqa.retrieval.dense import DenseRetriever, build_faiss
-        from odqa.retrieval.evaluate import Judge, evaluate
+        from odqa.evaluation.retrieval import Judge, evaluate
         dev = load_questions(args.bench / "dev_questions.jsonl")
         judge = Judge(corpus.canonical, {p.id for p in corpus.passages})
         for name in ("bucketed", args.fast):

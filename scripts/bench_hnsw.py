@@ -27,7 +27,7 @@ def main() -> None:
     from odqa.config import DenseConfig
     from odqa.corpus import load_corpus, load_questions
     from odqa.retrieval.dense import DenseEncoder, DenseRetriever, build_faiss
-    from odqa.retrieval.evaluate import Judge, evaluate
+    from odqa.evaluation.retrieval import Judge, evaluate
 
     corpus = load_corpus(args.bench / "corpus.jsonl")
     flat = faiss.read_index(str(args.index / "dense" / "index.faiss"))

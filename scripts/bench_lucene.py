@@ -31,7 +31,7 @@ from pathlib import Path
 from odqa.api.indexes import build_index, load_index
 from odqa.config import BM25Config, IndexConfig, with_changes
 from odqa.corpus import load_corpus, load_questions
-from odqa.retrieval.evaluate import Judge, evaluate, sweep_bm25
+from odqa.evaluation.retrieval import Judge, evaluate, sweep_bm25
 from odqa.retrieval.sparse import passage_text
 from odqa.text.analyzers import make_analyzer
 from odqa.types import Hit

@@ -34,7 +34,7 @@ def main() -> None:
     from odqa.api.pipeline import Pipeline
     from odqa.corpus import load_questions
     from odqa.progress import bar
-    from odqa.retrieval.evaluate import Judge
+    from odqa.evaluation.retrieval import Judge
 
     ns = sorted(int(x) for x in args.ns.split(","))
     qs = [q for q in load_questions(args.questions) if q.answers]

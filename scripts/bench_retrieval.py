@@ -21,7 +21,7 @@ import numpy as np
 
 from odqa.config import BM25Config
 from odqa.corpus import load_corpus, load_questions
-from odqa.retrieval.evaluate import Judge, evaluate, sweep_bm25
+from odqa.evaluation.retrieval import Judge, evaluate, sweep_bm25
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
 from odqa.text.analyzers import make_analyzer
 

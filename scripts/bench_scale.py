@@ -9,7 +9,7 @@ passage, fixed seed) and written as JSONL; queries are 4-8 words drawn from rand
 context of KLUE-MRC and KorQuAD 1.0 and every KLUE-RE sentence (de-duplicated by the build).
 
 Each step runs in a fresh process, so its peak memory is its own:
-- build: `odqa.retrieval.indexing.build_index` end to end (what `odqa index CORPUS --no-dense` does: the
+- build: `odqa.index.indexing.build_index` end to end (what `odqa index CORPUS --no-dense` does: the
   corpus streamed in chunks, MeCab, bm25s, checksums, manifest); peak RSS of the build process and of its
   largest MeCab worker;
 - load, once with the BM25 arrays memory-mapped and once read into memory: `load_index` + `.sparse`,
@@ -124,7 +124,7 @@ def step_build(folder: Path, legacy: bool) -> dict:
     t = time.perf_counter()
     if legacy:       # the whole corpus and its terms in memory, as builds were before streaming
         from odqa.corpus import load_corpus
-        from odqa.retrieval import store
+        from odqa.index import store
         from odqa.retrieval.sparse import SparseRetriever
         from odqa.text.analyzers import make_analyzer
         c = load_corpus(corpus)
@@ -133,7 +133,7 @@ def step_build(folder: Path, legacy: bool) -> dict:
         SparseRetriever.build(c.passages, make_analyzer("mecab"), cfg.bm25).save(root / "legacy")
         n, chars = len(c.passages), sum(len(p.text) for p in c.passages)
     else:
-        from odqa.retrieval.indexing import build_index
+        from odqa.index.indexing import build_index
         res = build_index(corpus, "scale", cfg, root=root, quiet=True)
         n, chars = res.manifest["corpus"]["passages"], None
     secs = time.perf_counter() - t
@@ -149,7 +149,7 @@ def step_build(folder: Path, legacy: bool) -> dict:
 def step_load(folder: Path, mmap: bool) -> dict:
     import gc
     before = _status()["rss_mb"]
-    from odqa.retrieval.indexing import load_index
+    from odqa.index.indexing import load_index
     queries = json.loads((folder / "queries.json").read_text(encoding="utf-8"))
     t = time.perf_counter()
     idx = load_index("scale", folder / "indexes", mmap=mmap)

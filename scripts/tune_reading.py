@@ -43,7 +43,7 @@ def read_raw(pipe, questions, k_max: int, path: Path, batch: int = 16) -> tuple[
 
 
 def score(questions, hits, raw, k: int, weight: float, reader, judge) -> dict:
-    from odqa.qa_eval import score_answers
+    from odqa.evaluation.answers import score_answers
     post = reader.postprocessor(weight)
     answers, top_hits = [], []
     for hs, spans in zip(hits, raw):
@@ -69,7 +69,7 @@ def main() -> None:
     a = ap.parse_args()
     import odqa
     from odqa.corpus import load_questions
-    from odqa.retrieval.evaluate import Judge
+    from odqa.evaluation.retrieval import Judge
     ks, dev_ks = [int(x) for x in a.ks.split(",")], [int(x) for x in a.dev_ks.split(",")]
     weights = [float(x) for x in a.weights.split(",")]
     a.out.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def test_assignment_is_checked_and_the_hybrid_section_is_used(corpus_file, index
     cfg = IndexConfig()
     with pytest.raises(ConfigError, match="config field 'b': input should be less than or equal to 1"):
         cfg.bm25.b = 3
-    from odqa.retrieval.indexing import build_index, load_index
+    from odqa.index.indexing import build_index, load_index
     build_index(corpus_file, "t", load_config(None, ["hybrid.alpha=0.8", "hybrid.method=rrf"]), index_root)
     hy = load_index("t", index_root).hybrid_config()
     assert hy.alpha == 0.8 and hy.method == "rrf"

@@ -6,9 +6,9 @@ import pytest
 from odqa.config import HybridConfig, IndexConfig, apply_overrides
 from odqa.corpus import load_questions
 from odqa.errors import OdqaError
-from odqa.retrieval.evaluate import Judge, evaluate, sweep_fusion
+from odqa.evaluation.retrieval import Judge, evaluate, sweep_fusion
 from odqa.retrieval.hybrid import fuse
-from odqa.retrieval.indexing import build_index, load_index
+from odqa.index.indexing import build_index, load_index
 from odqa.types import Hit, Passage
 from tests.conftest import in_threads
 from tests.tiny_model import make_tiny_backbone

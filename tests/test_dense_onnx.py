@@ -7,7 +7,7 @@ import pytest
 
 from odqa.config import IndexConfig, apply_overrides
 from odqa.errors import OdqaError
-from odqa.retrieval.indexing import build_index, load_index
+from odqa.index.indexing import build_index, load_index
 from tests.tiny_model import make_tiny_backbone
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
@@ -118,7 +118,7 @@ def test_unknown_quantize_and_model_argument(tiny):
 
 
 def test_index_records_onnx_int8_and_queries_use_it(tiny, cache, corpus_file, index_root, monkeypatch, caplog):
-    from odqa.retrieval import local as indexing
+    from odqa.index import local as indexing
     cfg = apply_overrides(IndexConfig(), ["dense.enabled=true", f"dense.encoder={tiny}", "dense.quantize=onnx-int8",
                                           "dense.max_length=64"])
     monkeypatch.setattr(indexing, "QUANT_MIN_COSINE", 1.01)   # any real quantisation falls below this

@@ -69,7 +69,7 @@ def test_with_gpus_auto_takes_cuda_and_a_missing_index_names_the_gpus(fake_gpus)
 
 @pytest.mark.skipif(not NO_GPU, reason="checks the CPU-only machine")
 def test_cli_device_cuda_fails_in_one_line_before_loading_anything(tmp_path):
-    with mock.patch("odqa.retrieval.indexing.load_index", side_effect=AssertionError("index loaded")), \
+    with mock.patch("odqa.index.indexing.load_index", side_effect=AssertionError("index loaded")), \
          mock.patch("odqa.api.readers.open_reader", side_effect=AssertionError("reader loaded")):
         p = odqa("ask", "한라산의 높이는?", "--index", "demo", "--device", "cuda", cwd=tmp_path, check=False)
     assert p.returncode == OdqaError.exit_code

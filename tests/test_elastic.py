@@ -18,11 +18,11 @@ from elastic_transport._node import NodeApiResponse  # noqa: E402
 from odqa.config import HybridConfig, IndexConfig, apply_overrides  # noqa: E402
 from odqa.corpus import load_questions  # noqa: E402
 from odqa.errors import OdqaError  # noqa: E402
-from odqa.retrieval import es_schema  # noqa: E402
-from odqa.retrieval.es_client import ESClient, ESConnection, es_module  # noqa: E402
-from odqa.retrieval.evaluate import Judge, evaluate  # noqa: E402
+from odqa.index.elastic import schema as es_schema  # noqa: E402
+from odqa.index.elastic.client import ESConnection, es_module  # noqa: E402
+from odqa.evaluation.retrieval import Judge, evaluate  # noqa: E402
 from odqa.retrieval.hybrid import fuse  # noqa: E402
-from odqa.retrieval.indexing import build_index, load_index  # noqa: E402
+from odqa.index.indexing import build_index, load_index  # noqa: E402
 
 URL = "http://es.test:9200"
 
@@ -232,14 +232,23 @@ def es_cfg(*overrides):
     return apply_overrides(IndexConfig(), ["backend=elasticsearch", "elastic.backoff=1", *overrides])
 
 
-def build(fake, corpus_file, index_root, *overrides, name="mini", force=False, sleep=None, conn=None):
-    from odqa.retrieval.elastic import build_es_index
+def build(fake, corpus_file, index_root, *overrides, name="mini", force=False, conn=None):
+    from odqa.index.elastic.build import build_es_index
     return build_es_index(corpus_file, name, es_cfg(*overrides), index_root, force=force, quiet=True,
-                          connection=conn or fake.connection(), sleep=sleep or (lambda s: None))
+                          connection=conn or fake.connection())
 
 
 @pytest.fixture
-def fake():
+def slept(monkeypatch):
+    """The waits between bulk retries (`streaming_bulk`'s backoff), recorded instead of slept."""
+    from elasticsearch.helpers import actions
+    waits = []
+    monkeypatch.setattr(actions.time, "sleep", waits.append)
+    return waits
+
+
+@pytest.fixture
+def fake(slept):
     return FakeES()
 
 
@@ -432,7 +441,7 @@ def test_dense_vectors_knn_and_both_fusions(fake, corpus_file, index_root, fake_
 
 
 # ------------------------------------------------------------------ retries, aliases, failures
-def test_bulk_retries_429_and_5xx_with_backoff(fake, corpus_file, index_root):
+def test_bulk_retries_429_and_5xx_with_backoff(fake, corpus_file, index_root, slept):
     rejected = {"p3": 2}
 
     def item_fault(pid):
@@ -449,23 +458,24 @@ def test_bulk_retries_429_and_5xx_with_backoff(fake, corpus_file, index_root):
                 return _err(503, "unavailable_shards_exception", "primary shard is not active")
 
     fake.item_fault, fake.fault = item_fault, fault
-    slept = []
-    res = build(fake, corpus_file, index_root, sleep=slept.append)
+    res = build(fake, corpus_file, index_root)
     assert res.status == "built" and slept == [1.0, 2.0, 4.0]  # 503, then p3 429 twice
     retried = fake.sent("PUT", "_bulk") + fake.sent("POST", "_bulk")
     assert len(retried) == 4 and [a["index"]["_id"] for a in retried[-1][::2]] == ["p3"]  # only the rejected item
     assert len(fake.indices[res.manifest["elasticsearch"]["index"]]["docs"]) == 5
-    client = ESClient(fake.connection(), retries=9, backoff=2.0, sleep=lambda s: None)
-    assert [client.delay(a) for a in range(7)] == [2, 4, 8, 16, 32, 60, 60]
+    # the wait doubles from elastic.backoff up to a minute
+    slept.clear()
+    fake.item_fault = lambda pid: 429 if pid == "p1" else None
+    with pytest.raises(OdqaError, match="kept failing a bulk request after 7 retries"):
+        build(fake, corpus_file, index_root, "elastic.retries=7", "elastic.backoff=2", force=True)
+    assert slept == [2, 4, 8, 16, 32, 60, 60]
 
 
-def test_bulk_that_keeps_failing_leaves_the_alias_and_reports_the_count(fake, corpus_file, index_root):
+def test_bulk_that_keeps_failing_leaves_the_alias_and_reports_the_count(fake, corpus_file, index_root, slept):
     first = build(fake, corpus_file, index_root).manifest["elasticsearch"]["index"]
     fake.item_fault = lambda pid: 429 if pid in ("p3", "p4", "p5") else None
-    slept = []
     with pytest.raises(OdqaError) as e:
-        build(fake, corpus_file, index_root, "elastic.bulk_size=2", "elastic.retries=3", force=True,
-              sleep=slept.append)
+        build(fake, corpus_file, index_root, "elastic.bulk_size=2", "elastic.retries=3", force=True)
     msg = str(e.value)
     assert "\n" not in msg and "kept failing a bulk request after 3 retries" in msg and "HTTP 429" in msg
     assert "stopped with 2 of 5 passages indexed" in msg
@@ -537,23 +547,30 @@ def test_meta_manifest_is_checked_on_load(fake, corpus_file, index_root):
 
 
 # ------------------------------------------------------------------ connection and faults
-def test_connection_settings_from_flags_and_env(tmp_path):
-    env = {"ODQA_ES_URL": "https://elastic:pw@es.example:9243/", "ODQA_ES_API_KEY": "k3y"}
-    c = ESConnection.resolve(env=env)
+def test_connection_settings_from_flags_and_env(tmp_path, monkeypatch):
+    def environment(**env):
+        for var in ("URL", "API_KEY", "USER", "PASSWORD", "CA", "VERIFY"):
+            monkeypatch.delenv(f"ODQA_ES_{var}", raising=False)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+
+    environment(ODQA_ES_URL="https://elastic:pw@es.example:9243/", ODQA_ES_API_KEY="k3y")
+    c = ESConnection.resolve()
     assert c.url == "https://es.example:9243" and c.user == "elastic" and c.password == "pw"
     assert c.api_key == "k3y" and c.verify_certs and "pw" not in repr(c) and "k3y" not in repr(c)
     assert c.public() == {"url": "https://es.example:9243", "verify_certs": True, "ca_certs": None}
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    c = ESConnection.resolve("http://flag:9200", env={"ODQA_ES_URL": "http://env:9200", "ODQA_ES_CA": str(ca),
-                                                       "ODQA_ES_VERIFY": "0"})
+    environment(ODQA_ES_URL="http://env:9200", ODQA_ES_CA=str(ca), ODQA_ES_VERIFY="0")
+    c = ESConnection.resolve("http://flag:9200")
     assert c.url == "http://flag:9200" and c.ca_certs == str(ca) and c.verify_certs is False
     with pytest.raises(OdqaError, match="no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL"):
-        ESConnection.resolve(env={})
+        environment()
+        ESConnection.resolve()
     with pytest.raises(OdqaError, match="nope.pem: CA file not found"):
-        ESConnection.resolve("http://h:9200", ca_certs="nope.pem", env={})
+        ESConnection.resolve("http://h:9200", ca_certs="nope.pem")
     with pytest.raises(OdqaError, match="without a password: set ODQA_ES_PASSWORD"):
-        ESConnection.resolve("http://h:9200", user="bob", env={})
+        ESConnection.resolve("http://h:9200", user="bob")
 
 
 def test_unreachable_auth_and_version_errors_are_one_line(fake, corpus_file, index_root):
@@ -574,7 +591,7 @@ def test_unreachable_auth_and_version_errors_are_one_line(fake, corpus_file, ind
         load_index("mini", index_root, connection=fake.connection(api_key="right"))
     fake.api_key = None
     fake.fault = lambda m, p, b: _err(400, "media_type_header_exception", "Accept version must be either 8 or 7")
-    with pytest.raises(OdqaError, match=r"client .* is newer than the server at .*pip install 'elasticsearch>=8.12,<9'"):
+    with pytest.raises(OdqaError, match=r"client .* is newer than the server at .*pip install 'elasticsearch>=8.16,<9'"):
         build(fake, corpus_file, index_root)
     fake.fault, fake.version = None, "7.17.0"
     with pytest.raises(OdqaError, match="is version 7.17.0: odqa needs 8.0 or newer"):
@@ -586,16 +603,15 @@ def test_unreachable_auth_and_version_errors_are_one_line(fake, corpus_file, ind
 
 def test_search_retries_then_gives_a_clear_error(fake, corpus_file, index_root):
     build(fake, corpus_file, index_root)
-    slept = []
     client_conn = fake.connection()
     idx = load_index("mini", index_root, connection=client_conn)
-    idx.client.sleep, idx.client.retries = slept.append, 2
+    idx.client.retries = 2
     fake.fault = lambda m, p, b: _err(429, "es_rejected_execution_exception", "search queue full") \
         if p.endswith("_msearch") else None
     with pytest.raises(OdqaError, match=r"kept failing searches of 'mini' after 2 retries \(last: HTTP 429 "
                                         r"es_rejected_execution_exception: search queue full\)"):
         idx.retriever().search(["한라산"], 3)
-    assert slept == [1.0, 2.0]
+    assert len([p for m, p, b in fake.requests if p.endswith("_msearch")]) == 3   # sent, then retried twice
 
 
 def logged(caplog) -> str:

@@ -20,9 +20,9 @@ pytest.importorskip("elasticsearch", reason="the elasticsearch client is not ins
 
 from odqa.config import HybridConfig, IndexConfig, apply_overrides  # noqa: E402
 from odqa.corpus import load_questions  # noqa: E402
-from odqa.retrieval.es_client import ESClient, ESConnection  # noqa: E402
-from odqa.retrieval.evaluate import Judge, evaluate  # noqa: E402
-from odqa.retrieval.indexing import build_index, load_index  # noqa: E402
+from odqa.index.elastic.client import ESClient, ESConnection  # noqa: E402
+from odqa.evaluation.retrieval import Judge, evaluate  # noqa: E402
+from odqa.index.indexing import build_index, load_index  # noqa: E402
 from tests.test_cli import odqa  # noqa: E402
 
 

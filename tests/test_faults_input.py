@@ -134,7 +134,7 @@ def test_an_index_built_before_encodings_were_recorded_stays_up_to_date(corpus_f
     m = json.loads(path.read_text(encoding="utf-8"))
     for key in ("encoding", "empty_skipped"):
         del m["corpus"][key]
-    from odqa.retrieval.manifest import write_manifest
+    from odqa.index.manifest import write_manifest
     write_manifest(path.parent, m, rehash=False)          # as that odqa wrote it: its own checksum matches
     same = json.loads(odqa("index", corpus_file, "--name", "old", "--json", cwd=tmp_path).stdout)
     assert same["status"] == "up-to-date"
@@ -248,7 +248,7 @@ def nothing_loads(monkeypatch):
     """Index and reader loading raise: a command that reaches them did not validate its input first."""
     def loaded(*a, **k):
         raise AssertionError("an index or a reader was loaded")
-    monkeypatch.setattr("odqa.retrieval.indexing.load_index", loaded)
+    monkeypatch.setattr("odqa.index.indexing.load_index", loaded)
     monkeypatch.setattr("odqa.api.indexes._load", loaded)
     monkeypatch.setattr("odqa.api.pipeline.open_reader", loaded)
 

@@ -239,7 +239,7 @@ HEAVY = ["odqa.api.indexes.build_index", "odqa.api.indexes.load_index", "odqa.ap
          "odqa.api.indexes.sweep_retrieval", "odqa.api.indexes.QuestionFile", "odqa.api.pipeline.Pipeline.from_index",
          "odqa.api.pipeline.Pipeline.from_reader", "odqa.api.evaluation.evaluate_answers", "odqa.api.evaluation.predict",
          "odqa.api.demo.run_demo", "odqa.api.models.pack_model", "odqa.api.ensemble.ensemble_nbest",
-         "odqa.retrieval.es_client.ESConnection.resolve"] + [
+         "odqa.index.elastic.client.ESConnection.resolve"] + [
     f"odqa.api.training.{n}" for n in ("train_reader", "train_retriever", "train_particles", "pretrain", "train_re",
                                        "evaluate_re", "predict_re", "export_re_text")]
 

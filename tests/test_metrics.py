@@ -1,7 +1,7 @@
 import pytest
 
 from odqa.metrics import mrr, recall_at_k
-from odqa.retrieval.evaluate import Judge, parse_sweep
+from odqa.evaluation.retrieval import Judge, parse_sweep
 from odqa.types import Hit, Passage, Question
 
 
@@ -27,9 +27,9 @@ def test_parse_sweep():
 
 
 def test_each_lost_question_is_charged_to_the_stage_that_lost_it():
-    from odqa.qa_eval import lost_at, score_answers
+    from odqa.evaluation.answers import lost_at, score_answers
     from odqa.reader.postprocess import Span
-    from odqa.retrieval.evaluate import Judge
+    from odqa.evaluation.retrieval import Judge
     from odqa.types import Hit, Passage, Question
     q = Question("q", "한라산의 높이는?", answers=["1,947 m"], gold_ids=["g"])
     gold, other = Hit(Passage("g", "", "높이는 1,947 m이다"), 1.0, 1), Hit(Passage("o", "", "1,915 m"), 0.9, 2)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from odqa.errors import ModelError, OdqaError
-from odqa.qa_eval import lost_at
+from odqa.evaluation.answers import lost_at
 from odqa.types import Hit, Passage, Question
 from tests.conftest import PASSAGES, squad_file, write_jsonl
 from tests.tiny_model import make_tiny_backbone

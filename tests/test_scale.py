@@ -9,10 +9,10 @@ import pytest
 from odqa.config import BM25Config, IndexConfig
 from odqa.corpus import CorpusStream, load_corpus
 from odqa.errors import CorpusError
-from odqa.retrieval import store
-from odqa.retrieval.indexing import build_index, load_index
+from odqa.index import store
+from odqa.index.indexing import build_index, load_index
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever
-from odqa.retrieval.streaming import TokenIds, build_sparse_streamed, chunks
+from odqa.index.streaming import TokenIds, build_sparse_streamed, chunks
 from odqa.text.analyzers import make_analyzer
 from odqa.types import Passage
 from tests.conftest import PASSAGES, QUESTIONS, write_jsonl
@@ -125,7 +125,7 @@ def test_a_loaded_index_keeps_serving_after_a_rebuild_swaps_its_folder(tmp_path,
 
 def test_a_passages_file_that_does_not_match_the_manifest_is_refused(corpus_file, index_root):
     from odqa.errors import IndexCorrupt
-    from odqa.retrieval import manifest as mf
+    from odqa.index import manifest as mf
     build_index(corpus_file, "t", IndexConfig(), index_root)
     folder = index_root / "t"
     m = json.loads((folder / "manifest.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 
 import odqa
 from odqa.errors import IndexCorrupt, OdqaError
-from odqa.retrieval.shards import parse_shard, shard_range
+from odqa.index.shards import parse_shard, shard_range
 from tests.conftest import PASSAGES, QUESTIONS, write_jsonl
 from tests.tiny_model import make_tiny_backbone
 
@@ -195,7 +195,7 @@ def test_without_ray_one_line_says_how_to_install_it(monkeypatch, corpus, index_
 def test_elasticsearch_takes_the_merged_vectors(tiny, corpus, index_root):
     pytest.importorskip("elasticsearch", reason="the Elasticsearch client is the extra odqa[elasticsearch]")
     from tests.test_elastic import FakeES
-    from odqa.retrieval.indexing import load_index
+    from odqa.index.indexing import load_index
 
     fake = FakeES()
     es = ["backend=elasticsearch", "elastic.backoff=1"]

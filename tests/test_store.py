@@ -9,8 +9,8 @@ import pytest
 
 from odqa.config import IndexConfig, apply_overrides
 from odqa.errors import OdqaError
-from odqa.retrieval import manifest as store
-from odqa.retrieval.indexing import build_index, load_index
+from odqa.index import manifest as store
+from odqa.index.indexing import build_index, load_index
 from tests.conftest import write_jsonl
 
 
@@ -44,7 +44,7 @@ def test_load_reports_exactly_what_is_stale(corpus_file, index_root, monkeypatch
         fh.write(json.dumps({"id": "p9", "text": "새 문서"}, ensure_ascii=False) + "\n")
     stale = load_index("t", index_root).stale
     assert len(stale) == 1 and "changed since the build" in stale[0] and str(corpus_file) in stale[0]
-    import odqa.retrieval.local as local
+    import odqa.index.local as local
     monkeypatch.setattr(local, "installed_version", lambda name: "mecab-9.9")
     assert any("now mecab-9.9" in s for s in load_index("t", index_root).stale)
     res = build_index(corpus_file, "t", IndexConfig(), index_root)
@@ -118,7 +118,7 @@ def test_decompound_is_recorded_and_a_change_rebuilds(corpus_file, index_root):
 
 
 def test_an_index_built_before_decompounding_reads_as_none(corpus_file, index_root):
-    from odqa.retrieval import manifest as mf
+    from odqa.index import manifest as mf
     build_index(corpus_file, "t", apply_overrides(IndexConfig(), ["analyzer.decompound=none"]), index_root)
     folder = index_root / "t"
     m = json.loads((folder / "manifest.json").read_text())

@@ -5,7 +5,7 @@ import pytest
 from odqa.errors import OdqaError
 
 from odqa.config import IndexConfig, apply_overrides
-from odqa.retrieval.indexing import build_index, load_index
+from odqa.index.indexing import build_index, load_index
 from tests.conftest import squad_file
 from tests.test_cli import odqa
 from tests.tiny_model import make_tiny_backbone

@@ -10,7 +10,7 @@ from odqa.api.evaluation import AnswerReport, evaluate_answers
 from odqa.api.indexes import RetrievalReport, build_index, evaluate_retrieval
 from odqa.api.pipeline import Pipeline, QAResult
 from odqa.corpus import load_questions
-from odqa.retrieval.manifest import BuildResult
+from odqa.index.manifest import BuildResult
 from odqa.types import Question
 
 DEMO_INDEX = "demo"

@@ -15,7 +15,7 @@ from odqa.api.pipeline import Pipeline
 from odqa.atomic import AtomicFolder
 from odqa.errors import OdqaError
 from odqa.progress import bar
-from odqa.qa_eval import closed_hits, score_answers
+from odqa.evaluation.answers import closed_hits, score_answers
 
 BATCH = 64
 
@@ -25,7 +25,7 @@ class AnswerReport:
     metrics: dict                    # questions, em, f1, scored, no_answer, [retrieval], setting, seconds...
     predictions: dict[str, str]      # question id -> best answer text
     nbest: dict[str, list[dict]] = field(repr=False, default_factory=dict)
-    stages: dict[str, str] = field(repr=False, default_factory=dict)   # question id -> where it was lost (qa_eval.lost_at)
+    stages: dict[str, str] = field(repr=False, default_factory=dict)   # question id -> where it was lost (evaluation.answers.lost_at)
 
     def to_json(self) -> dict:
         return self.metrics
@@ -73,7 +73,7 @@ def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = Fa
     """EM/F1 of the pipeline's answers on questions with gold answers; retrieval recall alongside (open domain).
 
     closed: read each question's own passage (SQuAD/KorQuAD contexts) instead of retrieving."""
-    from odqa.retrieval.evaluate import Judge
+    from odqa.evaluation.retrieval import Judge
     qs = as_questions(questions, limit)
     if not closed and pipeline.retriever is None:
         raise OdqaError("open-domain evaluation needs an index: Pipeline.from_index(name), or closed=True")

@@ -11,15 +11,15 @@ from odqa.corpus import load_questions, write_jsonl
 from odqa.device import resolve_device
 from odqa.errors import OdqaError
 from odqa.progress import bar
-from odqa.retrieval import store
-from odqa.retrieval.evaluate import Judge, evaluate, grid_points, parse_sweep, sweep_bm25, sweep_fusion
-from odqa.retrieval.index import Index
-from odqa.retrieval.indexing import build_index as _build
-from odqa.retrieval.indexing import encode_index_shard as _encode_shard
-from odqa.retrieval.indexing import load_index as _load
-from odqa.retrieval.indexing import verify_index as _verify
-from odqa.retrieval.manifest import BuildResult
-from odqa.retrieval.shards import ShardResult
+from odqa.index import store
+from odqa.evaluation.retrieval import Judge, evaluate, grid_points, parse_sweep, sweep_bm25, sweep_fusion
+from odqa.index.index import Index
+from odqa.index.indexing import build_index as _build
+from odqa.index.indexing import encode_index_shard as _encode_shard
+from odqa.index.indexing import load_index as _load
+from odqa.index.indexing import verify_index as _verify
+from odqa.index.manifest import BuildResult
+from odqa.index.shards import ShardResult
 from odqa.types import Question
 
 
@@ -67,7 +67,7 @@ def build_index(corpus: str | Path | None, name: str, config: IndexConfig | str 
     source = None
     if shards is not None and shards is not False:
         from odqa.config import with_changes
-        from odqa.retrieval.shards import ShardSource, recorded_corpus, shards_root
+        from odqa.index.shards import ShardSource, recorded_corpus, shards_root
         source = ShardSource(shards_root(name, index_dir, None if shards is True else shards), shard_count)
         corpus = corpus or recorded_corpus(source.base)
         if config.dense.enabled is None:          # merging shards builds the dense part
@@ -76,6 +76,14 @@ def build_index(corpus: str | Path | None, name: str, config: IndexConfig | str 
         raise OdqaError(f"give the corpus to index{' (no shard records one)' if source else ''}")
     return _build(corpus, name, config, index_dir, force=force, quiet=quiet, connection=connection, wait=wait,
                   device=device, shards=source)
+
+
+def es_connection(url: str | None = None, api_key: str | None = None, user: str | None = None,
+                  ca_certs: str | None = None, verify: bool | None = None, timeout: float = 60.0):
+    """Where and how to reach Elasticsearch (`build_index(..., connection=)`): these settings first, then the
+    ODQA_ES_* environment; credentials stay in memory, never in a manifest."""
+    from odqa.index.elastic.client import ESConnection
+    return ESConnection.resolve(url, api_key, user, ca_certs=ca_certs, verify=verify, timeout=timeout)
 
 
 def encode_shard(corpus: str | Path, name: str, shard: str | tuple[int, int],
@@ -99,7 +107,7 @@ def encode_shards_ray(corpus: str | Path, name: str, shards: int = 4, config: In
     on the cluster at $RAY_ADDRESS, else on a local Ray instance of `num_cpus` CPUs (default: one per shard,
     at most the machine's). Shards already there for the same inputs are kept. Merge them with
     `build_index(..., shards=True)`; `build_index_ray` does both."""
-    from odqa.retrieval.shards_ray import encode_shards_ray as _ray
+    from odqa.index.shards_ray import encode_shards_ray as _ray
     config = _config(config, overrides)
     resolve_device(device)
     return _ray(corpus, name, config, shards, index_dir, shard_dir, force=force, quiet=quiet, num_cpus=num_cpus,

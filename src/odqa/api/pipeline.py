@@ -127,7 +127,7 @@ class Pipeline:
         reader_runtime: torch | onnx | onnx-int8: the reader's span model in torch or in ONNX Runtime
         (fp32 or dynamic int8, on the CPU; exported once per checkpoint and cached).
         """
-        from odqa.retrieval.indexing import load_index
+        from odqa.index.indexing import load_index
         resolve_device(device)
         check_reader(reader, particles, reader_runtime)
         rerank = _check_rerank(reranker, rerank, k)

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from odqa.cli.common import DeviceOpt, EncodingOpt, IndexDirOpt, JsonOpt, QuietOpt, echo, emit_json, index_config
-from odqa.errors import IndexCorrupt, OdqaError
+from odqa.api import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
 SHARD_PANEL = "Sharded dense encoding"
@@ -108,9 +108,9 @@ def index(
     connection = None
     es_flags = es_url or es_api_key or es_user or es_ca or es_insecure
     if cfg.backend == "elasticsearch":
-        from odqa.retrieval.es_client import ESConnection
-        connection = ESConnection.resolve(es_url, es_api_key, es_user, ca_certs=str(es_ca) if es_ca else None,
-                                          verify=False if es_insecure else None, timeout=cfg.elastic.timeout)
+        from odqa.api.indexes import es_connection
+        connection = es_connection(es_url, es_api_key, es_user, ca_certs=str(es_ca) if es_ca else None,
+                                   verify=False if es_insecure else None, timeout=cfg.elastic.timeout)
     elif es_flags:
         raise OdqaError("--es-* options need --backend elasticsearch")
     if shard:

@@ -136,6 +136,6 @@ def pool_retriever(pool: str, mode: str, index_dir: str | Path | None = None):
         from odqa.text.analyzers import make_analyzer
         passages = list(load_corpus(p).passages)
         return SparseRetriever.build(passages, make_analyzer("mecab"), BM25Config()), passages
-    from odqa.retrieval.indexing import load_index
+    from odqa.index.indexing import load_index
     index = load_index(pool, index_dir)
     return index.retriever(mode), index.passages

@@ -49,7 +49,7 @@ class RerankerTrainResult:
 def _mining_search(cfg: RerankerTrainRequest, pool):
     """(search(questions, k) -> hits, what it is): BM25 over the pool, or the index's own retriever."""
     if cfg.pool_index:
-        from odqa.retrieval.indexing import load_index
+        from odqa.index.indexing import load_index
         idx = load_index(cfg.pool_index, cfg.index_dir)
         idx.device = cfg.train.device
         mode = idx.resolve_mode("auto")

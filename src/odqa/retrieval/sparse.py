@@ -44,7 +44,7 @@ class BM25Scorer:
 
     def fit(self, doc_terms) -> "BM25Scorer":
         """Index `doc_terms`: each document's terms, or (bm25s) a `bm25s.tokenization.Tokenized` of
-        each document's term ids and their vocabulary (`odqa.retrieval.streaming`)."""
+        each document's term ids and their vocabulary (`odqa.index.streaming`)."""
         ids = getattr(doc_terms, "ids", None)
         if ids is not None and self.backend != "bm25s":
             raise OdqaError("the rank-bm25 reference backend indexes terms, not term ids")

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from odqa.config import IndexConfig
 from odqa.errors import IndexCorrupt, Interrupted, OdqaError
-from odqa.retrieval import manifest as mf
-from odqa.retrieval import store
-from odqa.retrieval.index import Index
-from odqa.retrieval.lock import writer_lock
-from odqa.retrieval.manifest import BuildResult
+from odqa.index import manifest as mf
+from odqa.index import store
+from odqa.index.index import Index
+from odqa.index.lock import writer_lock
+from odqa.index.manifest import BuildResult
 
 LOAD_ATTEMPTS = 3
-BACKENDS = {"local": "odqa.retrieval.local", "elasticsearch": "odqa.retrieval.elastic"}
+BACKENDS = {"local": "odqa.index.local", "elasticsearch": "odqa.index.elastic"}
 
 
 def backend(name: str):
@@ -37,10 +37,10 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
     """Build (or update) index NAME with the backend `cfg.backend`; unchanged parts are reused, not rebuilt.
 
     With `cfg.backend == "elasticsearch"` the index lives on a cluster (`connection`, else ODQA_ES_* env)
-    and `indexes/NAME/` only holds a pointer to it (see `odqa.retrieval.elastic`).
+    and `indexes/NAME/` only holds a pointer to it (see `odqa.index.elastic.build`).
 
     One build per index name at a time (`writer_lock`: another one waits with `wait`, else IndexBusy);
-    `shards` (`odqa.retrieval.shards.ShardSource`): the dense vectors come from shards encoded beforehand
+    `shards` (`odqa.index.shards.ShardSource`): the dense vectors come from shards encoded beforehand
     (`encode_index_shard`), checked against this corpus and these settings, instead of being encoded here.
 
     Ctrl-C raises Interrupted saying that the previous index was kept."""
@@ -91,9 +91,9 @@ def encode_index_shard(corpus_path: str | Path, name: str, cfg: IndexConfig, sha
                        shard_dir: str | Path | None = None, force: bool = False, quiet: bool = False,
                        device: str = "auto"):
     """Encode dense shard I of N (`shard`: 'I/N' or (I, N)) of index NAME into its shard folder
-    (`odqa.retrieval.shards`); a shard already there for the same inputs is kept. Several shards of one
+    (`odqa.index.shards`); a shard already there for the same inputs is kept. Several shards of one
     index may be encoded at once (each holds the lock of its own folder)."""
-    from odqa.retrieval import shards as sh
+    from odqa.index import shards as sh
     i, n = sh.parse_shard(shard)
     base = sh.shards_root(name, root, shard_dir)
     with writer_lock(f"{name}.shard-{sh.label(i, n)}", root):

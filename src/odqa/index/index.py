@@ -1,7 +1,7 @@
 """`Index`: what every index backend gives a caller (passages, aliases, retrievers, its manifest).
 
-Backends (`odqa.retrieval.local`, `odqa.retrieval.elastic`) subclass it and never import each
-other; `odqa.retrieval.indexing` picks one by the manifest's `backend` through a registry.
+Backends (`odqa.index.local`, `odqa.index.elastic.build`) subclass it and never import each
+other; `odqa.index.indexing` picks one by the manifest's `backend` through a registry.
 
 One loaded index may serve several threads: the retrievers and encoders it builds lazily are
 built under a lock, once.

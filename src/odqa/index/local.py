@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -14,11 +13,12 @@ from odqa.config import DenseConfig, IndexConfig
 from odqa.corpus import CorpusStream
 from odqa.errors import IndexCorrupt, IndexStale, OdqaError
 from odqa.progress import bar
-from odqa.retrieval import manifest as mf
-from odqa.retrieval import store
-from odqa.retrieval.index import Index
+from odqa.settings import env
+from odqa.index import manifest as mf
+from odqa.index import store
+from odqa.index.index import Index
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
-from odqa.retrieval.streaming import build_sparse_streamed
+from odqa.index.streaming import build_sparse_streamed
 from odqa.text.analyzers import installed_version, make_analyzer
 from odqa.types import Passage
 
@@ -85,7 +85,7 @@ def write_dense(tmp: Path, vectors, owners, cfg: DenseConfig) -> None:
 
 
 def _merge_dense(tmp: Path, shard_set, cfg: DenseConfig, quiet: bool) -> dict:
-    """The dense part from checked shards (`odqa.retrieval.shards.ShardSet`) instead of encoding."""
+    """The dense part from checked shards (`odqa.index.shards.ShardSet`) instead of encoding."""
     vectors, owners = shard_set.vectors(quiet)
     write_dense(tmp, vectors, owners if cfg.window_stride else None, cfg)
     return shard_set.stats()
@@ -107,7 +107,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
           quiet: bool = False, connection=None, device: str = "auto", shards=None) -> mf.BuildResult:
     """Build (or update) local index NAME. Parts whose inputs did not change are copied, not rebuilt.
     `device` is where the dense encoder runs (the vectors are stored in fp32 whatever it is).
-    `shards` (`odqa.retrieval.shards.ShardSource`): take the vectors from dense shards encoded beforehand
+    `shards` (`odqa.index.shards.ShardSource`): take the vectors from dense shards encoded beforehand
     (checked against this corpus and these settings first) instead of encoding them here.
 
     Without `dense.enabled` set either way, an index with vectors keeps them (`mf.keep_dense`)."""
@@ -169,7 +169,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
 
 def build_sparse_part(corpus: CorpusStream, tmp: Path, analyzer, cfg: IndexConfig, quiet: bool) -> None:
     """passages.jsonl, aliases.json and bm25/ of the index in `tmp`, the corpus read once in chunks
-    (`odqa.retrieval.streaming`), so memory does not hold the corpus's texts or terms."""
+    (`odqa.index.streaming`), so memory does not hold the corpus's texts or terms."""
     with bar(None, f"analyzing ({analyzer.name})", "passage", quiet) as pb:
         build_sparse_streamed(corpus, tmp, analyzer, cfg.bm25, cfg.include_title, progress=pb.update)
     store.write_aliases(tmp, corpus.aliases)
@@ -290,4 +290,4 @@ def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex
 
 def default_mmap() -> bool:
     """Whether BM25 scores are memory-mapped when a caller does not say: yes, unless ODQA_MMAP=0."""
-    return os.environ.get("ODQA_MMAP", "1").strip().lower() not in ("0", "false", "no", "off")
+    return env().mmap

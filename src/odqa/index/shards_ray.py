@@ -23,7 +23,8 @@ import numpy as np
 
 from odqa.config import IndexConfig, to_dict
 from odqa.errors import OdqaError
-from odqa.retrieval import shards as sh
+from odqa.settings import env
+from odqa.index import shards as sh
 
 RAY_BATCH = 256        # passages per map_batches call (the actor batches them by length, dense.batch_size at a time)
 
@@ -65,12 +66,11 @@ def _start(ray, num_cpus: int, quiet: bool) -> bool:
     """Connect to RAY_ADDRESS, or start a local instance; True when this call started it."""
     if ray.is_initialized():
         return False
-    address = os.environ.get("RAY_ADDRESS")
+    address = env().ray_address
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=not quiet)
         return True
-    import odqa
-    src = str(Path(odqa.__file__).resolve().parents[1])       # the workers import this odqa, not another one
+    src = str(Path(__file__).resolve().parents[2])            # the workers import this odqa, not another one
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     # the workers do the job here: Ray's default niceness (15) leaves them starved on a busy machine
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=not quiet,
@@ -119,7 +119,7 @@ def _run(ray, corpus, cfg: IndexConfig, want: dict, name: str, n: int, todo: lis
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False          # odqa's own bar below
-        actors = max(1, min(num_cpus, len(rows) // RAY_BATCH + 1)) if not os.environ.get("RAY_ADDRESS") else num_cpus
+        actors = max(1, min(num_cpus, len(rows) // RAY_BATCH + 1)) if not env().ray_address else num_cpus
         out = ray.data.from_items(rows).map_batches(
             PassageEncoder, fn_constructor_kwargs={"dense": to_dict(cfg.dense), "device": device},
             batch_size=RAY_BATCH, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from odqa.config import BM25Config
-from odqa.retrieval import store
+from odqa.index import store
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
 from odqa.text.analyzers import Analyzer
 from odqa.types import Passage

@@ -14,8 +14,8 @@ The folder is written aside and renamed into place (`odqa.atomic`), so a shard i
 all; one already there for the same inputs is not encoded again. `--merge` (`build_index(shards=...)`)
 checks that the N shards are all there, of this corpus and these settings, with contiguous ranges and
 intact files, refusing the first that is not in one line naming it and the field that differs; the
-backend then stores their vectors as it would have stored its own (`odqa.retrieval.local`,
-`odqa.retrieval.elastic`).
+backend then stores their vectors as it would have stored its own (`odqa.index.local`,
+`odqa.index.elastic.build`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from odqa.atomic import AtomicFolder, recover
 from odqa.config import IndexConfig
 from odqa.corpus import Corpus
 from odqa.errors import IndexCorrupt, OdqaError
-from odqa.retrieval import manifest as mf
-from odqa.retrieval import store
+from odqa.index import manifest as mf
+from odqa.index import store
 
 SHARD_MANIFEST = "shard.json"
 KIND = "odqa-dense-shard"

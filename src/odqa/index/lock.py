@@ -17,7 +17,7 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from odqa.errors import IndexBusy
-from odqa.retrieval import store
+from odqa.index import store
 
 log = logging.getLogger(__name__)
 

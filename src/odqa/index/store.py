@@ -4,7 +4,7 @@ A loaded index reads its passages on demand (`PassageStore`: the byte offset of 
 8 bytes a passage, and the file held open), so a million passages cost megabytes, not gigabytes.
 Writes go to a hidden temporary folder that is renamed into place at the end, so an
 interrupted build never leaves half an index and the previous one keeps serving. What the
-manifest holds and how it is checked lives in `odqa.retrieval.manifest`.
+manifest holds and how it is checked lives in `odqa.index.manifest`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import numpy as np
 from odqa.atomic import recover
 from odqa.corpus import Corpus, write_jsonl
 from odqa.errors import OdqaError
-from odqa.retrieval.manifest import MANIFEST, write_json
+from odqa.settings import env
+from odqa.index.manifest import MANIFEST, write_json
 from odqa.types import Passage
 
 _NAME = re.compile(r"[A-Za-z0-9가-힣][A-Za-z0-9가-힣_.-]*")
 
 
 def index_root(root: str | Path | None = None) -> Path:
-    return Path(root or os.environ.get("ODQA_INDEX_DIR") or "indexes")
+    return Path(root or env().index_dir or "indexes")
 
 
 def root_flag(folder: Path) -> Path | None:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from odqa import checksums
+from odqa.atomic import atomic_write_text
 from odqa.version import __version__
 from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
 from odqa.corpus import Corpus, CorpusStream, file_sha256
@@ -114,8 +114,12 @@ def read_manifest(folder: Path, name: str, root: str | Path | None = None) -> di
     return migrate(manifest, name, str(path), root)
 
 
+def json_text(data) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
 def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json_text(data), encoding="utf-8")
 
 
 def self_checksum(manifest: dict) -> str:
@@ -131,9 +135,7 @@ def write_manifest(folder: Path, manifest: dict, rehash: bool = True) -> dict:
         manifest = {**manifest, "checksums": checksums.record(folder, skip=(MANIFEST,))}
     manifest = {k: v for k, v in manifest.items() if k not in ("migrated_from", SELF_CHECKSUM)}
     manifest[SELF_CHECKSUM] = self_checksum(manifest)
-    tmp = folder / f".{MANIFEST}.tmp-{os.getpid()}"
-    write_json(tmp, manifest)
-    os.replace(tmp, manifest_path(folder))
+    atomic_write_text(manifest_path(folder), json_text(manifest))
     return manifest
 
 

@@ -1,30 +1,32 @@
-"""Talking to Elasticsearch: connection settings, one-line errors, retries with backoff.
+"""Talking to Elasticsearch: connection settings, one-line errors; retries are the client's own.
 
 Connection settings come from flags or the environment (ODQA_ES_URL, ODQA_ES_API_KEY,
 ODQA_ES_USER, ODQA_ES_PASSWORD, ODQA_ES_CA, ODQA_ES_VERIFY). Secrets live only in memory:
 `ESConnection.public()` is all that is ever printed or written. The `elasticsearch`
 package is imported here, lazily, so odqa works without the optional extra.
+
+Requests answered 429/5xx, timed out or dropped are retried by the client itself (`max_retries`,
+`retry_on_status`, `retry_on_timeout`); bulk loads retry rejected items with backoff through
+`elasticsearch.helpers.streaming_bulk` (`odqa.index.elastic.build`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from odqa.errors import OdqaError
+from odqa.settings import env
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-MAX_BACKOFF = 60.0
-_FALSE = ("0", "false", "no", "off")
+MAX_BACKOFF = 60.0                     # the longest wait between two bulk retries (seconds)
 
 
 def es_module():
@@ -59,10 +61,10 @@ class ESConnection:
     @classmethod
     def resolve(cls, url: str | None = None, api_key: str | None = None, user: str | None = None,
                 password: str | None = None, ca_certs: str | None = None, verify: bool | None = None,
-                env: Mapping[str, str] | None = None, **kw) -> "ESConnection":
-        """Flags first, then the environment. Credentials inside the URL are moved out of it."""
-        env = os.environ if env is None else env
-        url = url or env.get("ODQA_ES_URL")
+                **kw) -> "ESConnection":
+        """Flags first, then the environment (`odqa.settings`). Credentials inside the URL are moved out of it."""
+        e = env()
+        url = url or e.es_url
         if not url:
             raise OdqaError("no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL")
         parts = urlsplit(url if "://" in url else f"http://{url}")
@@ -74,16 +76,16 @@ class ESConnection:
         netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         netloc += f":{parts.port}" if parts.port else ""
         clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        api_key = api_key or env.get("ODQA_ES_API_KEY") or None
-        user = user or env.get("ODQA_ES_USER") or None
-        password = password or env.get("ODQA_ES_PASSWORD") or None
+        api_key = api_key or e.es_api_key or None
+        user = user or e.es_user or None
+        password = password or e.es_password or None
         if user and not password:
             raise OdqaError("Elasticsearch user given without a password: set ODQA_ES_PASSWORD")
-        ca_certs = ca_certs or env.get("ODQA_ES_CA") or None
+        ca_certs = ca_certs or e.es_ca or None
         if ca_certs and not Path(ca_certs).is_file():
             raise OdqaError(f"{ca_certs}: CA file not found (--es-ca / ODQA_ES_CA)")
         if verify is None:
-            verify = env.get("ODQA_ES_VERIFY", "1").strip().lower() not in _FALSE
+            verify = e.es_verify is not False
         return cls(clean, api_key, user, password, ca_certs, verify, **kw)
 
     def public(self) -> dict:
@@ -93,10 +95,12 @@ class ESConnection:
     def auth_kind(self) -> str:
         return "api key" if self.api_key else "basic auth" if self.user else "no credentials"
 
-    def client(self):
+    def client(self, retries: int = 0):
+        """An `elasticsearch.Elasticsearch` that retries 429/5xx answers, timeouts and dropped connections
+        `retries` times."""
         es = es_module()
-        kw: dict = {"request_timeout": self.timeout, "max_retries": 0, "retry_on_timeout": False,
-                    "verify_certs": self.verify_certs}
+        kw: dict = {"request_timeout": self.timeout, "max_retries": retries, "retry_on_status": tuple(RETRY_STATUS),
+                    "retry_on_timeout": True, "verify_certs": self.verify_certs}
         if self.api_key:
             kw["api_key"] = self.api_key
         elif self.user:
@@ -142,14 +146,31 @@ def _connection_reason(e) -> str:
 
 
 class ESClient:
-    """An Elasticsearch client that speaks odqa's errors and retries what is worth retrying."""
+    """An Elasticsearch client that speaks odqa's errors; the client retries what is worth retrying.
 
-    def __init__(self, conn: ESConnection, retries: int = 5, backoff: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep):
+    `retries`: how often a request answered 429/5xx, timed out or dropped is sent again (and a bulk item
+    rejected so); `backoff`: the first wait between bulk retries, doubled each time up to MAX_BACKOFF."""
+
+    def __init__(self, conn: ESConnection, retries: int = 5, backoff: float = 1.0):
         self.conn, self.url = conn, conn.url
-        self.retries, self.backoff, self.sleep = retries, backoff, sleep
-        self.es = conn.client()
+        self.backoff = backoff
+        self._client = conn.client()
+        self.retries = retries
         self._version: str | None = None
+
+    @property
+    def retries(self) -> int:
+        return self._retries
+
+    @retries.setter
+    def retries(self, n: int) -> None:
+        self._retries = n
+        self.es = self._client.options(max_retries=n)
+
+    def bulk_client(self):
+        """The client for `streaming_bulk`: connections and timeouts retried here, 429/5xx answers by the helper
+        (with backoff, and only the items rejected)."""
+        return self.es.options(retry_on_status=())
 
     # ----------------------------------------------------------- errors
     @contextmanager
@@ -174,7 +195,7 @@ class ESClient:
                 from elasticsearch import __versionstr__ as client_version
                 raise OdqaError(f"the elasticsearch client {client_version} is newer than the server at "
                                 f"{self.url}: install the client of the server's major version, e.g. "
-                                f"pip install 'elasticsearch>=8.12,<9' for an 8.x server") from None
+                                f"pip install 'elasticsearch>=8.16,<9' for an 8.x server") from None
             raise RequestFailed(f"Elasticsearch at {self.url} failed to {what}: HTTP {e.meta.status} {text}",
                                 e.meta.status, text) from None
         except es.SSLError as e:
@@ -190,34 +211,6 @@ class ESClient:
     def call(self, what: str, fn: Callable, *args, **kwargs):
         with self.errors(what):
             return fn(*args, **kwargs)
-
-    def retrying(self, what: str, fn: Callable[[], Any]):
-        """Run fn, retrying 429/5xx answers, timeouts and dropped connections with exponential backoff.
-
-        Raises `Retried(reason)` when the retries are used up (the caller decides what to say)."""
-        es = es_module()
-        for attempt in range(self.retries + 1):
-            try:
-                with self.errors(what):
-                    try:
-                        return fn()
-                    except es.ApiError as e:
-                        if e.meta.status not in RETRY_STATUS:
-                            raise
-                        reason = f"HTTP {e.meta.status} {_reason(e)}"
-                    except (es.ConnectionTimeout, es.ConnectionError) as e:
-                        if isinstance(e, es.SSLError):
-                            raise
-                        reason = _connection_reason(e) if isinstance(e, es.ConnectionError) else "timed out"
-            except Retryable as r:
-                reason = r.reason
-            if attempt == self.retries:
-                raise Retried(reason)
-            self.sleep(self.delay(attempt))
-        raise AssertionError("unreachable")
-
-    def delay(self, attempt: int) -> float:
-        return min(self.backoff * (2 ** attempt), MAX_BACKOFF)
 
     # ----------------------------------------------------------- cluster
     def version(self) -> str:
@@ -266,10 +259,12 @@ class ESClient:
         for b in bodies:
             searches += [{}, b]
         try:
-            resp = self.retrying(f"search index '{index}'", lambda: self.es.msearch(index=index, searches=searches))
-        except Retried as e:
+            resp = self.call(f"search index '{index}'", self.es.msearch, index=index, searches=searches)
+        except RequestFailed as e:
+            if e.status not in RETRY_STATUS:
+                raise
             raise OdqaError(f"Elasticsearch at {self.url} kept failing searches of '{index}' after {self.retries} "
-                            f"retries (last: {e.reason})") from None
+                            f"retries (last: HTTP {e.status} {e.reason})") from None
         out = []
         for r in resp["responses"]:
             if "error" in r:
@@ -290,22 +285,6 @@ class ESClient:
             if len(hits) < size:
                 return
             after = hits[-1]["sort"]
-
-
-class Retryable(Exception):
-    """Raised inside `ESClient.retrying` to retry a partly failed request (e.g. bulk items rejected with 429)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Retried(Exception):
-    """Retries used up; `reason` is the last failure."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 class RequestFailed(OdqaError):

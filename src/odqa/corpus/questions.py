@@ -1,0 +1,127 @@
+"""Question files: SQuAD/KorQuAD JSON, JSONL, or a `datasets.save_to_disk` folder, read into `Question`s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from odqa.corpus.files import iter_jsonl, record_field
+from odqa.corpus.formats import detect_format, squad_articles, squad_passage_id
+from odqa.errors import CorpusError
+from odqa.text.pieces import clean
+from odqa.types import Question
+
+
+def _start(value, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise CorpusError(f"{where}: field 'answer_start' must be an integer, got {value!r}") from None
+
+
+def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
+    answers = qa.get("answers", [])
+    if isinstance(answers, dict):  # HF datasets shape {text: [...], answer_start: [...]}
+        texts, starts = answers.get("text", []), answers.get("answer_start", [])
+        if not isinstance(texts, list) or not isinstance(starts, list):
+            raise CorpusError(f"{where}: fields 'answers.text' and 'answers.answer_start' must be lists")
+        return [str(t) for t in texts], [_start(s, where) for s in starts]
+    if not isinstance(answers, list):
+        raise CorpusError(f"{where}: field 'answers' must be a list")
+    texts, starts = [], []
+    for a in answers:
+        if isinstance(a, str):
+            texts.append(a)
+        elif isinstance(a, dict) and "text" in a:
+            texts.append(str(a["text"]))
+            if "answer_start" in a:
+                starts.append(_start(a["answer_start"], where))
+        else:
+            raise CorpusError(f"{where}: each answer needs a 'text' field")
+    return texts, starts
+
+
+def _question_text(rec: dict, where: str) -> str:
+    text = record_field(rec, "question", where)
+    if not text.strip():
+        raise CorpusError(f"{where}: empty question")
+    return text
+
+
+def _record_question(rec: dict, where: str, default_id: int) -> Question:
+    """A flat record (JSONL line, datasets row): `question`, optional `id`, `answers`,
+    `gold_ids`, `context`, `document_id`; with a context and no gold ids, the gold is
+    the context itself (as for SQuAD)."""
+    question = _question_text(rec, where)
+    texts, starts = _answers_of(rec, where)
+    gold = rec.get("gold_ids", [])
+    if not isinstance(gold, list):
+        raise CorpusError(f"{where}: field 'gold_ids' must be a list")
+    context = clean(str(rec.get("context") or ""))
+    gold = [str(g) for g in gold]
+    if not gold and context:
+        gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])
+    return Question(id=str(rec.get("id", default_id)), question=question, answers=texts,
+                    gold_ids=gold, context=context, answer_starts=starts, title=str(rec.get("title") or ""))
+
+
+def _arrow_rows(path: Path) -> Iterator[dict]:
+    """Rows of a `datasets.save_to_disk` folder (Boostcamp/KLUE-MRC shape); a DatasetDict
+    folder needs its split sub-folder unless it holds one split."""
+    try:
+        from datasets import DatasetDict, load_from_disk
+    except ImportError:
+        raise CorpusError(f"{path}: reading a datasets folder needs the `datasets` package (pip install odqa[ml])") from None
+    try:
+        ds = load_from_disk(str(path))
+    except FileNotFoundError:
+        raise CorpusError(f"{path}: not a questions file nor a datasets.save_to_disk folder") from None
+    if isinstance(ds, DatasetDict):
+        if len(ds) != 1:
+            raise CorpusError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")
+        ds = next(iter(ds.values()))
+    yield from ds
+
+
+def _is_squad(path: Path, encoding: str | None) -> bool:
+    try:
+        return detect_format(path, encoding) == "squad"
+    except CorpusError:        # not JSON-looking at all: read as JSONL, which names the bad line
+        return False
+
+
+def load_questions(path: str | Path, encoding: str | None = None, skipped: list[str] | None = None) -> list[Question]:
+    """SQuAD/KorQuAD JSON (gold = the question's own paragraph), JSONL with `question`,
+    optional `id`, `answers`, `gold_ids`, `context`, or a `datasets.save_to_disk` folder.
+    Files are decoded as `encoding` (default UTF-8, a BOM skipped). With `skipped` given (training data),
+    a SQuAD question with an empty text is left out and its place appended there instead of refused."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"{path}: questions file not found")
+    out: list[Question] = []
+    if _is_squad(path, encoding):
+        for ai, article in enumerate(squad_articles(path, encoding)):
+            paragraphs = record_field(article, "paragraphs", f"{path}: data[{ai}]", list)
+            title = str(article.get("title", ""))
+            for pi, para in enumerate(paragraphs):
+                where = f"{path}: data[{ai}].paragraphs[{pi}]"
+                context = record_field(para, "context", where)
+                gold = [squad_passage_id(context)]
+                if "document_id" in para:
+                    gold.append(str(para["document_id"]))
+                for qi, qa in enumerate(record_field(para, "qas", where, list)):
+                    qwhere = f"{where}.qas[{qi}]"
+                    if skipped is not None and not str(qa.get("question", "")).strip():
+                        skipped.append(qwhere)
+                        continue
+                    question = _question_text(qa, qwhere)
+                    texts, starts = _answers_of(qa, qwhere)
+                    out.append(Question(id=str(qa.get("id", f"{ai}-{pi}-{qi}")), question=question, answers=texts,
+                                        gold_ids=gold, context=context, answer_starts=starts, title=title))
+    elif path.is_dir():
+        out = [_record_question(rec, f"{path}: row {i}", i) for i, rec in enumerate(_arrow_rows(path))]
+    else:
+        out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path, encoding)]
+    if not out:
+        raise CorpusError(f"{path}: no questions found")
+    return out
