@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from odqa.atomic import atomic_file
 from odqa.errors import ConfigError, OdqaError
 
 FORMATS = ("csv", "json")
@@ -38,8 +38,7 @@ def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, label
     preds = probs.argmax(axis=1) if preds is None else preds
     rounded = np.round(probs, digits)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         if fmt == "csv":
             with open(tmp, "w", encoding="utf-8", newline="") as f:
                 w = csv.writer(f)
@@ -51,8 +50,4 @@ def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, label
                     for rid, p, row in zip(ids, preds, rounded)]
             tmp.write_text(json.dumps({"labels": labels, "predictions": rows}, ensure_ascii=False, indent=1),
                            encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return fmt

