@@ -10,12 +10,6 @@ import pytest
 import odqa
 from odqa.errors import IndexNotFound, IndexStale, OdqaError
 from tests.conftest import PASSAGES, QUESTIONS, in_threads, squad_file, write_jsonl
-from tests.tiny_model import make_tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
 
 
 @pytest.fixture(scope="module")

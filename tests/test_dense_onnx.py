@@ -8,7 +8,6 @@ import pytest
 from odqa.config import IndexConfig, apply_overrides
 from odqa.errors import OdqaError
 from odqa.retrieval.indexing import build_index, load_index
-from tests.tiny_model import make_tiny_backbone
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
 
@@ -22,11 +21,6 @@ def cache(tmp_path_factory):
         folder = tmp_path_factory.mktemp("cache")
         mp.setenv("ODQA_CACHE", str(folder))
         yield folder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
 
 
 @pytest.fixture(scope="module")

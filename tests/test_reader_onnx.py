@@ -10,7 +10,6 @@ from odqa.errors import OdqaError
 from odqa.types import Hit, Passage
 from tests.conftest import PASSAGES, write_jsonl
 from tests.test_cli import odqa as run_cli
-from tests.tiny_model import make_tiny_backbone
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
 
@@ -23,11 +22,6 @@ def cache(tmp_path_factory):
         folder = tmp_path_factory.mktemp("cache")
         mp.setenv("ODQA_CACHE", str(folder))
         yield folder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
 
 
 @pytest.fixture(scope="module")
