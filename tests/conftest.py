@@ -73,6 +73,15 @@ def tiny(tmp_path_factory) -> str:
     return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb"))
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """ODQA_CACHE pointed at a fresh folder for the module's tests (exported and rebuilt models land there)."""
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("cache")
+        mp.setenv("ODQA_CACHE", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def serve_index_root(tmp_path_factory, tiny):
     """An index folder with index 'h' (BM25 + dense vectors of a tiny encoder): served with reader 'none'

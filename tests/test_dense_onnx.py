@@ -16,14 +16,6 @@ TEXTS = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전�
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        folder = tmp_path_factory.mktemp("cache")
-        mp.setenv("ODQA_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
 def fp32(tiny, cache):
     from odqa.retrieval.dense import DenseEncoder
     return DenseEncoder(tiny, max_length=32, batch_size=2).encode(TEXTS)
