@@ -66,13 +66,28 @@ def in_threads(n: int, work) -> list:
 
 
 @pytest.fixture(scope="session")
-def serve_index_root(tmp_path_factory):
+def tiny(tmp_path_factory) -> str:
+    """The folder of a tiny random backbone (BERT, 32 wide, 2 layers, a WordPiece vocabulary of the test
+    texts), made once for the whole run; tests read it and never write into it (copy it to change it)."""
+    from tests.tiny_model import make_tiny_backbone
+    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """ODQA_CACHE pointed at a fresh folder for the module's tests (exported and rebuilt models land there)."""
+    with pytest.MonkeyPatch.context() as mp:
+        folder = tmp_path_factory.mktemp("cache")
+        mp.setenv("ODQA_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def serve_index_root(tmp_path_factory, tiny):
     """An index folder with index 'h' (BM25 + dense vectors of a tiny encoder): served with reader 'none'
     it answers in milliseconds (the server's tests)."""
     import odqa
-    from tests.tiny_model import make_tiny_backbone
     tmp = tmp_path_factory.mktemp("serve")
-    tiny = make_tiny_backbone(tmp / "bb")
     odqa.build_index(write_jsonl(tmp / "corpus.jsonl", PASSAGES), "h", None,
                      ["dense.enabled=true", f"dense.encoder={tiny}", "dense.max_length=64"], index_dir=tmp / "indexes",
                      quiet=True)

@@ -10,26 +10,13 @@ import pytest
 import odqa
 from odqa.errors import IndexNotFound, IndexStale, OdqaError
 from tests.conftest import PASSAGES, QUESTIONS, in_threads, squad_file, write_jsonl
-from tests.tiny_model import make_tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
+from tests.tiny_model import make_reader_checkpoint
 
 
 @pytest.fixture(scope="module")
 def reader_ckpt(tiny, tmp_path_factory):
     """A reader checkpoint (random head on the tiny backbone): deterministic, enough to compare answers."""
-    import torch
-
-    from odqa.modeling.checkpoint import build_model, save_model
-    from odqa.modeling.heads import HeadConfig
-    torch.manual_seed(0)
-    tok, model = build_model(str(tiny), "span", HeadConfig(type="cnn"))
-    folder = tmp_path_factory.mktemp("reader") / "best"
-    save_model(model, tok, folder, extra={"reader": {"window": {"max_length": 48, "stride": 16}}})
-    return folder
+    return make_reader_checkpoint(tiny, tmp_path_factory.mktemp("reader") / "best", 48, 16)
 
 
 @pytest.fixture(scope="module")

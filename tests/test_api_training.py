@@ -91,8 +91,7 @@ def test_the_retriever_defaults_are_decided_once(tmp_path):
     assert api.RetrieverTrainConfig().train.lr == 1e-5 and api.ReaderConfig().train.lr == 1e-4
 
 
-def test_train_reader_and_particles_through_typed_requests(tmp_path):
-    tiny = make_tiny_backbone(tmp_path / "bb")
+def test_train_reader_and_particles_through_typed_requests(tmp_path, tiny):
     train = squad_file(tmp_path / "train.json")
     window = {"max_length": 48, "stride": 16}
     res = api.train_reader(api.ReaderTrainRequest(train_files=[train], dev=train, out=tmp_path / "run",

@@ -14,11 +14,6 @@ from tests.conftest import in_threads
 from tests.tiny_model import make_tiny_backbone
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
-
-
 def hits(pairs, source):
     return [Hit(Passage(pid, "", pid), s, r + 1, source) for r, (pid, s) in enumerate(pairs)]
 

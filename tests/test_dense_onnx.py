@@ -8,25 +8,11 @@ import pytest
 from odqa.config import IndexConfig, apply_overrides
 from odqa.errors import OdqaError
 from odqa.index.indexing import build_index, load_index
-from tests.tiny_model import make_tiny_backbone
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
 
 TEXTS = ["한라산은 제주도에 있는 산이다", "김치는 한국의 전통 음식이다",
          "세종대왕은 훈민정음을 창제하였다 " * 4, "지리산", "이순신은 거북선으로 왜군을 물리쳤다"]
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        folder = tmp_path_factory.mktemp("cache")
-        mp.setenv("ODQA_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
 
 
 @pytest.fixture(scope="module")

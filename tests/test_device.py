@@ -210,12 +210,6 @@ def test_cpu_state_moves_tensors_from_another_device():
 # ---------------------------------------------------------------- checkpoints
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tests.tiny_model import make_tiny_backbone
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
-
-
 def test_save_model_writes_cpu_tensors_whatever_device_holds_them(tiny, tmp_path):
     from odqa.modeling.checkpoint import build_model, save_model
     from odqa.modeling.heads import HeadConfig

@@ -8,12 +8,6 @@ import torch
 from odqa.modeling.losses import distillation_loss
 from tests.conftest import squad_file
 from tests.test_cli import odqa
-from tests.tiny_model import make_tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
 
 
 def test_distillation_loss_is_zero_when_the_student_matches_and_pulls_towards_the_teacher():

@@ -82,11 +82,9 @@ def test_cli_index_retrieve_evaluate(name, corpus_file, questions_file, tmp_path
     assert rep["metrics"]["questions"] == 5 and rep["metrics"]["recall@5"] == 1.0
 
 
-def test_dense_knn_and_hybrid(name, corpus_file, index_root, tmp_path_factory):
+def test_dense_knn_and_hybrid(name, corpus_file, index_root, tiny):
     pytest.importorskip("torch")
-    from tests.tiny_model import make_tiny_backbone
-    enc = str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
-    res = build_index(corpus_file, name, es_cfg("dense.enabled=true", f"dense.encoder={enc}"), index_root, quiet=True)
+    res = build_index(corpus_file, name, es_cfg("dense.enabled=true", f"dense.encoder={tiny}"), index_root, quiet=True)
     assert res.manifest["dense"]["dim"] == 32
     idx = load_index(name, index_root)
     dense = idx.retriever("dense").search(["한라산"], 3)[0]

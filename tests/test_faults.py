@@ -177,10 +177,8 @@ def test_readers_never_see_a_half_swapped_index(tmp_path):
 
 
 # ----------------------------------------------------------------------------- dense part on a rebuild
-def test_a_rebuild_without_dense_keeps_the_vectors_and_says_so(tmp_path, corpus_file):
-    from tests.tiny_model import make_tiny_backbone
-    enc = make_tiny_backbone(tmp_path / "enc")
-    built = json.loads(odqa("index", corpus_file, "--name", "wiki", "--dense", "--encoder", enc, "--set",
+def test_a_rebuild_without_dense_keeps_the_vectors_and_says_so(tmp_path, corpus_file, tiny):
+    built = json.loads(odqa("index", corpus_file, "--name", "wiki", "--dense", "--encoder", tiny, "--set",
                             "dense.max_length=32", "--json", cwd=tmp_path).stdout)
     assert built["parts"] == {"sparse": "built", "dense": "built"}
     again = json.loads(odqa("index", corpus_file, "--name", "wiki", "--json", cwd=tmp_path).stdout)
@@ -188,7 +186,7 @@ def test_a_rebuild_without_dense_keeps_the_vectors_and_says_so(tmp_path, corpus_
     text = odqa("index", corpus_file, "--name", "wiki", "--set", "bm25.k1=1.1", cwd=tmp_path).stdout
     assert "rebuilt: sparse" in text and "kept: dense" in text
     m = json.loads((tmp_path / "indexes" / "wiki" / "manifest.json").read_text())
-    assert m["dense"]["encoder"] == str(enc) and m["sparse"]["k1"] == 1.1
+    assert m["dense"]["encoder"] == tiny and m["sparse"]["k1"] == 1.1
     dropped = json.loads(odqa("index", corpus_file, "--name", "wiki", "--no-dense", "--json", cwd=tmp_path).stdout)
     assert dropped["parts"]["dense"] == "dropped" and dropped["manifest"]["dense"] is None
     assert not (tmp_path / "indexes" / "wiki" / "dense").exists()

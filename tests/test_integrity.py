@@ -9,7 +9,6 @@ import pytest
 
 from tests.conftest import PASSAGES, write_jsonl
 from tests.test_cli import odqa
-from tests.tiny_model import make_tiny_backbone
 
 DAMAGE = {
     "deleted": lambda f: f.unlink(),
@@ -25,13 +24,12 @@ def _flip(data: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, tiny):
     """A sparse-only and a dense index of a tiny corpus (tiny encoder), built once."""
     base = tmp_path_factory.mktemp("integrity")
-    enc = make_tiny_backbone(base / "enc")
     corpus = write_jsonl(base / "corpus.jsonl", PASSAGES)
     odqa("index", corpus, "--name", "sparse", cwd=base)
-    odqa("index", corpus, "--name", "dense", "--dense", "--encoder", enc, "--set", "dense.max_length=32", cwd=base)
+    odqa("index", corpus, "--name", "dense", "--dense", "--encoder", tiny, "--set", "dense.max_length=32", cwd=base)
     return base, corpus
 
 

@@ -1,12 +1,12 @@
 """The import-layer contract (.importlinter) and a thin CLI, checked on the source."""
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "odqa"
 RENDER_CALLS = {"echo", "warn", "emit_json", "join", "replace", "items", "format", "get", "title", "round",
@@ -14,14 +14,38 @@ RENDER_CALLS = {"echo", "warn", "emit_json", "join", "replace", "items", "format
                 "zip", "list", "dict", "isinstance", "max", "min"}
 
 
+CONTRACT = SRC.parents[1] / ".importlinter"
+
+
+def lint_imports(cwd: Path, *env_path: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` on the contract, run in `cwd` (odqa found on `env_path` first, where given).
+    import-linter is a dev dependency: without it the contract is not checked, so the test fails."""
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
+    assert exe is not None, "import-linter is not installed: pip install -e '.[dev]'"
+    env = dict(os.environ)
+    if env_path:
+        env["PYTHONPATH"] = os.pathsep.join(map(str, env_path))
+    return subprocess.run([exe, "--no-cache", str(CONTRACT)], cwd=cwd, capture_output=True, text=True, env=env)
+
+
 def test_import_layers_and_no_cycles():
-    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
-    if exe is None:
-        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
-    p = subprocess.run([exe, "--config", str(SRC.parents[1] / ".importlinter")], cwd=SRC.parents[1],
-                       capture_output=True, text=True)
+    p = lint_imports(SRC.parents[1])
     assert p.returncode == 0, p.stdout[-3000:]
     assert "BROKEN" not in p.stdout and p.stdout.count("KEPT") == 2
+
+
+def _sources_only(folder: str, names: list[str]) -> list[str]:
+    return [n for n in names if not (n.endswith(".py") or os.path.isdir(os.path.join(folder, n)))]
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    """A copy of the package in which a base module imports the application layer: the contract is broken."""
+    shutil.copytree(SRC, tmp_path / "odqa", ignore=_sources_only)
+    with open(tmp_path / "odqa" / "errors.py", "a", encoding="utf-8") as f:
+        f.write("\nimport odqa.api  # planted: base -> api\n")
+    p = lint_imports(tmp_path, tmp_path)
+    assert p.returncode != 0 and "BROKEN" in p.stdout, p.stdout[-3000:]
+    assert "odqa.errors is not allowed to import odqa.api" in p.stdout, p.stdout[-3000:]
 
 
 def _called_names(node: ast.AST) -> set[str]:

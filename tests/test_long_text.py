@@ -87,12 +87,6 @@ def test_kiwi_analyzer_reads_a_long_text_in_pieces():
     assert an.tokenize([text])[0] == [t for s, e in pieces.spans(text) for t in an(text[s:e])]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tests.tiny_model import make_tiny_backbone
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
-
-
 def test_token_prefix_keeps_the_tokens_that_are_used(tiny):
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(tiny))

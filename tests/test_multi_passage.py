@@ -11,12 +11,6 @@ from odqa.reader.task import ReaderConfig, ReaderTask
 from odqa.types import Hit, Passage, Question
 from tests.conftest import PASSAGES, squad_file
 from tests.test_cli import odqa
-from tests.tiny_model import make_tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
 
 
 @pytest.fixture(scope="module")

@@ -111,12 +111,11 @@ def test_token_units_from_offsets_words_and_morphemes():
     assert lone.tolist() == [0, 0]
 
 
-def test_units_from_a_real_tokenizer(tmp_path):
+def test_units_from_a_real_tokenizer(tmp_path, tiny):
     from odqa.pretraining.features import build_chunks
     from odqa.pretraining.config import PretrainConfig
-    from tests.tiny_model import make_tiny_backbone
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    tok = AutoTokenizer.from_pretrained(tiny)
     texts = [p["text"] for p in PASSAGES[:5]]
     for align in ("word", "morpheme"):
         chunks = build_chunks(texts, tok, PretrainConfig(max_length=40, align=align), quiet=True)
@@ -143,7 +142,7 @@ def make_pretrained_tiny(tmp_path: Path, steps: int = 2, **cfg) -> Path:
     return out
 
 
-def test_pretrain_output_is_a_backbone(tmp_path, corpus_file):
+def test_pretrain_output_is_a_backbone(tmp_path, corpus_file, tiny):
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForMaskedLM
@@ -154,9 +153,7 @@ def test_pretrain_output_is_a_backbone(tmp_path, corpus_file):
     from odqa.pretraining.publish import read_manifest
     from odqa.retrieval.dense import mean_pool
     from odqa.training import TrainConfig
-    from tests.tiny_model import make_tiny_backbone
 
-    tiny = make_tiny_backbone(tmp_path / "enc")
     out = tmp_path / "pt"
     req = PretrainRequest(corpus=corpus_file, out=out, backbone=str(tiny), max_length=32, align="morpheme",
                           train=TrainConfig(batch_size=2, max_steps=3, lr=1e-3))
@@ -179,7 +176,7 @@ def test_pretrain_output_is_a_backbone(tmp_path, corpus_file):
     _, mlm = load_backbone(str(out), auto_class=AutoModelForMaskedLM)
     for name, t in enc.state_dict().items():
         assert torch.equal(t, mlm.base_model.state_dict()[name]), name
-    base = load_file(str(tiny / "model.safetensors"))
+    base = load_file(str(Path(tiny) / "model.safetensors"))
     now = load_file(str(out / "model.safetensors"))
     assert torch.equal(base["embeddings.word_embeddings.weight"], now["bert.embeddings.word_embeddings.weight"])
     assert not torch.equal(base["encoder.layer.0.attention.self.query.weight"],
@@ -232,11 +229,9 @@ def test_pretrain_config_is_checked_when_made(kwargs, message):
     assert message in str(e.value) and len(str(e.value).splitlines()) == 1
 
 
-def test_pretrain_cli_wiring(tmp_path, corpus_file):
+def test_pretrain_cli_wiring(tmp_path, corpus_file, tiny):
     """`odqa pretrain`: flags reach the API, --json prints the result, errors are one line with their exit code."""
     from odqa.pretraining.publish import read_manifest
-    from tests.tiny_model import make_tiny_backbone
-    tiny = make_tiny_backbone(tmp_path / "enc")
     out = tmp_path / "pt"
     rep = json.loads(odqa("pretrain", "--corpus", corpus_file, "--out", out, "--backbone", tiny, "--max-length", "32",
                           "--batch-size", "2", "--max-steps", "2", "--lr", "1e-3", "--objective", "token",

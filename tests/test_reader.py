@@ -18,11 +18,6 @@ from tests.tiny_model import make_tiny_backbone
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
-
-
-@pytest.fixture(scope="module")
 def tok(tiny):
     from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(str(tiny))

@@ -10,7 +10,7 @@ from odqa.errors import OdqaError
 from odqa.types import Hit, Passage
 from tests.conftest import PASSAGES, write_jsonl
 from tests.test_cli import odqa as run_cli
-from tests.tiny_model import make_tiny_backbone
+from tests.tiny_model import make_reader_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'odqa[onnx]')")
 
@@ -18,30 +18,9 @@ QUESTIONS = ["백록담이 있는 산은 어디인가?", "훈민정음을 창제
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        folder = tmp_path_factory.mktemp("cache")
-        mp.setenv("ODQA_CACHE", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bb")
-
-
-@pytest.fixture(scope="module")
 def ckpt(tiny, tmp_path_factory):
     """A reader checkpoint with a CNN head (random, seeded) and windows small enough that passages split."""
-    import torch
-
-    from odqa.modeling.checkpoint import build_model, save_model
-    from odqa.modeling.heads import HeadConfig
-    torch.manual_seed(0)
-    tok, model = build_model(str(tiny), "span", HeadConfig(type="cnn"))
-    folder = tmp_path_factory.mktemp("reader") / "best"
-    save_model(model, tok, folder, extra={"reader": {"window": {"max_length": 24, "stride": 8}}})
-    return folder
+    return make_reader_checkpoint(tiny, tmp_path_factory.mktemp("reader") / "best", 24, 8)
 
 
 def hits():

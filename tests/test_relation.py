@@ -341,12 +341,6 @@ def test_class_weights_favour_rare_labels_in_the_loss():
 # ----------------------------------------------------------------- features
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from tests.tiny_model import make_tiny_backbone
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "bert")
-
-
 def test_features_point_at_markers_and_keep_entities_when_cut(tiny):
     from transformers import AutoTokenizer
 

@@ -11,12 +11,6 @@ from odqa.errors import ModelError, OdqaError
 from odqa.evaluation.answers import lost_at
 from odqa.types import Hit, Passage, Question
 from tests.conftest import PASSAGES, squad_file, write_jsonl
-from tests.tiny_model import make_tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return make_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny")
 
 
 def _request(tiny, tmp_path, **kw):

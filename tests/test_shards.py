@@ -21,11 +21,6 @@ MORE = [{"id": f"x{i}", "title": f"문서 {i}", "text": f"{t} 그리고 {PASSAGE
 QUERIES = [q["question"] for q in QUESTIONS] + ["한라산 정상", "전통 음식"]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(make_tiny_backbone(tmp_path_factory.mktemp("tiny") / "enc"))
-
-
 @pytest.fixture
 def corpus(tmp_path):
     return write_jsonl(tmp_path / "corpus.jsonl", PASSAGES + MORE)   # 12 passages after the duplicate merges

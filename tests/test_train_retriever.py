@@ -19,9 +19,8 @@ def request(tiny, data, out, **kw):
                                  train=TrainConfig(**{"lr": 1e-5, "batch_size": 4, **run}), **kw)
 
 
-def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
+def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root, tiny):
     from odqa.api.training import RetrieverTrainResult, train_retriever
-    tiny = make_tiny_backbone(tmp_path / "enc")
     train = squad_file(tmp_path / "train.json")
     out = tmp_path / "run"
     res = train_retriever(request(tiny, train, out, freeze_layers=1, train={"max_steps": 4, "eval_every": 2}))
@@ -49,9 +48,8 @@ def test_train_retriever_then_index_with_it(tmp_path, corpus_file, index_root):
     assert again.steps == 6
 
 
-def test_train_cli_wiring(tmp_path):
+def test_train_cli_wiring(tmp_path, tiny):
     """`odqa train retriever`: flags reach the API, --json prints the result, errors are one line with their exit code."""
-    tiny = make_tiny_backbone(tmp_path / "enc")
     train = squad_file(tmp_path / "train.json")
     out = tmp_path / "run"
     args = ("train", "retriever", "--train", train, "--out", out, "--backbone", tiny, "--batch-size", "4",
@@ -134,13 +132,13 @@ def test_e5_backbones_train_at_their_own_temperature():
     assert default_temperature("klue/bert-base") == 0.05
 
 
-def test_the_positive_is_the_window_holding_the_answer(tmp_path):
+def test_the_positive_is_the_window_holding_the_answer(tmp_path, tiny):
     from transformers import AutoTokenizer
 
     from odqa.retrieval.dense import windows_with_spans
     from odqa.encoder_training.task import RetrieverTask
     from odqa.types import Question
-    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    tok = AutoTokenizer.from_pretrained(tiny)
     long_text = "세종대왕은 조선의 임금이다. " * 10 + "거북선은 이순신이 만든 배이다."
     wins = windows_with_spans(tok, ["제목\n" + long_text], "", 24, 8)[0]
     assert len(wins) > 2 and all(len(ids) <= 24 for ids, _, _ in wins)
@@ -167,11 +165,10 @@ def test_the_positive_is_the_window_holding_the_answer(tmp_path):
     assert batch["p"]["input_ids"].shape[1] <= 24 and task.evaluate.__doc__
 
 
-def test_query_side_training_keeps_the_base_passage_vectors(tmp_path, corpus_file, index_root):
+def test_query_side_training_keeps_the_base_passage_vectors(tmp_path, corpus_file, index_root, tiny):
     import numpy as np
 
     from odqa.retrieval.dense import DenseEncoder
-    tiny = make_tiny_backbone(tmp_path / "enc")
     train = squad_file(tmp_path / "train.json")
     out = tmp_path / "run"
     from odqa.api.training import train_retriever
@@ -192,19 +189,18 @@ def test_query_side_training_keeps_the_base_passage_vectors(tmp_path, corpus_fil
         DenseEncoder(str(best), 32, quantize="onnx")
 
 
-def test_query_side_batches_mask_the_gold_passages_other_windows(tmp_path):
+def test_query_side_batches_mask_the_gold_passages_other_windows(tmp_path, tiny):
     import torch
 
     from odqa.encoder_training.query_side import QuerySideTask
     from odqa.types import Question
     from transformers import AutoModel, AutoTokenizer
-    path = make_tiny_backbone(tmp_path / "enc")
-    tok, model = AutoTokenizer.from_pretrained(str(path)), AutoModel.from_pretrained(str(path))
+    tok, model = AutoTokenizer.from_pretrained(tiny), AutoModel.from_pretrained(tiny)
     long = " ".join(f"문장{i}은 길다" for i in range(40)) + " 정답은 한라산이다"
     qs = [Question("q1", "정답은 무엇인가", gold_ids=["a"], context=long, title="제목",
                    answers=["한라산"], answer_starts=[long.index("한라산")]),
           Question("q2", "김치는 무엇인가", gold_ids=["b"], context="김치는 발효 음식이다", title="김치")]
-    cfg = rcfg(backbone=str(path), max_length=32, window_stride=16, holdout=0.0)
+    cfg = rcfg(backbone=tiny, max_length=32, window_stride=16, holdout=0.0)
     task = QuerySideTask(tok, qs, cfg, 4, seed=1, passage_model=model)
     n_a = len(task.windows["a"])
     assert n_a > 2 and task.wv.shape[0] == n_a + 1
@@ -232,12 +228,12 @@ def test_holdout_takes_whole_articles():
     assert len(holdout_passages(one_article, 0.3, 1)) == 3             # one article: by passage
 
 
-def test_extra_passages_join_the_pool_as_negatives_only(tmp_path):
+def test_extra_passages_join_the_pool_as_negatives_only(tmp_path, tiny):
     from transformers import AutoTokenizer
 
     from odqa.encoder_training.task import RetrieverTask
     from odqa.types import Passage, Question
-    tok = AutoTokenizer.from_pretrained(str(make_tiny_backbone(tmp_path / "enc")))
+    tok = AutoTokenizer.from_pretrained(tiny)
     texts = {g: f"{g} 문서는 {g}에 대한 글이다" for g in "abcdef"}
     qs = [Question(f"{g}{i}", f"{g} 질문 {i}", gold_ids=[g], context=texts[g], title=f"제목{g}")
           for g in "abcdef" for i in range(2)]

@@ -1,4 +1,4 @@
-"""A tiny randomly initialised BERT + WordPiece tokenizer, made in the test (no download)."""
+"""A tiny randomly initialised BERT + WordPiece tokenizer, and reader checkpoints on it, made in the test (no download)."""
 
 from __future__ import annotations
 
@@ -34,4 +34,18 @@ def make_tiny_backbone(folder: Path, hidden: int = 32, layers: int = 2, seed: in
                      num_attention_heads=2, intermediate_size=hidden * 2, max_position_embeddings=128,
                      pad_token_id=tok.token_to_id("[PAD]"))
     BertModel(cfg, add_pooling_layer=False).save_pretrained(folder)
+    return folder
+
+
+def make_reader_checkpoint(backbone: str | Path, folder: Path, max_length: int, stride: int, head: str = "cnn",
+                           seed: int = 0) -> Path:
+    """A reader checkpoint at `folder`: a random (seeded) head on `backbone`, reading windows of `max_length`
+    tokens `stride` apart; deterministic, enough to compare answers."""
+    import torch
+
+    from odqa.modeling.checkpoint import build_model, save_model
+    from odqa.modeling.heads import HeadConfig
+    torch.manual_seed(seed)
+    tok, model = build_model(str(backbone), "span", HeadConfig(type=head))
+    save_model(model, tok, folder, extra={"reader": {"window": {"max_length": max_length, "stride": stride}}})
     return folder

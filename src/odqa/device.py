@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from odqa.errors import OdqaError
+from odqa.settings import env
 
 log = logging.getLogger(__name__)
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA when torch sees a GPU, else MPS, else the CPU)"
@@ -176,7 +176,7 @@ def cpu_state(state: Any) -> Any:
 
 def launched_processes() -> int:
     """How many processes `accelerate launch` / torchrun started for this run (1 without a launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return env().world_size or 1
 
 
 def make_accelerator(spec: str, mixed_precision: str):

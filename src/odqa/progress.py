@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from tqdm.auto import tqdm
+
+from odqa.settings import env
 
 
 class _Bar(tqdm):
@@ -20,12 +21,12 @@ class _Bar(tqdm):
 
 
 def bar(total: int | None, desc: str, unit: str = "it", quiet: bool = False) -> tqdm:
-    disable = quiet or os.environ.get("ODQA_QUIET") == "1"
+    disable = quiet or env().quiet
     return _Bar(total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable, dynamic_ncols=True,
                 leave=False)
 
 
 def note(msg: str, quiet: bool = False) -> None:
     """One `odqa: ...` line on stderr (a run's header), unless quiet."""
-    if not (quiet or os.environ.get("ODQA_QUIET") == "1"):
+    if not (quiet or env().quiet):
         print(f"odqa: {msg}", file=sys.stderr, flush=True)

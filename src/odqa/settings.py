@@ -2,7 +2,8 @@
 
 Every environment variable odqa reads is a field here; modules ask `env()` instead of `os.environ`.
 `env()` reads the environment afresh on each call (cheap), so a variable set at run time, or by a test,
-takes effect at once. Variables of other programs that odqa passes on or honours (`XDG_CACHE_HOME`,
+takes effect at once. An empty or unreadable value counts as unset (the field's default), as a
+hand-written `os.environ.get` with a fallback would read it. Variables of other programs that odqa passes on or honours (`XDG_CACHE_HOME`,
 `HF_HUB_ETAG_TIMEOUT`, `RAY_ADDRESS`, `WORLD_SIZE`) are fields too, under their own names.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, ValidatorFunctionWrapHandler, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,7 +21,7 @@ def _var(name: str):
 
 
 class EnvSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ODQA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ODQA_", extra="ignore", env_ignore_empty=True)
 
     quiet: bool = False                     # ODQA_QUIET=1: no progress bars or notes on stderr
     mmap: bool = True                       # ODQA_MMAP=0: read BM25 score arrays into memory instead of mapping them
@@ -38,6 +39,14 @@ class EnvSettings(BaseSettings):
     hf_hub_etag_timeout: Optional[float] = _var("HF_HUB_ETAG_TIMEOUT")
     ray_address: Optional[str] = _var("RAY_ADDRESS")
     world_size: Optional[int] = _var("WORLD_SIZE")
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _unreadable_is_unset(cls, value, handler: ValidatorFunctionWrapHandler, info: ValidationInfo):
+        try:
+            return handler(value)
+        except ValidationError:
+            return cls.model_fields[info.field_name].default
 
 
 def env() -> EnvSettings:

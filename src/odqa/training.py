@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from odqa.atomic import AtomicFolder
+from odqa.atomic import AtomicFolder, atomic_write_text
 from odqa.checksums import check_folder, write_checksums
 from odqa.config import Section
 from odqa.device import DEVICE_PATTERN, cpu_state, make_accelerator, to_device_batch
@@ -430,9 +429,7 @@ class _Loop:
 
 def _write_history(path: Path, rows: list[dict]) -> None:
     """Rewrite history.jsonl (empty for a fresh run, the checkpoint's rows on resume)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train(model: torch.nn.Module, task: Task, cfg: TrainConfig, output_dir: Path, resume: bool = False,

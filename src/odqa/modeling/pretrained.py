@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from odqa.errors import ModelError
+from odqa.settings import env
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "tokenizer.model",
                    "vocab.json")
@@ -41,10 +41,8 @@ def check_complete(folder: str | Path, extra: tuple[str, ...] = ()) -> None:
 
 
 def _hub_timeout() -> float:
-    try:
-        return float(os.environ.get("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S))
-    except ValueError:
-        return HUB_TIMEOUT_S
+    timeout = env().hf_hub_etag_timeout
+    return HUB_TIMEOUT_S if timeout is None else timeout
 
 
 def _offline_hint(name: str) -> str:

@@ -9,13 +9,13 @@ rebuilds its checkpoint once into the cache (`materialise`), checking every file
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from odqa.errors import ModelError
 from odqa.modeling.compact import COMPACT_JSON, COMPACT_WEIGHTS, materialise
+from odqa.settings import env
 
 CARD = "card.json"
 REINSTALL = ("reinstall odqa (`pip install --force-reinstall --no-deps odqa`; in a source checkout "
@@ -23,8 +23,8 @@ REINSTALL = ("reinstall odqa (`pip install --force-reinstall --no-deps odqa`; in
 
 
 def models_dir() -> Path:
-    env = os.environ.get("ODQA_MODELS_DIR")
-    return Path(env) if env else Path(str(resources.files("odqa") / "data" / "models"))
+    folder = env().models_dir
+    return folder if folder else Path(str(resources.files("odqa") / "data" / "models"))
 
 
 @dataclass

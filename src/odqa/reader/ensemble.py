@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from odqa.atomic import atomic_write_text
 from odqa.errors import OdqaError
 
 log = logging.getLogger(__name__)
@@ -149,12 +149,9 @@ def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (temporary sibling, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise OdqaError(f"{path}: cannot write ({e.strerror or e})") from None
     return path
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
+from odqa.atomic import atomic_file
 from odqa.errors import ConfigError, OdqaError
 from odqa.relation.evaluate import RECheckpointInputs
 
@@ -42,8 +42,7 @@ def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, label
     preds = probs.argmax(axis=1) if preds is None else preds
     rounded = np.round(probs, digits)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         if fmt == "csv":
             with open(tmp, "w", encoding="utf-8", newline="") as f:
                 w = csv.writer(f)
@@ -55,10 +54,6 @@ def write_predictions(path: str | Path, ids: list[str], probs: np.ndarray, label
                     for rid, p, row in zip(ids, preds, rounded)]
             tmp.write_text(json.dumps({"labels": labels, "predictions": rows}, ensure_ascii=False, indent=1),
                            encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return fmt
 
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from odqa.atomic import atomic_write_text
 from odqa.errors import ModelError, OdqaError
 from odqa.metrics import exact_match
 from odqa.text.morphs import Morph, analyse, analyzer_version, check_analyzer
@@ -290,9 +290,7 @@ class ParticleRules:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return path
 
     @classmethod

