@@ -20,8 +20,7 @@ import odqa
 
 from odqa.api.pipeline import QAResult
 from odqa.errors import OdqaError
-from odqa.reader.postprocess import Span
-from odqa.types import Hit, Passage
+from odqa.types import Answer, Hit, Passage
 
 PASSAGE = Passage("p1", "한라산", "한라산은 제주도에 있는 산으로 높이는 1,947미터이다.")
 
@@ -59,7 +58,7 @@ class FakePipeline:
         if self.fail:
             raise self.fail
         s, e = PASSAGE.text.index("1,947"), PASSAGE.text.index("이다")
-        spans = [Span(PASSAGE.text[s:e], "p1", s, e, 9.0, 0.9), Span("제주도", "p1", 5, 8, 4.0, 0.1)]
+        spans = [Answer(PASSAGE.text[s:e], "p1", s, e, 9.0, 0.9), Answer("제주도", "p1", 5, 8, 4.0, 0.1)]
         return [QAResult(q, list(spans), self.retrieve_batch([q], k)[0], {"retrieve": 0.001, "read": 0.002})
                 for q in questions]
 

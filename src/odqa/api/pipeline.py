@@ -22,19 +22,19 @@ from typing import Callable, Protocol, Sequence
 from odqa.api.readers import DEFAULT_K, DEFAULT_RETRIEVAL_WEIGHT, ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
 from odqa.device import resolve_device
 from odqa.errors import OdqaError
-from odqa.reader.postprocess import Span
+from odqa.types import Answer
 from odqa.retrieval.base import Retriever, check_queries
 from odqa.timing import collect, ordered, stage
 from odqa.types import Hit
 
 class SpanReader(Protocol):
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]: ...
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]: ...
 
 
 @dataclass
 class QAResult:
     question: str
-    answers: list[Span]            # best first; empty = no answer found
+    answers: list[Answer]            # best first; empty = no answer found
     hits: list[Hit]                # the passages read, best first
     # seconds per stage, this question's share of its batch: retrieve, read, then the parts of each that
     # ran (odqa.timing.STAGES: query_analysis, query_encoding, sparse_search, dense_search, fusion, rerank,
@@ -42,13 +42,13 @@ class QAResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def answer(self) -> Span | None:
+    def answer(self) -> Answer | None:
         return self.answers[0] if self.answers else None
 
-    def passage(self, span: Span):
+    def passage(self, span: Answer):
         return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
 
-    def answer_json(self, span: Span) -> dict:
+    def answer_json(self, span: Answer) -> dict:
         p = self.passage(span)
         return {**span.to_json(), "title": p.title if p else ""}
 
@@ -220,7 +220,7 @@ class Pipeline:
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retrieve_batch([question], k)[0]
 
-    def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Answers for questions over the passages given (best first, at most `top` each)."""
         return [spans[:self.top] for spans in self.reader.read_batch(list(questions), list(hits), quiet=quiet)]
 

@@ -18,7 +18,7 @@ from odqa.errors import ModelError
 from odqa.modeling.checkpoint import HEAD_JSON, load_model, open_checkpoint
 from odqa.reader.hf_qa import is_hf_qa_folder
 from odqa.reader.inference import WindowSettings, predict_spans
-from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
+from odqa.reader.postprocess import PostProcessor, Step, default_postprocessor
 from odqa.timing import stage
 from odqa.types import Answer, Hit
 
@@ -79,7 +79,7 @@ class Reader:
         """This reader's post-processing (its extra steps, e.g. particle rules) at another retrieval weight."""
         return default_postprocessor(self.n_best, retrieval_weight, self.extra_steps)
 
-    def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Every window's n-best spans per question with their passage's retrieval score, before post-processing
         (what `read_batch` post-processes; kept by callers that try several post-processings on one reading)."""
         passages = [[h.passage for h in hs] for hs in hits]
@@ -87,11 +87,11 @@ class Reader:
         return predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
                              scores, quiet=quiet, tokenize_lock=self._tokenize)
 
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Post-processed n-best spans per question (empty list: no answer found)."""
         raw = self.read_raw(questions, hits, quiet)
         with stage("read_postprocess"):
             return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
-        return [s.to_answer() for s in self.read_batch([question], [hits])[0]]
+        return self.read_batch([question], [hits])[0]
