@@ -43,6 +43,10 @@ class FakePipeline:
         self.index, self.calls, self._lock = FakeIndex(), [], threading.Lock()
         self.reader_settings, self.sentence_level = {"readers": ["fake"]}, False
 
+    @property
+    def retrieval(self):                 # the first stage: this fake retrieves as it answers
+        return self
+
     def in_mode(self, mode):
         if mode in ("dense", "hybrid"):
             raise OdqaError(f"index '{self.index.name}' has no dense part: add it with `odqa index --dense`")

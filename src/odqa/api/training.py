@@ -194,7 +194,7 @@ def train_particles(cfg: ParticlesConfig, *, quiet: bool = True) -> ParticlesRes
     from odqa.text.particles import ParticleRules
     qs = [q for f in cfg.train_files for q in load_questions(f) if q.context and q.answers]
     qs = qs[:cfg.limit] if cfg.limit else qs
-    answers = Reader(cfg.reader, n_best=1).read_batch([q.question for q in qs], closed_hits(qs), quiet=quiet)
+    answers = Reader(cfg.reader, n_best=1, retrieval_weight=0.0).read_batch([q.question for q in qs], closed_hits(qs), quiet=quiet)
     examples = [(q.context, a[0].start, a[0].end, q.answers) for q, a in zip(qs, answers) if a]
     rules = ParticleRules.learn(examples, analyzer=cfg.analyzer)
     target = cfg.out or cfg.reader / PARTICLES_FILE
