@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 
 from odqa.atomic import atomic_write_text
 from odqa.config import Section
-from odqa.errors import ConfigError
+from odqa.errors import ConfigError, OdqaError
 
 # passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
 # 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
@@ -31,7 +31,6 @@ from odqa.errors import ConfigError
 DEFAULT_K = 2
 DEFAULT_RETRIEVAL_WEIGHT = 2.0
 RETRIEVAL_MODES = ("auto", "sparse", "dense", "hybrid")
-READER_RUNTIMES = ("torch", "onnx", "onnx-int8")
 
 
 class RetrieverSettings(Section):
@@ -40,13 +39,6 @@ class RetrieverSettings(Section):
     alpha: Optional[float] = None          # hybrid: weight of the dense score (None: the index's hybrid.alpha)
     fusion: Optional[str] = None           # hybrid: minmax | zscore | rrf (None: the index's hybrid.method)
     encoder: Optional[str] = None          # dense encoder spec; must match the index's
-
-    @field_validator("mode")
-    @classmethod
-    def _known_mode(cls, v: str) -> str:
-        if v not in RETRIEVAL_MODES:
-            raise ValueError(f"unknown retrieval mode '{v}' (choose from {', '.join(RETRIEVAL_MODES)})")
-        return v
 
     @field_validator("k")
     @classmethod
@@ -84,13 +76,6 @@ class ReaderSettings(Section):
             return [str(v)]
         return [str(x) for x in v] if isinstance(v, (list, tuple)) else v
 
-    @field_validator("runtime")
-    @classmethod
-    def _known_runtime(cls, v: str) -> str:
-        if v not in READER_RUNTIMES:
-            raise ValueError(f"unknown reader runtime '{v}' (choose from {', '.join(READER_RUNTIMES)})")
-        return v
-
 
 class PipelineConfig(Section):
     index: Optional[str] = None            # the index searched; None = a reader alone (closed domain)
@@ -104,6 +89,18 @@ class PipelineConfig(Section):
     @classmethod
     def _paths_as_text(cls, v: Any) -> Any:
         return {k: str(x) if isinstance(x, Path) else x for k, x in v.items()} if isinstance(v, dict) else v
+
+    def check(self):
+        """The device models run on (a torch.device: `device` resolved, once, by whoever loads them); refuses
+        first, before anything loads, an unknown device, reader runtime or retrieval mode, a reader that is
+        neither a folder, a shipped model nor a hub name, and particle rules that cannot be read."""
+        from odqa.api.readers import check_reader
+        from odqa.device import resolve_device
+        device = resolve_device(self.device)
+        check_reader(self.reader.model, self.reader.particles, self.reader.runtime)
+        if self.retriever.mode not in RETRIEVAL_MODES:
+            raise OdqaError(f"unknown retrieval mode '{self.retriever.mode}' (choose from {', '.join(RETRIEVAL_MODES)})")
+        return device
 
     @classmethod
     def from_flat(cls, **flat: Any) -> "PipelineConfig":

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
 from odqa.api.config import PipelineConfig, ReaderSettings, RerankerSettings
-from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
+from odqa.api.readers import ReaderSpec, open_reader, particle_setting, reader_paths
 from odqa.api.retriever import Retriever
-from odqa.device import resolve_device, warn_once
+from odqa.device import warn_once
 from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
 from odqa.timing import collect, ordered, stage
@@ -120,9 +120,8 @@ class Pipeline:
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
         connection: an Elasticsearch connection for an index on that backend.
         The device is resolved once here (checked before anything loads) and handed to every model."""
-        device = resolve_device(config.device)
+        device = config.check()
         r = config.reader
-        check_reader(r.model, r.particles, r.runtime)
         depth = _rerank_depth(config.reranker, config.retriever.k) if config.index is not None else 0
         t0 = time.perf_counter()
         retrieval = cross = None

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
-import click
 import typer
 
 from odqa.api import DEVICE_HELP, PipelineConfig
@@ -56,6 +55,7 @@ OPTIONS: dict[str, tuple[Any, Any]] = {     # parameter name -> (type, typer opt
                                  "keeps the best -k of them (needs --reranker; default with one: 20).")),
     "device": (str, typer.Option(D["device"], "--device", help=f"Where models run: {DEVICE_HELP}.")),
 }
+CONTEXT = "pipeline_options_context"    # the typer.Context the decorator asks for (which flags were typed)
 RETRIEVER = ("k", "mode", "alpha", "fusion", "encoder", "device")
 CONFIG = (Optional[Path], typer.Option(None, "--config", help="Pipeline settings file (YAML or JSON, as "
                                                               "PipelineConfig.save writes it); flags override it."))
@@ -87,16 +87,18 @@ def pipeline_options(part: tuple[str, ...] = tuple(OPTIONS), config_file: bool =
                 continue
             params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=t)
                        for n, (t, opt) in options.items()]
+        params.append(inspect.Parameter(CONTEXT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                        annotation=typer.Context))
 
         @functools.wraps(fn)
         def run(**kw: Any) -> Any:
+            ctx = kw.pop(CONTEXT, None)
             given = {n: kw.pop(n) for n in options}
             path = given.pop("config", None)
             if path is None:
                 return fn(**kw, pipeline=PipelineConfig.from_flat(**given))
-            ctx = click.get_current_context(silent=True)
-            flags = {n: v for n, v in given.items()
-                     if ctx is None or ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT}
+            flags = {n: v for n, v in given.items()         # the flags typed (or from the environment)
+                     if ctx is None or getattr(ctx.get_parameter_source(n), "name", "DEFAULT") != "DEFAULT"}
             return fn(**kw, pipeline=PipelineConfig.load(path).with_overrides(**flags))
         run.__signature__ = sig.replace(parameters=params)
         run.__annotations__ = {p.name: p.annotation for p in params}
