@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline", "Retriever": "odqa.api.retriever",
+    "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline", "check_pipeline": "odqa.api.pipeline", "Retriever": "odqa.api.retriever",
     "PipelineConfig": "odqa.api.config", "RetrieverSettings": "odqa.api.config", "RerankerSettings": "odqa.api.config",
     "ReaderSettings": "odqa.api.config", "FLAT": "odqa.api.config", "DEVICE_HELP": "odqa.device", "Answer": "odqa.types", "check_queries": "odqa.retrieval.base",
     "open_reader": "odqa.api.readers", "check_reader": "odqa.api.readers", "Hit": "odqa.types", "Passage": "odqa.types",

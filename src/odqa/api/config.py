@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 
 from odqa.atomic import atomic_write_text
 from odqa.config import Section
-from odqa.errors import ConfigError, OdqaError
+from odqa.errors import ConfigError
 
 # passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
 # 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
@@ -89,18 +89,6 @@ class PipelineConfig(Section):
     @classmethod
     def _paths_as_text(cls, v: Any) -> Any:
         return {k: str(x) if isinstance(x, Path) else x for k, x in v.items()} if isinstance(v, dict) else v
-
-    def check(self):
-        """The device models run on (a torch.device: `device` resolved, once, by whoever loads them); refuses
-        first, before anything loads, an unknown device, reader runtime or retrieval mode, a reader that is
-        neither a folder, a shipped model nor a hub name, and particle rules that cannot be read."""
-        from odqa.api.readers import check_reader
-        from odqa.device import resolve_device
-        device = resolve_device(self.device)
-        check_reader(self.reader.model, self.reader.particles, self.reader.runtime)
-        if self.retriever.mode not in RETRIEVAL_MODES:
-            raise OdqaError(f"unknown retrieval mode '{self.retriever.mode}' (choose from {', '.join(RETRIEVAL_MODES)})")
-        return device
 
     @classmethod
     def from_flat(cls, **flat: Any) -> "PipelineConfig":

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.config import PipelineConfig, ReaderSettings, RerankerSettings
-from odqa.api.readers import ReaderSpec, open_reader, particle_setting, reader_paths
+from odqa.api.config import RETRIEVAL_MODES, PipelineConfig, ReaderSettings, RerankerSettings
+from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
 from odqa.api.retriever import Retriever
-from odqa.device import warn_once
+from odqa.device import resolve_device, warn_once
 from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
 from odqa.timing import collect, ordered, stage
@@ -64,6 +64,19 @@ class QAResult:
 def drop_unmatched(hits: list[Hit]) -> list[Hit]:
     """BM25 score 0 means no query term matched: such passages are not read."""
     return [h for h in hits if h.score > 0 or h.source != "sparse"]
+
+
+def check_pipeline(config: PipelineConfig):
+    """The device models run on (a torch.device: `config.device` resolved, once, for whoever loads them);
+    refuses first, before anything loads, an unknown device, reader runtime or retrieval mode, a reader that
+    is neither a folder, a shipped model nor a hub name, and particle rules that cannot be read."""
+    device = resolve_device(config.device)
+    r = config.reader
+    check_reader(r.model, r.particles, r.runtime)
+    mode = config.retriever.mode
+    if mode not in RETRIEVAL_MODES:
+        raise OdqaError(f"unknown retrieval mode '{mode}' (choose from {', '.join(RETRIEVAL_MODES)})")
+    return device
 
 
 def _reader_settings(r: ReaderSettings) -> dict:
@@ -120,7 +133,7 @@ class Pipeline:
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
         connection: an Elasticsearch connection for an index on that backend.
         The device is resolved once here (checked before anything loads) and handed to every model."""
-        device = config.check()
+        device = check_pipeline(config)
         r = config.reader
         depth = _rerank_depth(config.reranker, config.retriever.k) if config.index is not None else 0
         t0 = time.perf_counter()

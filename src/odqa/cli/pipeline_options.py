@@ -87,12 +87,14 @@ def pipeline_options(part: tuple[str, ...] = tuple(OPTIONS), config_file: bool =
                 continue
             params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=t)
                        for n, (t, opt) in options.items()]
-        params.append(inspect.Parameter(CONTEXT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
-                                        annotation=typer.Context))
+        own = next((p.name for p in params if p.annotation is typer.Context), None)   # typer passes one context
+        if own is None:
+            params.append(inspect.Parameter(CONTEXT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                            annotation=typer.Context))
 
         @functools.wraps(fn)
         def run(**kw: Any) -> Any:
-            ctx = kw.pop(CONTEXT, None)
+            ctx = kw[own] if own else kw.pop(CONTEXT, None)
             given = {n: kw.pop(n) for n in options}
             path = given.pop("config", None)
             if path is None:

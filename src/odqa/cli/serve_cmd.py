@@ -34,9 +34,10 @@ def serve(
 
     Example: odqa serve --index demo --port 8000   (then open http://127.0.0.1:8000/)
     """
+    from odqa.api import check_pipeline
     from odqa.server.run import serve as run
     from odqa.server.settings import ServeConfig
-    pipeline.check()                                  # one line each, before anything loads
+    check_pipeline(pipeline)                          # one line each, before anything loads
     if index_dir:
         pipeline = pipeline.with_overrides(index_dir=index_dir)
     run(ServeConfig(indexes=index, pipeline=pipeline, host=host, port=port, api_key=api_key, no_auth=no_auth,
