@@ -80,13 +80,9 @@ def pipeline_options(part: tuple[str, ...] = tuple(OPTIONS), config_file: bool =
 
     def deco(fn: Callable) -> Callable:
         sig = inspect.signature(fn, eval_str=True)
-        params: list[inspect.Parameter] = []
-        for p in sig.parameters.values():
-            if p.name != "pipeline":
-                params.append(p)
-                continue
-            params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=t)
-                       for n, (t, opt) in options.items()]
+        declared = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=t)
+                    for n, (t, opt) in options.items()]
+        params = [q for p in sig.parameters.values() for q in (declared if p.name == "pipeline" else [p])]
         own = next((p.name for p in params if p.annotation is typer.Context), None)   # typer passes one context
         if own is None:
             params.append(inspect.Parameter(CONTEXT, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
