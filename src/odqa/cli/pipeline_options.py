@@ -64,7 +64,6 @@ FLAGS = {name: opt.param_decls[0] for name, (_, opt) in OPTIONS.items()} | {
     "api_key": "--api-key", "no_auth": "--no-auth", "index": "--index", "index_dir": "--index-dir"}
 
 
-
 def as_flags(message: str) -> str:
     """An error message below the CLI, its API parameter names (`rerank`) spelled as the CLI's flags (--rerank)."""
     return re.sub(r"`(\w+)`", lambda m: FLAGS.get(m[1], m[0]), message)
