@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from odqa.reader.postprocess import Span
+from odqa.types import Answer
 
 
 def read_raw(pipe, questions, k_max: int, path: Path, batch: int = 16) -> tuple[list, list]:
@@ -30,7 +30,7 @@ def read_raw(pipe, questions, k_max: int, path: Path, batch: int = 16) -> tuple[
     for b in range(0, len(texts), 64):
         hits += pipe.passages_to_read(texts[b:b + 64], k_max)
     done = [json.loads(line) for line in path.open(encoding="utf-8")] if path.exists() else []
-    raw = [[Span(**s) for s in row["spans"]] for row in done]
+    raw = [[Answer(**s) for s in row["spans"]] for row in done]
     t0 = time.perf_counter()
     with path.open("a", encoding="utf-8") as f:
         for b in range(len(raw), len(texts), batch):

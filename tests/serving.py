@@ -20,8 +20,7 @@ import odqa
 
 from odqa.api.pipeline import QAResult
 from odqa.errors import OdqaError
-from odqa.reader.postprocess import Span
-from odqa.types import Hit, Passage
+from odqa.types import Answer, Hit, Passage
 
 PASSAGE = Passage("p1", "한라산", "한라산은 제주도에 있는 산으로 높이는 1,947미터이다.")
 
@@ -44,6 +43,10 @@ class FakePipeline:
         self.index, self.calls, self._lock = FakeIndex(), [], threading.Lock()
         self.reader_settings, self.sentence_level = {"readers": ["fake"]}, False
 
+    @property
+    def retrieval(self):                 # the first stage: this fake retrieves as it answers
+        return self
+
     def in_mode(self, mode):
         if mode in ("dense", "hybrid"):
             raise OdqaError(f"index '{self.index.name}' has no dense part: add it with `odqa index --dense`")
@@ -59,7 +62,7 @@ class FakePipeline:
         if self.fail:
             raise self.fail
         s, e = PASSAGE.text.index("1,947"), PASSAGE.text.index("이다")
-        spans = [Span(PASSAGE.text[s:e], "p1", s, e, 9.0, 0.9), Span("제주도", "p1", 5, 8, 4.0, 0.1)]
+        spans = [Answer(PASSAGE.text[s:e], "p1", s, e, 9.0, 0.9), Answer("제주도", "p1", 5, 8, 4.0, 0.1)]
         return [QAResult(q, list(spans), self.retrieve_batch([q], k)[0], {"retrieve": 0.001, "read": 0.002})
                 for q in questions]
 

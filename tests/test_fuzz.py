@@ -148,9 +148,10 @@ def windows(draw):
 @given(st.lists(windows(), min_size=1, max_size=3), st.integers(1, 20), st.integers(1, 10),
        st.floats(0, 1))
 def test_post_processed_spans_lie_inside_their_passage(wins, n_best, max_tokens, retrieval_weight):
-    from odqa.reader.postprocess import Span, default_postprocessor, window_spans
+    from odqa.reader.postprocess import default_postprocessor, window_spans
+    from odqa.types import Answer
     passages = {f"p{i}": w[0] for i, w in enumerate(wins)}
-    spans = [Span(passage[s:e], f"p{i}", s, e, score, retrieval_score=float(i))
+    spans = [Answer(passage[s:e], f"p{i}", s, e, score, retrieval_score=float(i))
              for i, (passage, offsets, sl, el) in enumerate(wins)
              for score, s, e in window_spans(sl, el, offsets, n_best, max_tokens)]
     out = default_postprocessor(n_best, retrieval_weight)(spans, passages)

@@ -28,18 +28,18 @@ def test_parse_sweep():
 
 def test_each_lost_question_is_charged_to_the_stage_that_lost_it():
     from odqa.evaluation.answers import lost_at, score_answers
-    from odqa.reader.postprocess import Span
+    from odqa.types import Answer
     from odqa.evaluation.retrieval import Judge
     from odqa.types import Hit, Passage, Question
     q = Question("q", "한라산의 높이는?", answers=["1,947 m"], gold_ids=["g"])
     gold, other = Hit(Passage("g", "", "높이는 1,947 m이다"), 1.0, 1), Hit(Passage("o", "", "1,915 m"), 0.9, 2)
-    right = Span("1,947 m", "g", 4, 11, 1.0)
+    right = Answer("1,947 m", "g", 4, 11, 1.0)
     assert lost_at(q, [right], [gold, other], {"g"}) == "correct"
-    assert lost_at(q, [Span("1,915 m", "o", 0, 7, 1.0)], [other], {"g"}) == "retrieval"
-    assert lost_at(q, [Span("1,915 m", "o", 0, 7, 1.0)], [gold, other], {"g"}) == "passage"
-    assert lost_at(q, [Span("높이는", "g", 0, 3, 1.0)], [gold, other], {"g"}) == "span"
+    assert lost_at(q, [Answer("1,915 m", "o", 0, 7, 1.0)], [other], {"g"}) == "retrieval"
+    assert lost_at(q, [Answer("1,915 m", "o", 0, 7, 1.0)], [gold, other], {"g"}) == "passage"
+    assert lost_at(q, [Answer("높이는", "g", 0, 3, 1.0)], [gold, other], {"g"}) == "span"
     assert lost_at(q, [], [gold], {"g"}) == "no_answer"
-    assert lost_at(q, [Span("x", "g", 0, 1, 1.0)], [gold], set()) == "span"      # closed domain: no passage choice
+    assert lost_at(q, [Answer("x", "g", 0, 1, 1.0)], [gold], set()) == "span"      # closed domain: no passage choice
     q2 = Question("q2", "?", answers=["1,915 m"], gold_ids=["o"])
     unscored = Question("q3", "?", answers=[])
     rep = score_answers([q, q2, unscored], [[right], [right], [right]], [[gold, other], [gold], [gold]],

@@ -9,9 +9,9 @@ from odqa.metrics import em_f1, exact_match, f1, normalize_answer
 from odqa.modeling.checkpoint import build_model, load_model, save_model
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
 from odqa.reader.features import SkipReport, make_windows, training_examples
-from odqa.reader.postprocess import (Span, default_postprocessor, merge, mix_retrieval, particle_step, probabilities,
+from odqa.reader.postprocess import (default_postprocessor, merge, mix_retrieval, particle_step, probabilities,
                                      window_spans)
-from odqa.types import Question
+from odqa.types import Answer, Question
 from tests.conftest import PASSAGES, squad_file, write_jsonl
 from tests.test_cli import odqa
 from tests.tiny_model import make_tiny_backbone
@@ -71,8 +71,8 @@ def test_window_spans_best_valid_span_and_limits():
 
 def test_postprocess_merges_mixes_and_normalises():
     text = "한라산은 높다"
-    spans = [Span("한라산", "p1", 0, 3, 2.0, retrieval_score=1.0), Span("한라산", "p1", 0, 3, 5.0, retrieval_score=1.0),
-             Span("높다", "p2", 5, 7, 4.5, retrieval_score=0.0)]
+    spans = [Answer("한라산", "p1", 0, 3, 2.0, retrieval_score=1.0), Answer("한라산", "p1", 0, 3, 5.0, retrieval_score=1.0),
+             Answer("높다", "p2", 5, 7, 4.5, retrieval_score=0.0)]
     merged = merge(spans, {})
     assert len(merged) == 2 and merged[0].score == 5.0
     probs = probabilities(merged, {})
@@ -84,7 +84,7 @@ def test_postprocess_merges_mixes_and_normalises():
         def apply(self, ctx, s, e):
             return (s, e - 1) if ctx[e - 1] == "은" else (s, e)
     post = default_postprocessor(5, extra=[particle_step(Rules())])
-    out = post([Span("한라산은", "p1", 0, 4, 3.0), Span("한라산", "p1", 0, 3, 3.0)], {"p1": text})
+    out = post([Answer("한라산은", "p1", 0, 4, 3.0), Answer("한라산", "p1", 0, 3, 3.0)], {"p1": text})
     assert [(s.text, round(s.probability, 3)) for s in out] == [("한라산", 1.0)]
 
 

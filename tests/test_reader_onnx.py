@@ -31,7 +31,7 @@ def hits():
 
 def read(ckpt, runtime, **kw):
     from odqa.reader.reader import Reader
-    r = Reader(ckpt, device="cpu", runtime=runtime, **kw)
+    r = Reader(ckpt, device="cpu", runtime=runtime, retrieval_weight=0.0, **kw)
     return r, r.read_batch(QUESTIONS, [hits()] * len(QUESTIONS))
 
 
@@ -101,7 +101,7 @@ def test_a_retrained_checkpoint_is_exported_again(ckpt, cache, tmp_path):
 def test_unknown_runtime_is_one_clear_error_before_loading(ckpt, tmp_path):
     from odqa.reader.reader import Reader
     with pytest.raises(OdqaError, match=r"unknown reader runtime 'tensorrt' \(choose from torch, onnx, onnx-int8\)"):
-        Reader(ckpt, runtime="tensorrt")
+        Reader(ckpt, runtime="tensorrt", retrieval_weight=0.0)
     with pytest.raises(OdqaError, match="unknown reader runtime 'fast'"):
         odqa.Pipeline.from_index("no-such-index", reader=ckpt, reader_runtime="fast", index_dir=tmp_path)
     write_jsonl(tmp_path / "q.jsonl", [{"id": "q1", "question": "한라산?", "answers": ["한라산"]}])

@@ -122,7 +122,7 @@ def test_rerank_options_are_checked(trained):
     from odqa.api.pipeline import Pipeline
     with pytest.raises(OdqaError, match="needs a reranker"):
         Pipeline.from_index("t", reader="none", index_dir=trained / "indexes", rerank=10)
-    with pytest.raises(OdqaError, match="at least -k"):
+    with pytest.raises(OdqaError, match="at least `k`"):
         Pipeline.from_index("t", reader="none", k=5, index_dir=trained / "indexes",
                             reranker=trained / "rr" / "best", rerank=3)
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from odqa.api.readers import DEFAULT_K
+from odqa.api.config import DEFAULT_K
 from odqa.server.app import create_app
 from odqa.server.settings import ServeConfig
 from tests.serving import PASSAGE, FakePipeline

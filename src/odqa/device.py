@@ -75,6 +75,16 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return torch.device("cuda", int(index) if index else torch.cuda.current_device())
 
 
+def cpu_only(device: str | torch.device, key: str, what: str) -> torch.device:
+    """The CPU, for work that runs only there (ONNX Runtime, int8 encoders). A device name is checked first;
+    a GPU named explicitly gets one warning (`auto`, and a torch.device a caller resolved, fall back quietly:
+    the caller that resolved it warns when its own setting named the GPU)."""
+    resolved = resolve_device(device)
+    if resolved.type != "cpu" and isinstance(device, str) and device.strip().lower() != "auto":
+        warn_once(key, f"{what} runs on the CPU, not {resolved}")
+    return torch.device("cpu")
+
+
 def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
     """Tensors inside dicts / BatchEncodings / lists / tuples moved to `device` (other values as they are)."""
     if isinstance(batch, torch.Tensor):

@@ -34,8 +34,15 @@ class Question:
 
 @dataclass(frozen=True)
 class Answer:
+    """An answer span, from the reader's post-processing to the API's results (one type all the way)."""
     text: str
-    score: float
     passage_id: str
-    start: int
+    start: int                 # character offsets into the passage text, end exclusive
     end: int
+    score: float               # start logit + end logit (+ mixed retrieval score)
+    probability: float = 0.0
+    retrieval_score: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "passage_id": self.passage_id, "start": self.start, "end": self.end,
+                "probability": round(self.probability, 6), "score": round(self.score, 4)}

@@ -4,6 +4,7 @@
     odqa.build_index("wikipedia_documents.json", "wiki")
     p = odqa.Pipeline.from_index("wiki", reader="runs/reader/best")
     print(p.ask("대한민국의 수도는 어디인가?").answer.text)
+    cfg = odqa.PipelineConfig.load("pipeline.yaml"); p = odqa.Pipeline.from_config(cfg)
 
 Names are imported lazily, so `import odqa` stays cheap (no torch until a model is loaded).
 """
@@ -13,8 +14,11 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline",
-    "open_reader": "odqa.api.readers", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
+    "Pipeline": "odqa.api.pipeline", "QAResult": "odqa.api.pipeline", "check_pipeline": "odqa.api.pipeline", "Retriever": "odqa.api.retriever",
+    "PipelineConfig": "odqa.api.config", "RetrieverSettings": "odqa.api.config", "RerankerSettings": "odqa.api.config",
+    "ReaderSettings": "odqa.api.config", "FLAT": "odqa.api.config", "DEVICE_HELP": "odqa.device", "Answer": "odqa.types", "check_queries": "odqa.retrieval.base",
+    "open_reader": "odqa.api.readers", "check_reader": "odqa.api.readers", "Hit": "odqa.types", "Passage": "odqa.types",
+    "Interrupted": "odqa.errors", "__version__": "odqa.version", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
     "verify_index": "odqa.api.indexes", "VerifyReport": "odqa.api.indexes",
     "encode_shard": "odqa.api.indexes", "encode_shards_ray": "odqa.api.indexes", "build_index_ray": "odqa.api.indexes",
@@ -26,6 +30,7 @@ _EXPORTS = {
     "export_re_text": "odqa.api.training",
     "train_reader": "odqa.api.training", "train_retriever": "odqa.api.training", "train_particles": "odqa.api.training",
     "pretrain": "odqa.api.training",
+    "run_demo": "odqa.api.demo", "Section": "odqa.config",
     "IndexConfig": "odqa.config", "load_config": "odqa.config",
     "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
     "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",

@@ -75,7 +75,7 @@ def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = Fa
     closed: read each question's own passage (SQuAD/KorQuAD contexts) instead of retrieving."""
     from odqa.evaluation.retrieval import Judge
     qs = as_questions(questions, limit)
-    if not closed and pipeline.retriever is None:
+    if not closed and pipeline.retrieval is None:
         raise OdqaError("open-domain evaluation needs an index: Pipeline.from_index(name), or closed=True")
     k = k or pipeline.k
     hits, answers, seconds, retrieved = _answer(pipeline, qs, closed, k, quiet)
@@ -103,7 +103,7 @@ def predict(pipeline: Pipeline, questions: Questions, out: str | Path | None = N
     """Best answer per question id (answers not needed), the Boostcamp submission shape `{id: answer}`;
     written to `out` (a file path, e.g. predictions.json) when given."""
     qs = as_questions(questions)
-    if not closed and pipeline.retriever is None:
+    if not closed and pipeline.retrieval is None:
         raise OdqaError("predicting without an index needs closed=True (questions with their passages)")
     _, answers, _, _ = _answer(pipeline, qs, closed, k or pipeline.k, quiet)
     preds = {q.id: (a[0].text if a else "") for q, a in zip(qs, answers)}

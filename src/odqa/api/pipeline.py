@@ -19,22 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from odqa.api.readers import DEFAULT_K, DEFAULT_RETRIEVAL_WEIGHT, ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
-from odqa.device import resolve_device
+from odqa.api.config import RETRIEVAL_MODES, PipelineConfig, ReaderSettings, RerankerSettings
+from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
+from odqa.api.retriever import Retriever
+from odqa.device import resolve_device, warn_once
 from odqa.errors import OdqaError
-from odqa.reader.postprocess import Span
-from odqa.retrieval.base import Retriever, check_queries
+from odqa.retrieval.base import check_queries
 from odqa.timing import collect, ordered, stage
-from odqa.types import Hit
+from odqa.types import Answer, Hit
 
 class SpanReader(Protocol):
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]: ...
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]: ...
 
 
 @dataclass
 class QAResult:
     question: str
-    answers: list[Span]            # best first; empty = no answer found
+    answers: list[Answer]            # best first; empty = no answer found
     hits: list[Hit]                # the passages read, best first
     # seconds per stage, this question's share of its batch: retrieve, read, then the parts of each that
     # ran (odqa.timing.STAGES: query_analysis, query_encoding, sparse_search, dense_search, fusion, rerank,
@@ -42,13 +43,13 @@ class QAResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def answer(self) -> Span | None:
+    def answer(self) -> Answer | None:
         return self.answers[0] if self.answers else None
 
-    def passage(self, span: Span):
+    def passage(self, span: Answer):
         return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
 
-    def answer_json(self, span: Span) -> dict:
+    def answer_json(self, span: Answer) -> dict:
         p = self.passage(span)
         return {**span.to_json(), "title": p.title if p else ""}
 
@@ -65,123 +66,147 @@ def drop_unmatched(hits: list[Hit]) -> list[Hit]:
     return [h for h in hits if h.score > 0 or h.source != "sparse"]
 
 
-def _settings(reader, retrieval_weight: float, particles, runtime: str = "torch") -> dict:
-    return {"readers": reader_paths(reader), "retrieval_weight": retrieval_weight,
-            "particles": particle_setting(reader, particles), "reader_runtime": runtime}
+def check_pipeline(config: PipelineConfig):
+    """The device models run on (a torch.device: `config.device` resolved, once, for whoever loads them);
+    refuses first, before anything loads, an unknown device, reader runtime or retrieval mode, a reader that
+    is neither a folder, a shipped model nor a hub name, and particle rules that cannot be read."""
+    device = resolve_device(config.device)
+    r = config.reader
+    check_reader(r.model, r.particles, r.runtime)
+    mode = config.retriever.mode
+    if mode not in RETRIEVAL_MODES:
+        raise OdqaError(f"unknown retrieval mode '{mode}' (choose from {', '.join(RETRIEVAL_MODES)})")
+    return device
 
 
-def _check_rerank(reranker, rerank: int, k: int) -> int:
-    """The number of candidates to rerank (20 by default with a reranker); bad combinations in one line."""
-    if rerank < 0:
-        raise OdqaError(f"rerank must be at least 0, got {rerank}")
-    if reranker is None:
-        if rerank:
-            raise OdqaError("--rerank N needs a reranker: --reranker FOLDER (an `odqa train reranker` OUT/best)")
+def _reader_settings(r: ReaderSettings) -> dict:
+    """How results report the reader: folders ([] = sentence level), retrieval_weight, particles, reader_runtime."""
+    return {"readers": reader_paths(r.model), "retrieval_weight": r.retrieval_weight,
+            "particles": particle_setting(r.model, r.particles), "reader_runtime": r.runtime}
+
+
+def _rerank_depth(r: RerankerSettings, k: int) -> int:
+    """The number of candidates to rerank (max(20, k) by default with a reranker); bad combinations in one line."""
+    if r.model is None:
+        if r.depth:
+            raise OdqaError("`rerank` needs a reranker: `reranker` FOLDER (an `odqa train reranker` OUT/best)")
         return 0
-    rerank = rerank or max(20, k)
-    if rerank < k:
-        raise OdqaError(f"--rerank N must be at least -k (the passages read): got --rerank {rerank}, -k {k}")
-    return rerank
+    depth = r.depth or max(20, k)
+    if depth < k:
+        raise OdqaError(f"`rerank` must be at least `k` (the passages read): got `rerank` {depth}, `k` {k}")
+    return depth
+
+
+def _cpu_only_warnings(cfg: PipelineConfig, device, idx) -> None:
+    """A GPU named in the config for work that runs on the CPU only: one warning each (as the lower layers
+    warn when a device name reaches them)."""
+    if cfg.device == "auto" or device.type == "cpu":
+        return
+    if cfg.reader.runtime != "torch":
+        warn_once(f"reader-{cfg.reader.runtime}", f"reader runtime {cfg.reader.runtime} runs on the CPU, not {device}")
+    q = ((idx.manifest.get("dense") or {}).get("quantize") or "none") if idx is not None else "none"
+    if q != "none" and cfg.retriever.mode != "sparse":
+        warn_once(f"quantize-{q}", f"dense.quantize {q} runs on the CPU, not {device}")
 
 
 class Pipeline:
-    """A retriever and a reader composed; `from_index` builds one from an index name."""
+    """A retriever, an optional reranker and a reader composed; `from_config` (or its short form
+    `from_index`) builds one."""
 
-    def __init__(self, retriever: Retriever | None, reader: SpanReader | Callable[[], SpanReader], k: int = DEFAULT_K, *,
-                 index=None, mode: str | None = None, reader_settings: dict | None = None, top: int = 20,
-                 reranker=None, rerank: int = 0):
-        """reader: a reader, or a function that makes one (called once, on the first read).
+    def __init__(self, retrieval: Retriever | None, reader: SpanReader | Callable[[], SpanReader],
+                 config: PipelineConfig, reranker=None, rerank: int = 0):
+        """retrieval: the first stage (None: the pipeline reads the passages it is given).
+        reader: a reader, or a function that makes one (called once, on the first read).
         reranker: a `reranker.model.CrossEncoder` (or None): `rerank` passages are retrieved, it keeps k."""
-        if k < 1:
-            raise OdqaError(f"k must be at least 1, got {k}")
-        if reranker is not None and rerank < k:
-            raise OdqaError(f"rerank N must be at least k (the passages read): got rerank {rerank}, k {k}")
-        self.retriever, self.k, self.top = retriever, k, top
+        self.retrieval, self.config = retrieval, config
+        self.k, self.top = config.retriever.k, config.reader.n_best
         self.reranker, self.rerank = reranker, (rerank if reranker is not None else 0)
         self._reader, self._lock = reader, threading.Lock()
-        self.index, self.mode = index, mode
-        # readers (folders; [] = sentence level), retrieval_weight, particles, reader_runtime: as results report them
-        self.reader_settings = reader_settings or {"readers": [], "retrieval_weight": 0.0, "particles": None,
-                                                   "reader_runtime": "torch"}
+        self.reader_settings = _reader_settings(config.reader)
         self.load_seconds: dict[str, float] = {}     # load_index, load_reader (set by the constructors)
-        self._fusion: tuple = (None, None, None)     # alpha, fusion, encoder the retrievers were built with
         self._modes: dict[str, Pipeline] = {}
 
     @classmethod
-    def from_index(cls, name: str, reader: ReaderSpec | Sequence[ReaderSpec] = None, mode: str = "auto",
-                   k: int = DEFAULT_K, index_dir: str | Path | None = None, device: str = "auto",
-                   alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
-                   retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, n_best: int = 20,
-                   connection=None, lazy_reader: bool = False, reader_runtime: str = "torch",
-                   reranker: str | Path | None = None, rerank: int = 0) -> "Pipeline":
-        """Load index NAME and a reader once.
+    def from_config(cls, config: PipelineConfig, lazy_reader: bool = False, connection=None) -> "Pipeline":
+        """Load the config's index (none: a reader alone, for closed-domain reading) and reader once.
 
-        reader: a checkpoint folder (`odqa train reader` OUT/best), a list of them (soft-voted),
-        or None / "none" (sentence-level answers). mode: auto (hybrid when the index has vectors,
-        else sparse) | sparse | dense | hybrid. alpha/fusion override the index's fusion settings.
         lazy_reader: load the reader on the first read, not now (for callers that may only retrieve).
-        reranker: an `odqa train reranker` folder (OUT/best): `rerank` passages are retrieved (default 20) and
-        the cross-encoder keeps the best k of them for the reader.
+        connection: an Elasticsearch connection for an index on that backend.
+        The device is resolved once here (checked before anything loads) and handed to every model."""
+        device = check_pipeline(config)
+        r = config.reader
+        depth = _rerank_depth(config.reranker, config.retriever.k) if config.index is not None else 0
+        t0 = time.perf_counter()
+        retrieval = cross = None
+        if config.index is not None:
+            retrieval = Retriever.from_index(config.index, config.retriever, config.index_dir, device, connection)
+            if config.reranker.model is not None:
+                from odqa.reranker.model import load_reranker
+                cross = load_reranker(Path(config.reranker.model), device)
+        idx = retrieval.index if retrieval is not None else None
+        _cpu_only_warnings(config, device, idx)
+        t1 = time.perf_counter()
+
+        def make():
+            return open_reader(r.model, idx, r.n_best, r.retrieval_weight, r.particles, device=device,
+                               runtime=r.runtime)
+        p = cls(retrieval, make if lazy_reader else make(), config, reranker=cross, rerank=depth)
+        p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
+        return p
+
+    @classmethod
+    def from_index(cls, name: str, reader: ReaderSpec | Sequence[ReaderSpec] = None, *, lazy_reader: bool = False,
+                   connection=None, config: PipelineConfig | None = None, **overrides) -> "Pipeline":
+        """Load index NAME and a reader once: the short form of `from_config`, settings by their parameter
+        names on top of `config` (default: every setting's default).
+
+        reader: a checkpoint folder (`odqa train reader` OUT/best), a shipped model, a list of them
+        (soft-voted), or None / "none" (sentence-level answers when no reader is installed / always).
+        mode: auto (hybrid when the index has vectors, else sparse) | sparse | dense | hybrid. k: passages read.
+        alpha/fusion override the index's fusion settings; encoder: the dense encoder (the index's).
+        reranker: an `odqa train reranker` folder (OUT/best): `rerank` passages are retrieved (default
+        max(20, k)) and the cross-encoder keeps the best k of them for the reader.
         device: auto | cpu | cuda | cuda:N | mps, where the reader and the query encoder run (checked
         before anything loads; auto = a GPU when torch sees one).
         reader_runtime: torch | onnx | onnx-int8: the reader's span model in torch or in ONNX Runtime
         (fp32 or dynamic int8, on the CPU; exported once per checkpoint and cached).
+        retrieval_weight, particles, n_best, index_dir: see `PipelineConfig`.
         """
-        from odqa.index.indexing import load_index
-        resolve_device(device)
-        check_reader(reader, particles, reader_runtime)
-        rerank = _check_rerank(reranker, rerank, k)
-        t0 = time.perf_counter()
-        idx = load_index(name, index_dir, connection)
-        idx.device = device
-        mode = idx.resolve_mode(mode)
-        retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
-        cross = None
-        if reranker is not None:
-            from odqa.reranker.model import load_reranker
-            cross = load_reranker(reranker, device)
-        t1 = time.perf_counter()
+        cfg = (config or PipelineConfig()).with_overrides(index=name, **overrides,
+                                                          **({"reader": reader} if reader is not None else {}))
+        return cls.from_config(cfg, lazy_reader=lazy_reader, connection=connection)
 
-        def make():
-            return open_reader(reader, idx, n_best, retrieval_weight, particles, device=device, runtime=reader_runtime)
-        p = cls(retriever, make if lazy_reader else make(), k, index=idx, mode=mode, top=n_best,
-                reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime), reranker=cross,
-                rerank=rerank)
-        p.load_seconds = {"load_index": t1 - t0, "load_reader": time.perf_counter() - t1}
-        p._fusion = (alpha, fusion, encoder)
-        return p
+    @classmethod
+    def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, **overrides) -> "Pipeline":
+        """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
+        overrides = {**overrides, **({"reader": reader} if reader is not None else {})}
+        return cls.from_config(PipelineConfig.from_flat(index=None, **overrides))
+
+    @property
+    def index(self):
+        return self.retrieval.index if self.retrieval is not None else None
+
+    @property
+    def mode(self) -> str | None:
+        return self.retrieval.mode if self.retrieval is not None else None
+
+    @property
+    def retriever(self):
+        """The first stage's search (the retrieval algorithm's object), None without an index."""
+        return self.retrieval.searcher if self.retrieval is not None else None
 
     def in_mode(self, mode: str | None) -> "Pipeline":
         """This pipeline retrieving in another mode (auto | sparse | dense | hybrid): the same index, reader
         and fusion settings; each mode's retriever is built once."""
-        if self.index is None:
-            raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
-        mode = self.index.resolve_mode(mode)
-        if mode == self.mode:
+        retrieval = self._need_retrieval().in_mode(mode)
+        if retrieval is self.retrieval:
             return self
         with self._lock:
-            if mode not in self._modes:
-                alpha, fusion, encoder = self._fusion
-                retriever = self.index.retriever(mode, self.index.hybrid_config(alpha, fusion), encoder)
-                p = Pipeline(retriever, lambda: self.reader, self.k, index=self.index, mode=mode, top=self.top,
-                             reader_settings=self.reader_settings, reranker=self.reranker, rerank=self.rerank)
-                p.load_seconds, p._fusion = self.load_seconds, self._fusion
-                self._modes[mode] = p
-            return self._modes[mode]
-
-    @classmethod
-    def from_reader(cls, reader: ReaderSpec | Sequence[ReaderSpec] = None, device: str = "auto",
-                    retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, n_best: int = 20,
-                    reader_runtime: str = "torch") -> "Pipeline":
-        """A pipeline without an index: it reads the passages it is given (`read`, closed domain)."""
-        resolve_device(device)
-        check_reader(reader, particles, reader_runtime)
-        t0 = time.perf_counter()
-        rd = open_reader(reader, None, n_best, retrieval_weight, particles, device=device, runtime=reader_runtime)
-        p = cls(None, rd, 1, reader_settings=_settings(reader, retrieval_weight, particles, reader_runtime),
-                top=n_best)
-        p.load_seconds = {"load_index": 0.0, "load_reader": time.perf_counter() - t0}
-        return p
+            if retrieval.mode not in self._modes:
+                p = Pipeline(retrieval, lambda: self.reader, self.config, reranker=self.reranker, rerank=self.rerank)
+                p.load_seconds = self.load_seconds
+                self._modes[retrieval.mode] = p
+            return self._modes[retrieval.mode]
 
     @property
     def reader(self) -> SpanReader:
@@ -194,13 +219,13 @@ class Pipeline:
     def sentence_level(self) -> bool:
         return bool(getattr(self.reader, "sentence_level", False))
 
-    def _need_retriever(self) -> Retriever:
-        if self.retriever is None:
+    def _need_retrieval(self) -> Retriever:
+        if self.retrieval is None:
             raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
-        return self.retriever
+        return self.retrieval
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
-        return self._need_retriever().search(check_queries(questions), k or self.k)
+        return self._need_retrieval().retrieve_batch(questions, k or self.k)
 
     def passages_to_read(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
         """The retrieved hits the reader reads (sparse hits that matched no query term dropped)."""
@@ -220,7 +245,7 @@ class Pipeline:
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         return self.retrieve_batch([question], k)[0]
 
-    def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Answers for questions over the passages given (best first, at most `top` each)."""
         return [spans[:self.top] for spans in self.reader.read_batch(list(questions), list(hits), quiet=quiet)]
 

@@ -12,17 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence, Union
 
+from odqa.api.config import PipelineConfig, ReaderSettings
 from odqa.errors import ModelError, OdqaError
 from odqa.modeling.shipped import find_shipped, shipped_checkpoint
 
 PARTICLES_FILE = "particles.json"
 NO_READER = "none"
 DEFAULT_READER = "ko-reader"
-# passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
-# 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
-# within 0.5 EM of the best setting)
-DEFAULT_K = 2
-DEFAULT_RETRIEVAL_WEIGHT = 2.0
 ReaderSpec = Union[str, Path, None]
 
 
@@ -31,7 +27,7 @@ def _particle_steps(reader: ReaderSpec, particles: ReaderSpec) -> list:
         return []
     if str(particles) == "auto":
         if reader is None or str(reader) == NO_READER:
-            raise OdqaError("--particles auto needs --reader (the rules live in the reader folder)")
+            raise OdqaError("`particles` auto needs a `reader` (the rules live in the reader folder)")
         particles = Path(reader) / PARTICLES_FILE
         if not particles.exists():
             raise ModelError(f"{particles}: no particle rules: learn them with "
@@ -48,7 +44,7 @@ def is_hub_name(spec: str) -> bool:
             and all(c.isalnum() or c in "-_." for c in spec.replace("/", "")))
 
 
-def sentence_reader(index=None, n_best: int = 20, device: str = "auto"):
+def sentence_reader(index, n_best: int, device):
     """Best evidence sentences, scored by the index's dense encoder (or the offline e5 encoder) on `device`."""
     from odqa.reader.sentence import SentenceReader
     if index is not None and index.has_dense():
@@ -59,13 +55,21 @@ def sentence_reader(index=None, n_best: int = 20, device: str = "auto"):
     return SentenceReader(encoder, n_best=n_best)
 
 
-def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int = 20,
-                retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT, particles: ReaderSpec = None, device: str = "auto",
-                runtime: str = "torch"):
+def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_best: int | None = None,
+                retrieval_weight: float | None = None, particles: ReaderSpec = None, device=None,
+                runtime: str | None = None):
     """The reader for `reader`: a checkpoint folder (odqa's or an HF question-answering one), a hub
     name of an HF QA model, a list of them (soft-voted on character offsets), or None / "none" for
-    sentence-level answers; its model runs on `device` in `runtime` (torch | onnx | onnx-int8; span
-    readers only: sentence-level answers have no reader model)."""
+    sentence-level answers; its model runs on `device` (a torch.device, or a name resolved here) in
+    `runtime` (torch | onnx | onnx-int8; span readers only: sentence-level answers have no reader model).
+    Settings not given take `ReaderSettings`' defaults."""
+    d = ReaderSettings()
+    n_best = d.n_best if n_best is None else n_best
+    retrieval_weight = d.retrieval_weight if retrieval_weight is None else retrieval_weight
+    runtime = d.runtime if runtime is None else runtime
+    if device is None or isinstance(device, str):       # a name (a pipeline passes the device it resolved)
+        from odqa.device import resolve_device
+        device = resolve_device(device or PipelineConfig.model_fields["device"].default)
     if isinstance(reader, (list, tuple)):
         if len(reader) == 1:
             reader = reader[0]
@@ -120,8 +124,7 @@ def _check_one(reader: ReaderSpec) -> None:
                          f"question-answering checkpoint, or '{NO_READER}' for sentence-level answers)")
 
 
-def check_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, particles: ReaderSpec = None,
-                 runtime: str = "torch") -> None:
+def check_reader(reader: ReaderSpec | Sequence[ReaderSpec], particles: ReaderSpec, runtime: str) -> None:
     """Refuses, before any index or model is loaded, a reader that is neither a folder, a shipped model
     nor a hub name, particle rules that cannot be read, and an unknown reader runtime."""
     from odqa.reader.onnx_reader import check_runtime

@@ -10,8 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from odqa.config import IndexConfig, load_config
-from odqa.device import DEVICE_HELP
+from odqa.api import DEVICE_HELP, IndexConfig, load_config
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema in README).")
 IndexDirOpt = typer.Option(None, "--index-dir", help="Folder holding indexes (default: $ODQA_INDEX_DIR or ./indexes).")

@@ -22,7 +22,7 @@ def demo(
 
     Example: odqa demo --show 5
     """
-    from odqa.api.demo import run_demo
+    from odqa.api import run_demo
     d = run_demo(reader, shown, index_dir, device)
     if json_out:
         emit_json({"index": "demo", "status": d.build.status, "metrics": d.retrieval.metrics,

@@ -7,36 +7,26 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import KReadOpt, ParticlesOpt, RetrievalWeightOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
+from odqa.api import OdqaError, PipelineConfig
 from odqa.cli.common import (AlphaOpt, DeviceOpt, EncoderOpt, EncodingOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt,
                              QuietOpt, echo, emit_json, warn, warn_stale)
-from odqa.errors import OdqaError
+from odqa.cli.pipeline_options import PIPELINE, open_pipeline, pipeline_options
 
 app = typer.Typer(invoke_without_command=True)
 
 
 @app.callback()
+@pipeline_options()
 def answers(
     ctx: typer.Context,
     index: Optional[str] = typer.Option(None, "--index", "-i", help="Index name (open domain)."),
-    reader: Optional[List[str]] = typer.Option(None, "--reader", "-r", help="Reader checkpoint; repeat to ensemble by soft voting."),
     questions: Optional[Path] = typer.Option(None, "--questions", help="Questions with answers (SQuAD/KorQuAD JSON, JSONL)."),
     encoding: Optional[str] = EncodingOpt,
     closed: bool = typer.Option(False, "--closed", help="Read only each question's gold passage (needs contexts)."),
-    k: int = KReadOpt,
-    mode: str = typer.Option("auto", "--mode", "-m", help="sparse | dense | hybrid | auto."),
-    alpha: Optional[float] = AlphaOpt,
-    fusion: Optional[str] = FusionOpt,
-    encoder: Optional[str] = EncoderOpt,
-    retrieval_weight: float = RetrievalWeightOpt,
-    particles: Optional[Path] = ParticlesOpt,
-    reader_runtime: str = ReaderRuntimeOpt,
-    reranker: Optional[Path] = RerankerOpt,
-    rerank: int = RerankOpt,
+    pipeline: PipelineConfig = PIPELINE,
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N questions (0 = all)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for predictions.json, nbest.json, metrics.json."),
     index_dir: Optional[Path] = IndexDirOpt,
-    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -48,22 +38,12 @@ def answers(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from odqa.api.evaluation import evaluate_answers
-    from odqa.api.indexes import QuestionFile
-    from odqa.api.pipeline import Pipeline
+    from odqa.api import QuestionFile, evaluate_answers
     if questions is None or (not closed and index is None):
         raise OdqaError("give --questions and --index (or --closed); see `odqa evaluate --help`")
     questions = QuestionFile(questions, encoding)      # a bad file fails before any model loads
-    readers = list(reader or [])
-    if closed:
-        pipe = Pipeline.from_reader(readers, retrieval_weight=retrieval_weight, particles=particles, device=device,
-                                   reader_runtime=reader_runtime)
-    else:
-        pipe = Pipeline.from_index(index, reader=readers, mode=mode, k=k, index_dir=index_dir, alpha=alpha,
-                                   fusion=fusion, encoder=encoder, retrieval_weight=retrieval_weight,
-                                   particles=particles, device=device, reader_runtime=reader_runtime, reranker=reranker,
-                                   rerank=rerank)
-        warn_stale(pipe.index)
+    pipe = open_pipeline(pipeline, None if closed else index, index_dir)
+    k = pipeline.retriever.k
     if pipe.sentence_level:
         warn("no --reader: answers are whole sentences, so EM/F1 will be low (train one with `odqa train reader`)")
     rep = evaluate_answers(pipe, questions, closed=closed, k=k, limit=limit, out=out, quiet=quiet or json_out)
@@ -114,7 +94,7 @@ def retrieval(
 
     With --mode hybrid, --sweep tries fusion weights instead: --sweep alpha=0.2,0.4,0.6
     """
-    from odqa.api.indexes import QuestionFile, evaluate_retrieval, load_index, sweep_retrieval
+    from odqa.api import QuestionFile, evaluate_retrieval, load_index, sweep_retrieval
     questions = QuestionFile(questions, encoding)
     idx = load_index(index, index_dir)
     warn_stale(idx)

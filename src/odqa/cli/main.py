@@ -6,13 +6,13 @@ import sys
 
 import typer
 
-from odqa.version import __version__
+from odqa.api import Interrupted, OdqaError, __version__
 from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.cli import re_cmd
 from odqa.cli import serve_cmd
 from odqa.cli import ensemble_cmd, models_cmd, predict_cmd, pretrain_cmd
 from odqa.cli.common import setup_logging
-from odqa.errors import Interrupted, OdqaError
+from odqa.cli.pipeline_options import as_flags
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Korean open-domain question answering: index a corpus, retrieve, evaluate.")
@@ -52,7 +52,7 @@ def main() -> None:
         typer.echo(f"odqa: interrupted: {e}", err=True)
         sys.exit(e.exit_code)
     except OdqaError as e:
-        typer.echo(f"odqa: error: {e}", err=True)
+        typer.echo(f"odqa: error: {as_flags(str(e))}", err=True)
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         code = 130

@@ -1,4 +1,4 @@
-"""`odqa retrieve`."""
+"""`odqa retrieve`: the passages a retriever finds (a rendering of `odqa.Retriever.retrieve`)."""
 
 from __future__ import annotations
 
@@ -7,36 +7,35 @@ from typing import Optional
 
 import typer
 
-from odqa.cli.common import AlphaOpt, DeviceOpt, EncoderOpt, FusionOpt, IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json, warn_stale
+from odqa.api import PipelineConfig
+from odqa.cli.common import IndexDirOpt, JsonOpt, ModeOpt, echo, emit_json, warn_stale
+from odqa.cli.pipeline_options import PIPELINE, RETRIEVER, pipeline_options
 from odqa.cli.render import hit_json, snippet
 
+# retrieve shows passages: its -k counts them, and it searches sparse unless told
+SHOWN = {"k": (int, typer.Option(10, "-k", min=1, help="How many passages.")), "mode": (str, ModeOpt)}
 
+
+@pipeline_options(RETRIEVER, config_file=False, replace=SHOWN)
 def retrieve(
     query: str = typer.Argument(..., help="The question, in Korean."),
     index: str = typer.Option(..., "--index", "-i", help="Index name."),
-    k: int = typer.Option(10, "-k", min=1, help="How many passages."),
-    mode: str = ModeOpt,
-    alpha: Optional[float] = AlphaOpt,
-    fusion: Optional[str] = FusionOpt,
-    encoder: Optional[str] = EncoderOpt,
+    pipeline: PipelineConfig = PIPELINE,
     index_dir: Optional[Path] = IndexDirOpt,
-    device: str = DeviceOpt,
     json_out: bool = JsonOpt,
 ) -> None:
     """Retrieve the top-k passages for a question.
 
     Example: odqa retrieve "한라산의 높이는?" --index demo -k 5 --mode hybrid
     """
-    from odqa.api.pipeline import Pipeline
-    from odqa.retrieval.base import check_queries
+    from odqa.api import Retriever, check_queries
 
     check_queries([query])
-    pipe = Pipeline.from_index(index, reader="none", mode=mode, k=k, index_dir=index_dir, alpha=alpha,
-                               fusion=fusion, encoder=encoder, lazy_reader=True, device=device)
-    warn_stale(pipe.index)
-    hits = pipe.retrieve(query)
+    retriever = Retriever.from_index(index, pipeline.retriever, index_dir, pipeline.device)
+    warn_stale(retriever.index)
+    hits = retriever.retrieve(query)
     if json_out:
-        emit_json({"query": query, "index": index, "mode": pipe.mode, "hits": [hit_json(h) for h in hits]})
+        emit_json({"query": query, "index": index, "mode": retriever.mode, "hits": [hit_json(h) for h in hits]})
         return
     if not hits:
         echo("no passage matches this question")

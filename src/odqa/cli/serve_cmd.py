@@ -7,24 +7,21 @@ from typing import List, Optional
 
 import typer
 
-from odqa.cli.ask_cmd import AskModeOpt, KReadOpt, ReaderOpt, ReaderRuntimeOpt, RerankOpt, RerankerOpt
+from odqa.api import PipelineConfig
 from odqa.cli.common import IndexDirOpt
+from odqa.cli.pipeline_options import PIPELINE, pipeline_options
 
 
+@pipeline_options()
 def serve(
     index: List[str] = typer.Option(..., "--index", "-i", help="Index to serve (repeat for several; the first is the default)."),
-    reader: Optional[List[str]] = ReaderOpt,
-    reader_runtime: str = ReaderRuntimeOpt,
-    mode: str = AskModeOpt,
-    reranker: Optional[Path] = RerankerOpt,
-    rerank: int = RerankOpt,
+    pipeline: PipelineConfig = PIPELINE,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; any other than loopback needs --api-key or --no-auth."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to bind."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="ODQA_API_KEY",
                                           help="Key every request must send (Authorization: Bearer KEY or X-API-Key)."),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve a non-loopback address without a key, on purpose."),
     cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed by CORS (repeatable; default: none)."),
-    k: int = KReadOpt,
     batching: bool = typer.Option(True, "--batching/--no-batching", help="Micro-batch concurrent /v1/ask requests."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Questions per batch at most."),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, help="How long a batch waits for more questions."),
@@ -37,12 +34,13 @@ def serve(
 
     Example: odqa serve --index demo --port 8000   (then open http://127.0.0.1:8000/)
     """
-    from odqa.api.readers import check_reader
-    check_reader(list(reader or []), None, reader_runtime)     # one line each, before anything loads
+    from odqa.api import check_pipeline
     from odqa.server.run import serve as run
     from odqa.server.settings import ServeConfig
-    run(ServeConfig(indexes=index, reader=list(reader or []), reader_runtime=reader_runtime, mode=mode, host=host, port=port, api_key=api_key,
-                    no_auth=no_auth, cors_origins=list(cors_origin or []), k=k, batching=batching,
-                    max_batch_size=max_batch_size, max_wait_ms=max_wait_ms, workers=workers,
-                    max_question_chars=max_question_chars, timeout_s=timeout, index_dir=index_dir,
-                    reranker=reranker, rerank=rerank))
+    check_pipeline(pipeline)                          # one line each, before anything loads
+    if index_dir:
+        pipeline = pipeline.with_overrides(index_dir=index_dir)
+    run(ServeConfig(indexes=index, pipeline=pipeline, host=host, port=port, api_key=api_key, no_auth=no_auth,
+                    cors_origins=list(cors_origin or []), batching=batching, max_batch_size=max_batch_size,
+                    max_wait_ms=max_wait_ms, workers=workers, max_question_chars=max_question_chars,
+                    timeout_s=timeout))

@@ -6,8 +6,7 @@ from typing import Sequence
 
 from odqa.errors import OdqaError
 from odqa.metrics import em_f1, exact_match, recall_at_k
-from odqa.reader.postprocess import Span
-from odqa.types import Hit, Passage, Question
+from odqa.types import Answer, Hit, Passage, Question
 
 
 def closed_hits(questions: Sequence[Question]) -> list[list[Hit]]:
@@ -22,7 +21,7 @@ def closed_hits(questions: Sequence[Question]) -> list[list[Hit]]:
 STAGES = ("correct", "retrieval", "rerank", "passage", "span", "no_answer")
 
 
-def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str],
+def lost_at(q: Question, answer: list[Answer], hits: Sequence[Hit], gold: set[str],
             retrieved: Sequence[Hit] | None = None) -> str:
     """Which stage lost question `q` (KorQuAD EM): `correct`; `retrieval` (no gold passage among the
     passages retrieved); `rerank` (a reranker was given the gold passage among the `retrieved` ones
@@ -41,7 +40,7 @@ def lost_at(q: Question, answer: list[Span], hits: Sequence[Hit], gold: set[str]
     return "span" if (answer[0].passage_id in gold if gold else True) else "passage"
 
 
-def score_answers(questions: Sequence[Question], answers: Sequence[list[Span]],
+def score_answers(questions: Sequence[Question], answers: Sequence[list[Answer]],
                   hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None,
                   retrieved: Sequence[list[Hit]] | None = None) -> dict:
     """Report dict (`metrics`, `predictions`, `nbest`): EM/F1 over questions with gold answers;

@@ -30,7 +30,7 @@ class Index:
     stale: list[str]
     _cache: dict = field(default_factory=dict, repr=False)
     _lock: Any = field(default_factory=threading.RLock, repr=False)
-    device = "auto"                 # where the query encoder runs (auto|cpu|cuda|cuda:N|mps; not a field)
+    device = "auto"                 # where the query encoder runs: the torch.device its loader resolved (not a field)
 
     @property
     def backend(self) -> str:

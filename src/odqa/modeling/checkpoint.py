@@ -130,12 +130,14 @@ def open_checkpoint(folder: str | Path, kind: str) -> tuple[Any, dict[str, Any]]
 
 @quiet_transformers()
 def load_model(folder: str | Path, kind: str, device: str | torch.device = "auto") -> tuple[Any, BackboneWithHead, dict[str, Any]]:
-    """(tokenizer, model in eval mode on `device`, meta) from a checkpoint folder; refuses a mismatched one.
-    Weights are read onto the CPU whatever device wrote them, then moved."""
+    """(tokenizer, model in eval mode on `device` (a torch.device as the caller resolved it, or a name),
+    meta) from a checkpoint folder; refuses a mismatched one. Weights are read onto the CPU whatever device
+    wrote them, then moved."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
     from odqa.modeling.backbone import POOLER_TYPES
-    folder, target = Path(folder), resolve_device(device)
+    folder = Path(folder)
+    target = device if isinstance(device, torch.device) else resolve_device(device)
     tokenizer, meta = open_checkpoint(folder, kind)
     kw = {"add_pooling_layer": False} if AutoConfig.from_pretrained(str(folder)).model_type in POOLER_TYPES else {}
     backbone = AutoModel.from_pretrained(str(folder), **kw)

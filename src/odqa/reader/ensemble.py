@@ -165,9 +165,9 @@ class VotingReader:
         self.sentence_level = all(getattr(m, "sentence_level", False) for m in self.members)
 
     def read_batch(self, questions: list[str], hits: list, quiet: bool = True) -> list:
-        from odqa.reader.postprocess import Span
+        from odqa.types import Answer
         per_member = [m.read_batch(questions, hits, quiet=quiet) for m in self.members]
         nbests = [{str(i): [s.to_json() for s in spans] for i, spans in enumerate(answers)} for answers in per_member]
         voted = soft_vote(nbests, self.weights, warn_mismatch=False)
-        return [[Span(e["text"], e["passage_id"], e["start"], e["end"], e.get("score", 0.0), e["probability"])
+        return [[Answer(e["text"], e["passage_id"], e["start"], e["end"], e.get("score", 0.0), e["probability"])
                  for e in voted.get(str(i), [])] for i in range(len(questions))]

@@ -19,9 +19,9 @@ from odqa.device import inference_autocast, model_device, to_device_batch
 from odqa.progress import bar
 from odqa.reader.em_feature import em_spans, uses_em
 from odqa.reader.features import make_windows
-from odqa.reader.postprocess import Span, window_spans
+from odqa.reader.postprocess import window_spans
 from odqa.timing import stage
-from odqa.types import Passage
+from odqa.types import Answer, Passage
 
 
 @dataclass
@@ -59,7 +59,7 @@ def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None,
 
 def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Passage]],
                   settings: WindowSettings, batch_size: int = 32, retrieval_scores: list[list[float]] | None = None,
-                  quiet: bool = True, tokenize_lock=None) -> list[list[Span]]:
+                  quiet: bool = True, tokenize_lock=None) -> list[list[Answer]]:
     """Candidate spans per question over every window of every one of its passages (not yet merged).
 
     A model in training mode is switched to eval for the call and back (the training task's
@@ -72,7 +72,7 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
             pair_q.append(q)
             pair_ctx.append(p.text)
             pair_owner.append((qi, pj))
-    out: list[list[Span]] = [[] for _ in questions]
+    out: list[list[Answer]] = [[] for _ in questions]
     if not pair_q:
         return out
     em = em_spans(pair_q, pair_ctx) if uses_em(model) else None
@@ -105,7 +105,7 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
                     r = retrieval_scores[qi][pj] if retrieval_scores else 0.0
                     for score, s, e in window_spans(start[row], end[row], win.offsets[i], settings.n_best,
                                                     settings.max_answer_tokens):
-                        out[qi].append(Span(p.text[s:e], p.id, s, e, score, retrieval_score=r))
+                        out[qi].append(Answer(p.text[s:e], p.id, s, e, score, retrieval_score=r))
             progress.update(len(idx))
     progress.close()
     if was_training:

@@ -48,7 +48,7 @@ def train(cfg: ParticlesTrainRequest, *, quiet: bool = True) -> ParticlesTrainRe
     qs = qs[:cfg.limit] if cfg.limit else qs
     texts, passages = closed_domain_inputs(qs)         # each question's own passage, its only hit
     hits = [[Hit(p, 1.0, 1, "gold") for p in own] for own in passages]
-    answers = Reader(cfg.reader, n_best=1).read_batch(texts, hits, quiet=quiet)
+    answers = Reader(cfg.reader, n_best=1, retrieval_weight=0.0).read_batch(texts, hits, quiet=quiet)
     examples = [(q.context, a[0].start, a[0].end, q.answers) for q, a in zip(qs, answers) if a]
     rules = ParticleRules.learn(examples, analyzer=cfg.analyzer)
     target = cfg.out

@@ -22,25 +22,7 @@ import numpy as np
 from odqa.types import Answer
 
 
-@dataclass
-class Span:
-    text: str
-    passage_id: str
-    start: int                 # character offsets into the passage text, end exclusive
-    end: int
-    score: float               # start logit + end logit (+ mixed retrieval score)
-    probability: float = 0.0
-    retrieval_score: float = 0.0
-
-    def to_answer(self) -> Answer:
-        return Answer(self.text, self.probability, self.passage_id, self.start, self.end)
-
-    def to_json(self) -> dict:
-        return {"text": self.text, "passage_id": self.passage_id, "start": self.start, "end": self.end,
-                "probability": round(self.probability, 6), "score": round(self.score, 4)}
-
-
-Step = Callable[[list[Span], dict[str, str]], list[Span]]
+Step = Callable[[list[Answer], dict[str, str]], list[Answer]]
 
 
 def window_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list, n_best: int = 20,
@@ -72,9 +54,9 @@ def window_spans(start_logits: np.ndarray, end_logits: np.ndarray, offsets: list
     return out
 
 
-def merge(spans: list[Span], passages: dict[str, str]) -> list[Span]:
+def merge(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
     """One entry per (passage, start, end): the best score over the windows that found it."""
-    best: dict[tuple[str, int, int], Span] = {}
+    best: dict[tuple[str, int, int], Answer] = {}
     for s in spans:
         key = (s.passage_id, s.start, s.end)
         if key not in best or s.score > best[key].score:
@@ -84,7 +66,7 @@ def merge(spans: list[Span], passages: dict[str, str]) -> list[Span]:
 
 def mix_retrieval(weight: float) -> Step:
     """Add `weight` x the passage's retrieval score (min-max normalised over the question's passages)."""
-    def step(spans: list[Span], passages: dict[str, str]) -> list[Span]:
+    def step(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
         if not spans or weight == 0:
             return spans
         r = np.array([s.retrieval_score for s in spans], dtype=float)
@@ -95,7 +77,7 @@ def mix_retrieval(weight: float) -> Step:
     return step
 
 
-def probabilities(spans: list[Span], passages: dict[str, str]) -> list[Span]:
+def probabilities(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
     """Softmax of the scores over all of the question's candidates."""
     if not spans:
         return spans
@@ -105,9 +87,9 @@ def probabilities(spans: list[Span], passages: dict[str, str]) -> list[Span]:
     return [replace(s, probability=float(x)) for s, x in zip(spans, p)]
 
 
-def regroup(spans: list[Span], passages: dict[str, str]) -> list[Span]:
+def regroup(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
     """After a step changed offsets: merge equal spans, summing probabilities, best first."""
-    acc: dict[tuple[str, int, int], Span] = {}
+    acc: dict[tuple[str, int, int], Answer] = {}
     for s in spans:
         key = (s.passage_id, s.start, s.end)
         if key in acc:
@@ -120,7 +102,7 @@ def regroup(spans: list[Span], passages: dict[str, str]) -> list[Span]:
 
 def particle_step(rules) -> Step:
     """Strip trailing particles (josa) from each span with learned rules (`text.particles.ParticleRules`)."""
-    def step(spans: list[Span], passages: dict[str, str]) -> list[Span]:
+    def step(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
         out = []
         for s in spans:
             ctx = passages.get(s.passage_id)
@@ -140,7 +122,7 @@ def top(n: int) -> Step:
 class PostProcessor:
     steps: list[Step] = field(default_factory=list)
 
-    def __call__(self, spans: list[Span], passages: dict[str, str]) -> list[Span]:
+    def __call__(self, spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
         for step in self.steps:
             spans = step(spans, passages)
         return spans

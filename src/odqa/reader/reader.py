@@ -1,4 +1,4 @@
-"""A trained extractive reader: `Reader(folder).read(question, hits) -> list[Answer]`.
+"""A trained extractive reader: `Reader(folder, retrieval_weight=w).read(question, hits) -> list[Answer]`.
 
 The folder is an odqa reader checkpoint (`odqa train reader`: backbone + span head + window
 settings) or a Hugging Face question-answering checkpoint (`AutoModelForQuestionAnswering`,
@@ -14,32 +14,37 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import torch
+
 from odqa.errors import ModelError
 from odqa.modeling.checkpoint import HEAD_JSON, load_model, open_checkpoint
 from odqa.reader.hf_qa import is_hf_qa_folder
 from odqa.reader.inference import WindowSettings, predict_spans
-from odqa.reader.postprocess import PostProcessor, Span, Step, default_postprocessor
+from odqa.reader.postprocess import PostProcessor, Step, default_postprocessor
 from odqa.timing import stage
 from odqa.types import Answer, Hit
+
+
+def _torch_device(device: str | torch.device) -> torch.device:
+    from odqa.device import resolve_device
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 class Reader:
     """A span model over windows: an odqa checkpoint or an HF question-answering checkpoint."""
 
-    def __init__(self, folder: str | Path, batch_size: int | None = None, n_best: int = 20,
-                 retrieval_weight: float = 0.0, extra_steps: list[Step] | None = None, device: str = "auto",
+    def __init__(self, folder: str | Path, *, retrieval_weight: float, batch_size: int | None = None,
+                 n_best: int = 20, extra_steps: list[Step] | None = None, device: str | torch.device = "auto",
                  runtime: str = "torch"):
-        """device: auto | cpu | cuda | cuda:N | mps; batch_size None = 32 windows (4x that on CUDA);
-        runtime: torch | onnx | onnx-int8 (ONNX Runtime on the CPU, odqa checkpoints only)."""
-        from odqa.device import device_batch_size, resolve_device, warn_once
+        """device: a torch.device (as a pipeline resolved it) or a name (auto | cpu | cuda | cuda:N | mps);
+        batch_size None = 32 windows (4x that on CUDA); retrieval_weight: of the passage's retrieval score in
+        span scores; runtime: torch | onnx | onnx-int8 (ONNX Runtime on the CPU, odqa checkpoints only)."""
+        from odqa.device import cpu_only, device_batch_size
         from odqa.reader.onnx_reader import check_runtime
         self.folder, self.runtime = Path(folder), check_runtime(runtime)
-        self.device = resolve_device(device)
         onnx = runtime != "torch"
-        if onnx and self.device.type != "cpu":
-            if device != "auto":
-                warn_once(f"reader-{runtime}", f"reader runtime {runtime} runs on the CPU, not {self.device}")
-            self.device = resolve_device("cpu")
+        self.device = cpu_only(device, f"reader-{runtime}", f"reader runtime {runtime}") if onnx else \
+            _torch_device(device)
         if (self.folder / HEAD_JSON).exists():
             if onnx:                            # the cached export runs; torch weights are not loaded
                 from odqa.reader.onnx_reader import OnnxSpanModel
@@ -75,11 +80,11 @@ class Reader:
     def name(self) -> str:
         return self.folder.name
 
-    def postprocessor(self, retrieval_weight: float = 0.0) -> PostProcessor:
+    def postprocessor(self, retrieval_weight: float) -> PostProcessor:
         """This reader's post-processing (its extra steps, e.g. particle rules) at another retrieval weight."""
         return default_postprocessor(self.n_best, retrieval_weight, self.extra_steps)
 
-    def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Every window's n-best spans per question with their passage's retrieval score, before post-processing
         (what `read_batch` post-processes; kept by callers that try several post-processings on one reading)."""
         passages = [[h.passage for h in hs] for hs in hits]
@@ -87,11 +92,11 @@ class Reader:
         return predict_spans(self.model, self.tokenizer, questions, passages, self.window, self.batch_size,
                              scores, quiet=quiet, tokenize_lock=self._tokenize)
 
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Post-processed n-best spans per question (empty list: no answer found)."""
         raw = self.read_raw(questions, hits, quiet)
         with stage("read_postprocess"):
             return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
-        return [s.to_answer() for s in self.read_batch([question], [hits])[0]]
+        return self.read_batch([question], [hits])[0]

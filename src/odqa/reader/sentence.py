@@ -12,8 +12,7 @@ import re
 
 import numpy as np
 
-from odqa.reader.postprocess import Span
-from odqa.types import Hit
+from odqa.types import Answer, Hit
 
 _SENT_END = re.compile(r"(?<=[.?!。])\s+|\n+")
 
@@ -39,7 +38,7 @@ class SentenceReader:
     def __init__(self, encoder, n_best: int = 5, temperature: float = 0.05):
         self.encoder, self.n_best, self.temperature = encoder, n_best, temperature
 
-    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Span]]:
+    def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         out = []
         qv = self.encoder.encode(questions, "query") if questions else np.zeros((0, 1))
         for q_vec, hs in zip(qv, hits):
@@ -52,7 +51,7 @@ class SentenceReader:
             p = np.exp((sims - sims.max()) / self.temperature)
             p /= p.sum()
             order = np.argsort(-sims)[:self.n_best]
-            out.append([Span(cands[i][0].passage.text[cands[i][1]:cands[i][2]], cands[i][0].passage.id,
+            out.append([Answer(cands[i][0].passage.text[cands[i][1]:cands[i][2]], cands[i][0].passage.id,
                              cands[i][1], cands[i][2], float(sims[i]), float(p[i]), cands[i][0].score)
                         for i in order])
         return out

@@ -168,18 +168,15 @@ def encode_label(stride: int) -> tuple[str, str]:
     return ("encoding passage windows", "window") if stride else ("encoding passages", "passage")
 
 
-def encoder_device(device: str, quantize: str):
-    """Where an encoder runs: `device` for the torch fp32 runtime; the CPU for int8 and ONNX (a GPU asked for
-    by name is then refused with one warning)."""
+def encoder_device(device, quantize: str):
+    """Where an encoder runs: `device` (a torch.device, or a name resolved here) for the torch fp32 runtime;
+    the CPU for int8 and ONNX (a GPU asked for by name is then refused with one warning)."""
     import torch
 
-    from odqa.device import resolve_device, warn_once
-    resolved = resolve_device(device)
-    if quantize != "none" and resolved.type != "cpu":
-        if device != "auto":
-            warn_once(f"quantize-{quantize}", f"dense.quantize {quantize} runs on the CPU, not {resolved}")
-        return torch.device("cpu")
-    return resolved
+    from odqa.device import cpu_only, resolve_device
+    if quantize != "none":
+        return cpu_only(device, f"quantize-{quantize}", f"dense.quantize {quantize}")
+    return device if isinstance(device, torch.device) else resolve_device(device)
 
 
 def encode_by_length(ids: list[list[int]], forward: Callable[[np.ndarray, np.ndarray], np.ndarray], dim: int,

@@ -5,5 +5,5 @@
     from odqa.server.settings import ServeConfig    # every setting
 
 Modules: settings (ServeConfig), schemas (request/response bodies), batching (micro-batching),
-state (the served pipelines and their loading), errors, middleware, metrics, app, run.
+state (the served pipelines and their loading), errors, auth (the API key), middleware, metrics, app, run.
 """

@@ -14,18 +14,19 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from odqa.version import __version__
+from odqa.api import __version__
+from odqa.server.auth import api_key_check
 from odqa.server.batching import MicroBatcher
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
-from odqa.server.middleware import ApiKey, BodyLimit, CatchAll, Metrics
+from odqa.server.middleware import BodyLimit, CatchAll, Metrics
 from odqa.server.schemas import (AskResponse, Error, Health, IndexInfo, IndexList, Passage, RetrieveResponse,
                                  request_models)
 from odqa.server.settings import ServeConfig
@@ -66,6 +67,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
                                 f"later") from None
 
     app = FastAPI(title="odqa", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(api_key_check(config.api_key))] if config.api_key else [],
                   description="Korean open-domain question answering: retrieve passages and read answers.")
     install_handlers(app)
 
@@ -83,8 +85,8 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         name, pipe = served.get(req.index)
 
         def work():
-            p = pipe.in_mode(req.mode or config.mode)
-            return p.mode, p.retrieve_batch([req.question], k)[0]
+            r = pipe.retrieval.in_mode(req.mode or config.mode)
+            return r.mode, r.retrieve_batch([req.question], k)[0]
         mode, hits = await in_time(asyncio.get_running_loop().run_in_executor(pool.get("workers"), work))
         total = round(time.perf_counter() - t0, 6)
         return RetrieveResponse(question=req.question, index=name, mode=mode, passages=[Passage.of(h) for h in hits],
@@ -102,7 +104,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         infos = []
         for name in served.names:
             _, p = served.get(name)
-            infos.append(IndexInfo(name=name, mode=p.in_mode(config.mode).mode, modes=index_modes(p),
+            infos.append(IndexInfo(name=name, mode=p.retrieval.in_mode(config.mode).mode, modes=index_modes(p),
                                    passages=len(p.index.passages),
                                    reader="+".join(p.reader_settings["readers"]) or None))
         return IndexList(default=served.names[0], indexes=infos)
@@ -127,8 +129,6 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
 
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-    if config.api_key:
-        app.add_middleware(ApiKey, key=config.api_key)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])

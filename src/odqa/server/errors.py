@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from odqa.errors import IndexNotFound, OdqaError
+from odqa.api import IndexNotFound, OdqaError
 
 log = logging.getLogger("odqa.server")
 KINDS = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method", 413: "too_large",

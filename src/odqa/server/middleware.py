@@ -1,14 +1,12 @@
-"""ASGI middleware of the server: metrics, API key, body size limit, and the catch-all for bugs."""
+"""ASGI middleware of the server: metrics, body size limit, and the catch-all for bugs."""
 
 from __future__ import annotations
 
-import hmac
 import time
+
 from odqa.server.errors import KINDS, error_response, log
 from odqa.server.metrics import ServerMetrics
 
-OPEN_PATHS = ("/", "/docs", "/openapi.json", "/favicon.ico")   # documents holding no data: served without a key
-OPEN_PREFIXES = ("/static/", "/docs-assets/")
 
 
 def _header(scope, name: bytes) -> str:
@@ -40,29 +38,6 @@ class Metrics:
             self.m.latency.labels(endpoint).observe(time.perf_counter() - t0)
             if status[0] >= 400:
                 self.m.errors.labels(endpoint, KINDS.get(status[0], str(status[0]))).inc()
-
-
-class ApiKey:
-    """`Authorization: Bearer KEY` or `X-API-Key: KEY` on every request but the page and the docs."""
-
-    def __init__(self, app, key: str):
-        self.app, self.key = app, key.encode()
-
-    def _allowed(self, scope) -> bool:
-        path = scope["path"]
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or scope["method"] == "OPTIONS":
-            return True
-        auth = _header(scope, b"authorization")
-        given = auth[7:] if auth[:7].lower() == "bearer " else _header(scope, b"x-api-key")
-        return bool(given) and hmac.compare_digest(given.encode(), self.key)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not self._allowed(scope):
-            missing = not (_header(scope, b"authorization") or _header(scope, b"x-api-key"))
-            msg = ("this server needs an API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
-                   if missing else "wrong API key")
-            return await error_response(401, msg, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -10,9 +10,7 @@ import logging
 import signal
 import sys
 
-from odqa.api.indexes import list_indexes
-from odqa.api.pipeline import Pipeline
-from odqa.errors import IndexNotFound
+from odqa.api import IndexNotFound, Pipeline, list_indexes
 from odqa.server.settings import ServeConfig
 from odqa.server.state import index_modes
 
@@ -24,11 +22,9 @@ def load_pipelines(config: ServeConfig) -> dict[str, Pipeline]:
     and each answers one question before the server says it is ready (the first real one is not slower)."""
     out = {}
     for name in config.indexes:
-        p = Pipeline.from_index(name, reader=list(config.reader) or None, mode=config.mode, k=config.k,
-                                index_dir=config.index_dir, n_best=config.max_top,
-                                reader_runtime=config.reader_runtime, reranker=config.reranker, rerank=config.rerank)
+        p = Pipeline.from_config(config.pipeline.with_overrides(index=name, n_best=config.max_top))
         for mode in index_modes(p):
-            p.in_mode(mode).retrieve(WARM_UP, 1)
+            p.retrieval.in_mode(mode).retrieve(WARM_UP, 1)
         p.ask(WARM_UP)
         out[name] = p
     return out

@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from pydantic.fields import FieldInfo
 
-from odqa.api.pipeline import QAResult
-from odqa.types import Hit
+from odqa.api import Answer as AnswerSpan, Hit, QAResult
 
 INDEX_NAME = r"^[A-Za-z0-9가-힣][A-Za-z0-9가-힣_.-]*$"   # one folder name: no '/', '\\' or leading '.'
 Mode = Literal["auto", "sparse", "dense", "hybrid"]
@@ -86,6 +85,11 @@ class Answer(BaseModel):
     probability: float
     score: float
 
+    @classmethod
+    def of(cls, r: QAResult, a: AnswerSpan) -> "Answer":
+        """The wire format of one of a result's answers (its passage's title added)."""
+        return cls(**r.answer_json(a))
+
 
 class RetrieveResponse(BaseModel):
     question: str
@@ -110,7 +114,7 @@ class AskResponse(RetrieveResponse):
     def of(cls, r: QAResult, index: str, mode: str, top: int, reader: list[str], sentence_level: bool,
            batch_size: int, timings: dict[str, float]) -> "AskResponse":
         return cls(question=r.question, index=index, mode=mode, reader="+".join(reader) or None,
-                   sentence_level=sentence_level, answers=[Answer(**r.answer_json(s)) for s in r.answers[:top]],
+                   sentence_level=sentence_level, answers=[Answer.of(r, a) for a in r.answers[:top]],
                    passages=[Passage.of(h) for h in r.hits], batch_size=batch_size,
                    timings={s: round(v, 6) for s, v in timings.items()})
 

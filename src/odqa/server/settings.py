@@ -1,16 +1,16 @@
-"""`ServeConfig`: every setting of `odqa serve` (the CLI's flags map onto its fields one to one)."""
+"""`ServeConfig`: every setting of `odqa serve`: the served pipelines' `PipelineConfig` and the server's own
+(the CLI's flags map onto its fields one to one; the pipeline's settings may also be given by their parameter
+names, `ServeConfig(indexes=["demo"], k=3, reader=["none"])`)."""
 
 from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from odqa.api.readers import DEFAULT_K
-from odqa.config import Section
-from odqa.errors import OdqaError
+from odqa.api import FLAT, OdqaError, PipelineConfig, Section
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -26,18 +26,14 @@ def is_loopback(host: str) -> bool:
 
 class ServeConfig(Section):
     indexes: list[str] = Field(..., min_length=1)   # the served indexes, fixed at start (the first is the default)
-    index_dir: Optional[Path] = None                # folder holding them (default $ODQA_INDEX_DIR or ./indexes)
-    reader: list[str] = Field(default_factory=list) # reader spec(s) as `odqa ask --reader`; [] = the default reader
-    reader_runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"   # where the reader's span model runs
-    mode: Literal["auto", "sparse", "dense", "hybrid"] = "auto"   # default retrieval mode of requests
-    reranker: Optional[Path] = None                 # cross-encoder folder (odqa train reranker OUT/best); None = none
-    rerank: int = Field(0, ge=0)                    # passages retrieved for it, of which it keeps k (0: 20)
+    # the settings of every served pipeline (its `index` is each served one); the retriever's mode and k are
+    # the defaults of requests that do not say
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_key: Optional[str] = Field(None, min_length=1)  # required on every request when set
     no_auth: bool = False                           # serve a non-loopback address without a key, on purpose
     cors_origins: list[str] = Field(default_factory=list)   # [] = no CORS headers
-    k: int = Field(DEFAULT_K, ge=1)                 # passages read when a request does not say
     max_k: int = Field(100, ge=1)
     top: int = Field(3, ge=1)                       # answers returned when a request does not say
     max_top: int = Field(20, ge=1)
@@ -48,6 +44,30 @@ class ServeConfig(Section):
     max_question_chars: int = Field(1000, ge=1)
     max_body_bytes: int = Field(65536, ge=256)
     timeout_s: float = Field(30.0, gt=0)            # per request; past it the answer is 504
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pipeline_settings_by_name(cls, data: Any) -> Any:
+        """Pipeline settings given by their parameter names (k, mode, reader, index_dir, ...) go into `pipeline`."""
+        if not isinstance(data, dict) or not any(k in FLAT for k in data):
+            return data
+        data = dict(data)
+        flat = {k: data.pop(k) for k in list(data) if k in FLAT}
+        base = data.get("pipeline") or PipelineConfig()
+        data["pipeline"] = (base if isinstance(base, PipelineConfig) else PipelineConfig(**base)).with_overrides(**flat)
+        return data
+
+    @property
+    def index_dir(self) -> Optional[Path]:
+        return self.pipeline.index_dir
+
+    @property
+    def k(self) -> int:
+        return self.pipeline.retriever.k
+
+    @property
+    def mode(self) -> str:
+        return self.pipeline.retriever.mode
 
     @field_validator("indexes")
     @classmethod
@@ -64,5 +84,5 @@ class ServeConfig(Section):
     def check_bind(self) -> None:
         """Refuse to serve a non-loopback address without a key unless `no_auth` says so."""
         if not is_loopback(self.host) and not self.api_key and not self.no_auth:
-            raise OdqaError(f"refusing to serve on {self.host} without an API key: give --api-key KEY "
-                            f"(or set ODQA_API_KEY), or --no-auth to serve it to anyone who can reach it")
+            raise OdqaError(f"refusing to serve on {self.host} without an API key: give `api_key` KEY "
+                            f"(or set ODQA_API_KEY), or `no_auth` to serve it to anyone who can reach it")
