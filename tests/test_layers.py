@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "odqa"
 RENDER_CALLS = {"echo", "warn", "emit_json", "join", "replace", "items", "format", "get", "title", "round",
@@ -31,21 +33,29 @@ def lint_imports(cwd: Path, *env_path: Path) -> subprocess.CompletedProcess:
 def test_import_layers_and_no_cycles():
     p = lint_imports(SRC.parents[1])
     assert p.returncode == 0, p.stdout[-3000:]
-    assert "BROKEN" not in p.stdout and p.stdout.count("KEPT") == 2
+    contracts = sum(1 for line in CONTRACT.read_text(encoding="utf-8").splitlines() if line.startswith("[importlinter:contract:"))
+    assert "BROKEN" not in p.stdout and p.stdout.count("KEPT") == contracts >= 3
 
 
 def _sources_only(folder: str, names: list[str]) -> list[str]:
     return [n for n in names if not (n.endswith(".py") or os.path.isdir(os.path.join(folder, n)))]
 
 
-def test_an_upward_import_breaks_the_contract(tmp_path):
-    """A copy of the package in which a base module imports the application layer: the contract is broken."""
+@pytest.mark.parametrize("module,planted,message", [
+    ("errors.py", "import odqa.api  # planted: base -> api", "odqa.errors is not allowed to import odqa.api"),
+    ("reader/reader.py", "import odqa.relation  # planted: task -> sibling task",
+     "odqa.reader is not allowed to import odqa.relation"),
+    ("cli/render.py", "import odqa.index.store  # planted: face -> below the API",
+     "odqa.cli.render -> odqa.index.store"),
+])
+def test_a_planted_import_breaks_the_contract(tmp_path, module, planted, message):
+    """A copy of the package with one import the contract forbids (upwards, sideways, a face past the API)."""
     shutil.copytree(SRC, tmp_path / "odqa", ignore=_sources_only)
-    with open(tmp_path / "odqa" / "errors.py", "a", encoding="utf-8") as f:
-        f.write("\nimport odqa.api  # planted: base -> api\n")
+    with open(tmp_path / "odqa" / module, "a", encoding="utf-8") as f:
+        f.write(f"\n{planted}\n")
     p = lint_imports(tmp_path, tmp_path)
     assert p.returncode != 0 and "BROKEN" in p.stdout, p.stdout[-3000:]
-    assert "odqa.errors is not allowed to import odqa.api" in p.stdout, p.stdout[-3000:]
+    assert message in p.stdout, p.stdout[-3000:]
 
 
 def _called_names(node: ast.AST) -> set[str]:
