@@ -365,7 +365,8 @@ def run(carry: Path, out: Path, minutes: float = 5.0, epochs: float = 0.0, devic
     from safetensors.torch import load_file
 
     from odqa.device import resolve_device
-    from odqa.training import TrainConfig, frozen_prefixes, train
+    from odqa.optimization import frozen_prefixes
+    from odqa.training import TrainConfig, train
     t_start = time.perf_counter()
     carry, out = Path(carry), Path(out)
     out.mkdir(parents=True, exist_ok=True)

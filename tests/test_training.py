@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from odqa.errors import OdqaError  # noqa: E402
-from odqa.training import (TrainConfig, clip_and_step, linear_schedule, param_groups,  # noqa: E402
-                           train)
+from odqa.optimization import clip_and_step, linear_schedule, param_groups  # noqa: E402
+from odqa.training import TrainConfig, train  # noqa: E402
 
 W_TRUE = torch.tensor([1.0, -2.0, 0.5, 3.0])
 
@@ -231,7 +231,7 @@ def test_wandb_missing_warns_once_and_trains(tmp_path, monkeypatch, caplog):
 def test_frozen_prefixes_on_a_bert_backbone(tmp_path):
     from transformers import AutoModel
 
-    from odqa.training import freeze, frozen_prefixes
+    from odqa.optimization import freeze, frozen_prefixes
     from tests.tiny_model import make_tiny_backbone
     assert frozen_prefixes(True) == ["embeddings.word_embeddings"] and frozen_prefixes(False) == []
     model = AutoModel.from_pretrained(str(make_tiny_backbone(tmp_path / "b", layers=3)))

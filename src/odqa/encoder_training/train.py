@@ -13,7 +13,7 @@ from pydantic import Field
 from odqa.config import with_changes
 from odqa.encoder_training.model import default_temperature
 from odqa.encoder_training.task import RetrieverTrainConfig
-from odqa.training import default_freeze_layers
+from odqa.optimization import default_freeze_layers
 
 Files = list[Path]
 
@@ -60,7 +60,8 @@ def train(cfg: RetrieverTrainRequest, *, quiet: bool = True) -> RetrieverTrainRe
     from odqa.encoder_training.model import passage_base
     from odqa.encoder_training.query_side import QuerySideTask
     from odqa.encoder_training.task import RetrieverTask
-    from odqa.training import frozen_prefixes, train as run_training
+    from odqa.optimization import frozen_prefixes
+    from odqa.training import train as run_training
     resolve_device(cfg.train.device)
     questions = [q for f in cfg.train_files for q in load_questions(f)]
     extra = [p for f in cfg.negatives for p in load_corpus(f).passages]

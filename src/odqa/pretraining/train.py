@@ -55,7 +55,8 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     """
     from odqa.corpus import load_corpus
     from odqa.modeling.backbone import backbone_info, wants_e5_prefixes
-    from odqa.training import frozen_prefixes, train
+    from odqa.optimization import frozen_prefixes
+    from odqa.training import train
 
     cfg = cfg or PretrainConfig()
     run = cfg.train

@@ -25,7 +25,8 @@ from odqa.reader.em_feature import em_spans
 from odqa.reader.features import SkipReport, make_windows, training_examples
 from odqa.reader.inference import WindowSettings, collate, predict_spans
 from odqa.reader.postprocess import default_postprocessor
-from odqa.training import TrainConfig, frozen_prefixes
+from odqa.optimization import frozen_prefixes
+from odqa.training import TrainConfig
 from odqa.types import Passage, Question
 
 

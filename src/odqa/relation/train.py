@@ -71,7 +71,8 @@ def train(cfg: RETrainRequest, *, quiet: bool = True) -> RETrainResult:
     from odqa.relation.data import default_label_file, load_labels, load_re, report_skipped
     from odqa.relation.model import RESettings, build_re_model, check_resumable
     from odqa.relation.task import RETask
-    from odqa.training import frozen_prefixes, train as run_training
+    from odqa.optimization import frozen_prefixes
+    from odqa.training import train as run_training
     resolve_device(cfg.train.device)
     label_list = load_labels(cfg.labels if cfg.labels else default_label_file(cfg.train_file))
     settings = RESettings(label_list, cfg.markers, cfg.pooling, cfg.hierarchical, cfg.max_length)

@@ -72,7 +72,8 @@ def train(cfg: RerankerTrainRequest, *, quiet: bool = True) -> RerankerTrainResu
     from odqa.reranker.model import RerankerSettings, build_reranker
     from odqa.reranker.task import RerankerTask
     from odqa.training_data import holdout_passages, training_pool
-    from odqa.training import default_freeze_layers, frozen_prefixes, train as run_training
+    from odqa.optimization import default_freeze_layers, frozen_prefixes
+    from odqa.training import train as run_training
     resolve_device(cfg.train.device)
     questions = [q for f in cfg.train_files for q in load_questions(f) if q.context and q.gold_ids]
     gold_pool = training_pool(questions)
