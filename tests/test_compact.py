@@ -170,7 +170,7 @@ def test_int8g_keeps_a_small_group_exact_next_to_a_large_outlier_where_per_row_i
 def test_an_unknown_precision_is_refused_in_one_line_before_anything_is_written(tmp_path):
     from odqa.api.models import pack_model
     from odqa.errors import OdqaError
-    with pytest.raises(OdqaError, match=r"^--precision must be int4, int8, int8g, fp16, fp32, not 'int3'$"):
+    with pytest.raises(OdqaError, match=r"^`precision` must be int4, int8, int8g, fp16, fp32, not 'int3'$"):
         pack_model(tmp_path / "ck", tmp_path / "out", precision="int3")   # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
 

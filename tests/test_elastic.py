@@ -304,7 +304,7 @@ def test_user_dictionary_on_nodes_and_bad_settings(fake, corpus_file, index_root
     res = build(fake, corpus_file, index_root, "elastic.user_dictionary_path=analysis/userdict_ko.txt")
     (create,) = fake.sent("PUT", res.manifest["elasticsearch"]["index"])
     assert create["settings"]["analysis"]["tokenizer"]["odqa_nori"]["user_dictionary"] == "analysis/userdict_ko.txt"
-    with pytest.raises(OdqaError, match="Lucene's BM25; --method bm25l needs the local backend"):
+    with pytest.raises(OdqaError, match="Lucene's BM25; `method` bm25l needs the local backend"):
         build(fake, corpus_file, index_root, "bm25.method=bm25l")
     with pytest.raises(OdqaError, match="config field 'elastic.fusion': input should be 'auto', 'server' or 'client'"):
         build(fake, corpus_file, index_root, "elastic.fusion=magic")
@@ -316,7 +316,7 @@ def test_user_dictionary_on_nodes_and_bad_settings(fake, corpus_file, index_root
 
 def test_missing_nori_says_so_and_falls_back_only_when_allowed(corpus_file, index_root, caplog):
     fake = FakeES(nori=False)
-    with pytest.raises(OdqaError, match=r"at http://es.test:9200 has no analysis-nori plugin.*--allow-fallback"):
+    with pytest.raises(OdqaError, match=r"at http://es.test:9200 has no analysis-nori plugin.*`allow_fallback`"):
         build(fake, corpus_file, index_root)
     assert not fake.sent("PUT", "mini") and not fake.indices
     res = build(fake, corpus_file, index_root, "elastic.allow_fallback=true")
@@ -564,7 +564,7 @@ def test_connection_settings_from_flags_and_env(tmp_path, monkeypatch):
     environment(ODQA_ES_URL="http://env:9200", ODQA_ES_CA=str(ca), ODQA_ES_VERIFY="0")
     c = ESConnection.resolve("http://flag:9200")
     assert c.url == "http://flag:9200" and c.ca_certs == str(ca) and c.verify_certs is False
-    with pytest.raises(OdqaError, match="no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL"):
+    with pytest.raises(OdqaError, match="no Elasticsearch URL: pass `es_url` or set ODQA_ES_URL"):
         environment()
         ESConnection.resolve()
     with pytest.raises(OdqaError, match="nope.pem: CA file not found"):
@@ -662,7 +662,7 @@ def test_cli_errors_are_one_line(cli, corpus_file, tmp_path, monkeypatch):
     assert code == 2 and err == "odqa: error: --es-* options need --backend elasticsearch"
     monkeypatch.delenv("ODQA_ES_URL", raising=False)
     code, _, err = cli("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--index-dir", root)
-    assert code == 2 and err == "odqa: error: no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL"
+    assert code == 2 and err == "odqa: error: no Elasticsearch URL: pass --es-url or set ODQA_ES_URL"
     code, _, err = cli("index", corpus_file, "--name", "x", "--backend", "elasticsearch", "--es-url",
                     "http://127.0.0.1:9", "--index-dir", root)
     assert code == 2 and len(err.splitlines()) == 1

@@ -121,3 +121,31 @@ def test_retrieve_uses_a_retriever(serve_index_root, cli, tmp_path):
     code, out, err = cli("retrieve", "거북선", "--index", "h", "--index-dir", serve_index_root, "-k", "2", "--json")
     assert code == 0, err
     assert '"mode": "sparse"' in out and out.count('"rank"') == len(hits)
+
+
+def test_errors_below_the_cli_name_parameters_and_the_cli_prints_the_flags_of_any_command():
+    from odqa.cli.main import cli_message
+    assert cli_message("`precision` must be int8, not 'x'") == "--precision must be int8, not 'x'"
+    assert cli_message("`shard` 0/4: I counts from 1 to N") == "--shard 0/4: I counts from 1 to N"
+    assert cli_message("`rerank` needs `reranker`") == "--rerank needs --reranker"
+    assert cli_message("`no_such_option` stays") == "`no_such_option` stays"
+
+
+def test_no_error_below_the_cli_spells_a_flag():
+    """Messages raised below the CLI name API parameters in backticks; a whole command to run (`odqa index ...`)
+    or an install line may spell its flags."""
+    import ast
+    import re
+    from pathlib import Path
+    src = Path(__file__).resolve().parents[1] / "src" / "odqa"
+    offenders = []
+    for p in src.rglob("*.py"):
+        if p.relative_to(src).parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                text = "".join(c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant) and isinstance(c.value, str))
+                text = re.sub(r"`[^`]*`", "", text).split("pip install")[0]
+                if re.search(r"(?<![\w-])--[a-z]", text):
+                    offenders.append(f"{p.relative_to(src)}:{node.lineno}")
+    assert offenders == []

@@ -58,7 +58,7 @@ def same_index(root, a, b, questions_file):
 def test_shard_spec_and_ranges():
     assert parse_shard("2/4") == (2, 4) and parse_shard(" 1 / 1 ") == (1, 1)
     for bad in ("0/4", "5/4", "2", "a/b", "2-of-4"):
-        with pytest.raises(OdqaError, match="--shard"):
+        with pytest.raises(OdqaError, match="`shard`"):
             parse_shard(bad)
     for total in (0, 1, 3, 12, 1001):
         for n in (1, 3, 4, 7):
@@ -218,6 +218,6 @@ def test_elasticsearch_takes_the_merged_vectors(tiny, corpus, index_root):
     for i in (1, 2):
         odqa.encode_shard(corpus, "win", f"{i}/2", None, sets(tiny), index_dir=index_root, quiet=True)
     with pytest.raises(OdqaError, match=r"shard 1-of-2 .*dense.window_stride differs \(4 in the shard vs 0 here\).*"
-                                        r"--window-stride 0"):
+                                        r"`window_stride` 0"):
         odqa.build_index(corpus, "win", None, sets(tiny) + es, index_dir=index_root, quiet=True,
                          connection=fake.connection(), shards=True)

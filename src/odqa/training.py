@@ -174,8 +174,8 @@ class _Loop:
     def resume(self) -> None:
         path = self.out / "last" / STATE_FILE
         if not path.exists():
-            raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without --resume)")
-        check_folder(path.parent, ModelError, "train again without --resume (the checkpoint is damaged)")
+            raise OdqaError(f"cannot resume: no checkpoint at {path.parent} (train once without `resume`)")
+        check_folder(path.parent, ModelError, "train again without `resume` (the checkpoint is damaged)")
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: holds rng tuples
         self.raw.load_state_dict(state["model"])
         try:

@@ -250,6 +250,6 @@ def sweep_retrieval(index: str | Index, questions: Questions, sweep: Sequence[st
             res = sweep_bm25(idx.passages, idx.analyzer(), idx.bm25_config(), idx.manifest["sparse"]["include_title"],
                              qs, judge, grid, metric, pb.update)
         else:
-            raise OdqaError("--sweep works with --mode sparse (k1, b, delta) or --mode hybrid (alpha, rrf_k)")
+            raise OdqaError("`sweep` works with `mode` sparse (k1, b, delta) or `mode` hybrid (alpha, rrf_k)")
     return SweepReport(idx.name, questions_label(questions, qs),
                        mode, res["metric"], res["best"], res["rows"])

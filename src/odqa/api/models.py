@@ -20,5 +20,5 @@ def pack_model(checkpoint: str | Path, out: str | Path, base: str = OFFLINE_E5_S
                precision: Precision = "int8") -> dict:
     """The compact form of a reader or RE checkpoint: what training changed over `base`, at `precision`."""
     if precision not in get_args(Precision):
-        raise OdqaError(f"--precision must be {', '.join(get_args(Precision))}, not '{precision}'")
+        raise OdqaError(f"`precision` must be {', '.join(get_args(Precision))}, not '{precision}'")
     return pack(checkpoint, out, base, precision)

@@ -44,6 +44,21 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     setup_logging(verbose)
 
 
+def _flags(command, found: set[str]) -> set[str]:
+    """Every long option of the command tree (`--rerank`, `--train-embeddings`, ...)."""
+    for param in getattr(command, "params", []):
+        found.update(o for o in getattr(param, "opts", []) + getattr(param, "secondary_opts", []) if o.startswith("--"))
+    for sub in getattr(command, "commands", {}).values():
+        _flags(sub, found)
+    return found
+
+
+def cli_message(message: str) -> str:
+    """An error raised below the CLI, its API parameter names spelled as flags (`rerank` -> --rerank, and any
+    `name` whose --name spelling is an option of some command)."""
+    return as_flags(message, _flags(typer.main.get_command(app), set()))
+
+
 def main() -> None:
     setup_logging()
     try:
@@ -52,7 +67,7 @@ def main() -> None:
         typer.echo(f"odqa: interrupted: {e}", err=True)
         sys.exit(e.exit_code)
     except OdqaError as e:
-        typer.echo(f"odqa: error: {as_flags(str(e))}", err=True)
+        typer.echo(f"odqa: error: {cli_message(str(e))}", err=True)
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         code = 130

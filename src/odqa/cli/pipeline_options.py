@@ -64,9 +64,16 @@ FLAGS = {name: opt.param_decls[0] for name, (_, opt) in OPTIONS.items()} | {
     "api_key": "--api-key", "no_auth": "--no-auth", "index": "--index", "index_dir": "--index-dir"}
 
 
-def as_flags(message: str) -> str:
-    """An error message below the CLI, its API parameter names (`rerank`) spelled as the CLI's flags (--rerank)."""
-    return re.sub(r"`(\w+)`", lambda m: FLAGS.get(m[1], m[0]), message)
+def as_flags(message: str, known: set[str] = frozenset()) -> str:
+    """An error message below the CLI, its API parameter names (`rerank`) spelled as the CLI's flags (--rerank):
+    the pipeline's own names first, then any name whose --kebab-case spelling is among `known` flags."""
+    def flag(m: re.Match) -> str:
+        name = m[1]
+        if name in FLAGS:
+            return FLAGS[name]
+        kebab = "--" + name.replace("_", "-")
+        return kebab if kebab in known else m[0]
+    return re.sub(r"`(\w+)`", flag, message)
 
 
 def pipeline_options(part: tuple[str, ...] = tuple(OPTIONS), config_file: bool = True,

@@ -35,7 +35,7 @@ def detect_format(path: Path, encoding: str | None = None) -> str:
         if first_line.endswith("}") and len(head.split("\n")) > 1:
             return "jsonl"
         return "wiki"
-    raise CorpusError(f"{path}: cannot tell the corpus format; pass --format wiki|jsonl|squad|txt")
+    raise CorpusError(f"{path}: cannot tell the corpus format; set `format` to wiki|jsonl|squad|txt")
 
 
 def read_wiki(path: Path, encoding: str | None = None) -> Iterator[Passage]:

@@ -104,7 +104,7 @@ class Index:
             from odqa.retrieval.dense import encoder_fingerprint
             if encoder_fingerprint(backbone_info(encoder).path) != d["encoder_sha256"]:
                 raise OdqaError(f"index '{self.name}' was built with encoder '{d['encoder']}', not '{encoder}': "
-                                f"use --encoder {d['encoder']} or rebuild the index with --encoder {encoder}")
+                                f"use `encoder` {d['encoder']} or rebuild the index with `encoder` {encoder}")
         q = quantize or d["quantize"]
 
         def make():

@@ -78,7 +78,7 @@ def verify_index(name: str, root=None) -> dict:
     folder = store.open_folder(name, root)
     manifest = mf.read_manifest(folder, name, root)
     if manifest.get("backend", "local") != "local":
-        raise OdqaError(f"index '{name}' lives on {manifest['backend']}: --verify checks local index folders")
+        raise OdqaError(f"index '{name}' lives on {manifest['backend']}: `verify` checks local index folders")
     t0 = time.perf_counter()
     rec = manifest.get("checksums") or {"files": {}}
     return {"path": str(folder), "files": len(rec["files"]) + 1,

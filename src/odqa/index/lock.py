@@ -44,7 +44,7 @@ def writer_lock(name: str, root: str | Path | None = None, wait: bool = False) -
         holder = _holder(pidfile)
         if not wait:
             raise IndexBusy(f"index '{name}' in {base}/ is being built by another process{holder}: let it "
-                            f"finish, or pass --wait to build after it") from None
+                            f"finish, or pass `wait` to build after it") from None
         log.warning(f"waiting for another build of index '{name}'{holder} to finish")
         lock.acquire()
     try:

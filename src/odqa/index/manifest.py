@@ -91,9 +91,9 @@ def read_manifest(folder: Path, name: str, root: str | Path | None = None) -> di
     path = manifest_path(folder)
     if not path.exists():
         if folder.is_dir():
+            rebuild = f"odqa index CORPUS --name {name}" + (f" --index-dir {root}" if root else "") + " --force"
             raise IndexNotFound(f"{path}: manifest missing (the folder of index '{name}' is there without it); "
-                                f"rebuild it with `odqa index CORPUS --name {name}"
-                                f"{f' --index-dir {root}' if root else ''} --force`")
+                                f"rebuild it with `{rebuild}`")
         raise IndexNotFound(f"index '{name}' not found in {folder.parent}/: build it with "
                             f"`odqa index CORPUS --name {name}`")
     try:

@@ -51,10 +51,10 @@ def parse_shard(spec: str | tuple[int, int]) -> tuple[int, int]:
     else:
         m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(spec))
         if not m:
-            raise OdqaError(f"--shard '{spec}': write it as I/N, e.g. 2/4 (shard 2 of 4, counted from 1)")
+            raise OdqaError(f"`shard` '{spec}': write it as I/N, e.g. 2/4 (shard 2 of 4, counted from 1)")
         i, n = int(m[1]), int(m[2])
     if not 1 <= i <= n:
-        raise OdqaError(f"--shard {i}/{n}: I counts from 1 to N")
+        raise OdqaError(f"`shard` {i}/{n}: I counts from 1 to N")
     return i, n
 
 
@@ -273,7 +273,7 @@ class ShardSet:
                         or (len(o) and (o[0] != start or o[-1] != end - 1 or (np.diff(o) < 0).any()
                                         or (np.diff(o) > 1).any()))):
                     raise IndexCorrupt(f"shard {label(m['shard'], m['of'])} ({folder}): vectors and owners do not "
-                                       f"cover passages [{start}, {end}) in order; re-encode it with --force")
+                                       f"cover passages [{start}, {end}) in order; re-encode it with `force`")
                 if len(v):
                     vecs.append(v)
                     owners.append(o)
@@ -298,7 +298,7 @@ def load_shards(base: Path, corpus: Corpus, cfg: IndexConfig, settings: dict, na
     """The complete, consistent set of shards under `base` for this corpus and these settings (`count`: the N
     to use when shards of several counts are there)."""
     if not settings.get("dense"):
-        raise OdqaError("merging shards builds the dense part: add --dense")
+        raise OdqaError("merging shards builds the dense part: add `dense`")
     found = _folders(base)
     if not found:
         raise OdqaError(f"no dense shards of index '{name}' in {base}/: encode them with "
@@ -307,7 +307,7 @@ def load_shards(base: Path, corpus: Corpus, cfg: IndexConfig, settings: dict, na
         raise OdqaError(f"no shards of {count} in {base}/ (there are shards of {', '.join(map(str, sorted(found)))})")
     if not count and len(found) > 1:
         raise OdqaError(f"{base}/ holds shards of {len(found)} different counts ({', '.join(map(str, sorted(found)))}):"
-                        f" choose one with --shards N, or delete the others")
+                        f" choose one with `shards` N, or delete the others")
     n = count or next(iter(found))
     want = expected(corpus, cfg, settings)
     missing = [label(i, n) for i in range(1, n + 1) if not (base / label(i, n)).is_dir()]

@@ -34,7 +34,7 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise OdqaError("--ray needs Ray: pip install 'odqa[ray]' (or run the shards as commands: "
+        raise OdqaError("`ray` needs Ray: pip install 'odqa[ray]' (or run the shards as commands: "
                         "odqa index CORPUS --name NAME --dense --shard I/N, for each I of N)") from None
     return ray
 
@@ -84,7 +84,7 @@ def encode_shards_ray(corpus_path: str | Path, name: str, cfg: IndexConfig, n: i
                       num_cpus: int = 0, device: str = "auto") -> list[sh.ShardResult]:
     """Encode the N dense shards of index NAME with Ray (those already there for the same inputs are kept)."""
     if n < 1:
-        raise OdqaError(f"--shards {n}: give at least 1")
+        raise OdqaError(f"`shards` {n}: give at least 1")
     ray = import_ray()
     corpus = sh.read_corpus(corpus_path, cfg)
     settings = sh.settings_of(cfg)

@@ -79,7 +79,7 @@ def build_chunks(texts: Sequence[str], tokenizer, cfg: PretrainConfig, quiet: bo
     from odqa.progress import bar
 
     if cfg.align != "none" and not tokenizer.is_fast:
-        raise OdqaError(f"--align {cfg.align} needs a fast tokenizer (offset mapping); this backbone's is slow")
+        raise OdqaError(f"`align` {cfg.align} needs a fast tokenizer (offset mapping); this backbone's is slow")
     pbar = bar(len(texts), "chunk", "passage", quiet)
     try:
         chunk_texts = pack_texts(texts, tokenizer, cfg.max_length, pbar.update)

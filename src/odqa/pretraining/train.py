@@ -24,7 +24,7 @@ def _check_resumable(run_dir: Path, base: dict) -> None:
     """A resumed run must see the same corpus, backbone and masking settings as the checkpoint."""
     path = run_dir / "last" / MANIFEST
     if not path.exists():
-        raise OdqaError(f"cannot resume: no checkpoint at {run_dir / 'last'} (pretrain once without --resume)")
+        raise OdqaError(f"cannot resume: no checkpoint at {run_dir / 'last'} (pretrain once without `resume`)")
     try:
         prev = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
@@ -34,7 +34,7 @@ def _check_resumable(run_dir: Path, base: dict) -> None:
                        ("settings", prev.get("config"), base["config"])):
         if a != b:
             raise OdqaError(f"cannot resume {run_dir}: {what} changed since the checkpoint "
-                            "(start a new run without --resume, or use another --run-dir)")
+                            "(start a new run without `resume`, or use another `run_dir`)")
 
 
 # the optimisation fields of the TrainConfig recorded in a pretrained backbone's manifest
@@ -72,7 +72,7 @@ def run_pretrain(corpus: str | Path, out: str | Path, cfg: PretrainConfig | None
     tokenizer, model, head = load_mlm(cfg.backbone)
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions and cfg.max_length > positions:
-        raise OdqaError(f"--max-length {cfg.max_length} exceeds the backbone's {positions} positions")
+        raise OdqaError(f"`max_length` {cfg.max_length} exceeds the backbone's {positions} positions")
     chunks = build_chunks([p.text for p in corp.passages], tokenizer, cfg, quiet)
     base = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "odqa_version": __version__,
             "base_backbone": cfg.backbone, "base_backbone_info": info.to_dict(),

@@ -80,7 +80,7 @@ def parse_weights(text: str | None, members: int) -> list[float] | None:
     try:
         weights = [float(x) for x in text.split(",")]
     except ValueError:
-        raise OdqaError(f"--weights must be comma-separated numbers, got {text!r}") from None
+        raise OdqaError(f"`weights` must be comma-separated numbers, got {text!r}") from None
     _check_weights(weights, members)
     return weights
 

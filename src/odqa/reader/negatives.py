@@ -128,8 +128,8 @@ def pool_retriever(pool: str, mode: str, index_dir: str | Path | None = None):
     p = Path(pool)
     if p.is_file():
         if mode != "sparse":
-            raise OdqaError(f"--pool {pool}: a corpus file is mined with sparse retrieval only; for {mode} mining "
-                            f"build an index of it (`odqa index {pool} --name NAME --dense`) and pass --pool NAME")
+            raise OdqaError(f"`pool` {pool}: a corpus file is mined with sparse retrieval only; for {mode} mining "
+                            f"build an index of it (`odqa index {pool} --name NAME --dense`) and pass `pool` NAME")
         from odqa.config import BM25Config
         from odqa.corpus import load_corpus
         from odqa.retrieval.sparse import SparseRetriever

@@ -114,7 +114,7 @@ def reader_onnx_path(folder: str | Path, runtime: str, cache_dir: str | Path | N
     head = folder / HEAD_JSON
     if head.is_file() and json.loads(head.read_text(encoding="utf-8")).get("head", {}).get("em_feature"):
         raise ModelError(f"reader {folder} reads the EM-token feature, which the ONNX runtimes do not feed; "
-                         "use --reader-runtime torch")
+                         "set `reader_runtime` to torch")
     key = reader_fingerprint(folder)
     fp32 = cached_export(cache_folder(key, "fp32", cache_dir, PREFIX, RECIPE), _meta(key, "fp32"),
                          lambda f: export_span_fp32(folder, f), f"exporting reader {folder} to ONNX (once)")

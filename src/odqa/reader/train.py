@@ -96,7 +96,7 @@ def mine_negatives(cfg: ReaderTrainRequest, questions, quiet: bool = True):
     from odqa.progress import bar
     from odqa.reader import negatives as neg
     if not cfg.pool:
-        raise ConfigError("negative_passages needs a pool to mine them from (--pool INDEX or --pool CORPUS_FILE)")
+        raise ConfigError("negative_passages needs a pool to mine them from (`pool`: an index name or a corpus file)")
     retriever, passages = neg.pool_retriever(cfg.pool, cfg.mining, cfg.index_dir)
     excluded = neg.excluded_ids(cfg.pool_exclude, passages)
     settings = neg.MiningSettings(str(cfg.pool), cfg.mining, cfg.negative_passages, len(excluded))

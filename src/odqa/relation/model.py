@@ -66,7 +66,7 @@ def check_resumable(last: Path, settings: RESettings, backbone: str) -> None:
     """Refuse to resume from `last` unless it holds a checkpoint of the same labels, featurisation and backbone."""
     from odqa.modeling.checkpoint import read_meta
     if not last.is_dir():
-        raise ModelError(f"cannot resume: no checkpoint at {last} (train once without --resume)")
+        raise ModelError(f"cannot resume: no checkpoint at {last} (train once without `resume`)")
     prev = RESettings.from_extra(read_meta(last).get("extra", {}), str(last))
     prev.check(settings, str(last))
     if prev.train.get("backbone", backbone) != backbone:

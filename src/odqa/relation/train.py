@@ -85,7 +85,7 @@ def train(cfg: RETrainRequest, *, quiet: bool = True) -> RETrainResult:
         report_skipped(dev_data)
     if cfg.markers == "e1" and cfg.freeze_embeddings:
         log.warning("--markers e1 with frozen word embeddings: the new [E1]..[/E2] embeddings stay at their initial "
-                    "values (use --train-embeddings to learn them)")
+                    "values (learn them with `freeze_embeddings` off)")
     task_cfg = cfg.task_config()
     config = {**task_cfg.flat(), "train": task_cfg.train.model_dump()}
     t0 = time.perf_counter()

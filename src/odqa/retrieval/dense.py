@@ -66,7 +66,7 @@ class DenseEncoder:
         onnx = quantize.startswith("onnx")
         if onnx and self.passage_spec:
             raise OdqaError(f"encoder '{spec}' is a query-side encoder (passages: '{self.passage_spec}'): "
-                            f"the onnx runtimes take one shared encoder; use --quantize none or int8")
+                            f"the onnx runtimes take one shared encoder; set `quantize` to none or int8")
         if onnx and model is not None:
             raise OdqaError("the onnx runtimes export the encoder from its folder; do not pass model=")
         if not onnx and model is None:

@@ -58,7 +58,7 @@ def _es_settings(cfg: IndexConfig) -> dict:
 
 def _check_config(cfg: IndexConfig) -> None:
     if cfg.bm25.method in ("bm25l", "bm25+"):
-        raise OdqaError(f"Elasticsearch scores with Lucene's BM25; --method {cfg.bm25.method} needs the local backend")
+        raise OdqaError(f"Elasticsearch scores with Lucene's BM25; `method` {cfg.bm25.method} needs the local backend")
     # the rest (fusion, bulk size, retries, candidates) is checked when the config is loaded (odqa.config)
 
 
@@ -87,7 +87,7 @@ def _refuse_local(folder: Path, name: str, force: bool) -> None:
             return
         if m.get("backend") != BACKEND:
             raise OdqaError(f"index '{name}' in {folder.parent}/ is a local index; building it on Elasticsearch "
-                            f"would replace it: pass --force or choose another --name")
+                            f"would replace it: pass `force` or choose another `name`")
 
 
 def _build_reasons(old: dict, corpus_sha: str, settings: dict, cfg: IndexConfig) -> list[str]:
@@ -122,7 +122,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
         if not cfg.elastic.allow_fallback:
             raise OdqaError(f"the Elasticsearch cluster at {conn.url} has no analysis-nori plugin: install it on "
                             f"every node (bin/elasticsearch-plugin install analysis-nori) and restart, or pass "
-                            f"--allow-fallback to use the cjk bigram analyzer")
+                            f"`allow_fallback` to use the cjk bigram analyzer")
         warn(f"the cluster at {conn.url} has no analysis-nori plugin: using the cjk bigram analyzer (--allow-fallback)")
     rules, user_dict = _user_dictionary(cfg) if nori else (None, None)
     targets, old = _served(client, name)
@@ -136,7 +136,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
         cfg = with_changes(cfg, dense=with_changes(cfg.dense, window_stride=0))
     if cfg.dense.enabled and not schema.at_least(version, 8, 4):
         raise OdqaError(f"Elasticsearch at {conn.url} is version {version}: kNN search of dense vectors needs 8.4 "
-                        f"or newer (build without --dense, or upgrade the cluster)")
+                        f"or newer (build without `dense`, or upgrade the cluster)")
     t0 = time.perf_counter()
     corpus_path = Path(corpus_path)
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
@@ -183,13 +183,13 @@ class StoredVectors:
 
 def _stored_vectors(shards, corpus, cfg: IndexConfig, settings: dict, name: str, quiet: bool) -> StoredVectors | None:
     if not settings["dense"]:
-        raise OdqaError("merging shards builds the dense part: add --dense")
+        raise OdqaError("merging shards builds the dense part: add `dense`")
     try:
         found = shards.load(corpus, cfg, settings, name)
     except OdqaError as e:
         if "window_stride differs" in str(e):
             raise type(e)(f"{e} (Elasticsearch keeps one vector per passage: encode the shards with "
-                          f"--window-stride 0)") from None
+                          f"`window_stride` 0)") from None
         raise
     vectors, _ = found.vectors(quiet)
     return StoredVectors(vectors, found.stats())
@@ -199,12 +199,12 @@ def _served(client: ESClient, name: str) -> tuple[list[str], dict | None]:
     """(indexes behind alias NAME, the manifest of the first); refuses names odqa does not manage."""
     targets = client.alias_targets(name)
     if not targets and client.call(f"check for index '{name}'", client.es.indices.exists, index=name):
-        raise OdqaError(f"'{name}' on {client.url} is an index, not an alias odqa manages: choose another --name "
+        raise OdqaError(f"'{name}' on {client.url} is an index, not an alias odqa manages: choose another `name` "
                         f"or delete that index")
     metas = [read_meta(client, t) for t in targets]
     if None in metas:
         raise OdqaError(f"alias '{name}' on {client.url} points to '{targets[metas.index(None)]}', which odqa did "
-                        f"not build (no odqa manifest in its _meta): choose another --name")
+                        f"not build (no odqa manifest in its _meta): choose another `name`")
     return targets, (metas[0] if metas else None)
 
 

@@ -66,7 +66,7 @@ class ESConnection:
         e = env()
         url = url or e.es_url
         if not url:
-            raise OdqaError("no Elasticsearch URL: pass --es-url URL or set ODQA_ES_URL")
+            raise OdqaError("no Elasticsearch URL: pass `es_url` or set ODQA_ES_URL")
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OdqaError(f"invalid Elasticsearch URL '{_redact(url)}': expected http(s)://HOST:PORT")
@@ -83,7 +83,7 @@ class ESConnection:
             raise OdqaError("Elasticsearch user given without a password: set ODQA_ES_PASSWORD")
         ca_certs = ca_certs or e.es_ca or None
         if ca_certs and not Path(ca_certs).is_file():
-            raise OdqaError(f"{ca_certs}: CA file not found (--es-ca / ODQA_ES_CA)")
+            raise OdqaError(f"{ca_certs}: CA file not found (`es_ca` / ODQA_ES_CA)")
         if verify is None:
             verify = e.es_verify is not False
         return cls(clean, api_key, user, password, ca_certs, verify, **kw)
@@ -200,13 +200,13 @@ class ESClient:
                                 e.meta.status, text) from None
         except es.SSLError as e:
             raise OdqaError(f"TLS error talking to Elasticsearch at {self.url} ({_connection_reason(e)}): "
-                            f"give the cluster's CA file with --es-ca or ODQA_ES_CA") from None
+                            f"give the cluster's CA file with `es_ca` or ODQA_ES_CA") from None
         except es.ConnectionTimeout:
             raise OdqaError(f"Elasticsearch at {self.url} did not answer within {self.conn.timeout:g}s "
                             f"while trying to {what}") from None
         except es.ConnectionError as e:
             raise OdqaError(f"cannot reach Elasticsearch at {self.url} ({_connection_reason(e)}): "
-                            f"check --es-url / ODQA_ES_URL and that the cluster is running") from None
+                            f"check `es_url` / ODQA_ES_URL and that the cluster is running") from None
 
     def call(self, what: str, fn: Callable, *args, **kwargs):
         with self.errors(what):

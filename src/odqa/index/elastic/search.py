@@ -137,8 +137,8 @@ class ElasticIndex(Index):
     def analyzer(self):
         a = self.manifest["analyzer"]["name"]
         raise OdqaError(f"index '{self.name}' is analysed by Elasticsearch ({a}), not by odqa: BM25 sweeps and "
-                        f"local analysis need a local index of the same corpus (odqa index CORPUS --name "
-                        f"{self.name}-local)")
+                        f"local analysis need a local index of the same corpus (`odqa index CORPUS --name "
+                        f"{self.name}-local`)")
 
     def passage_ids(self) -> set[str]:
         return {h["_id"] for h in self.client.scan(self.alias, {"match_all": {}}, False)}
