@@ -44,19 +44,17 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     setup_logging(verbose)
 
 
-def _flags(command, found: set[str]) -> set[str]:
+def _flags(command) -> set[str]:
     """Every long option of the command tree (`--rerank`, `--train-embeddings`, ...)."""
-    for param in getattr(command, "params", []):
-        found.update(o for o in getattr(param, "opts", []) + getattr(param, "secondary_opts", []) if o.startswith("--"))
-    for sub in getattr(command, "commands", {}).values():
-        _flags(sub, found)
-    return found
+    own = {o for p in getattr(command, "params", []) for o in (*getattr(p, "opts", []), *getattr(p, "secondary_opts", []))
+           if o.startswith("--")}
+    return own.union(*(_flags(c) for c in getattr(command, "commands", {}).values()))
 
 
 def cli_message(message: str) -> str:
     """An error raised below the CLI, its API parameter names spelled as flags (`rerank` -> --rerank, and any
     `name` whose --name spelling is an option of some command)."""
-    return as_flags(message, _flags(typer.main.get_command(app), set()))
+    return as_flags(message, _flags(typer.main.get_command(app)))
 
 
 def main() -> None:
