@@ -10,7 +10,8 @@ from odqa.server.settings import ServeConfig
 # every setting's default, listed once
 DEFAULTS = {"index": None, "index_dir": None, "device": "auto", "mode": "auto", "k": 2, "alpha": None,
             "fusion": None, "encoder": None, "reranker": None, "rerank": 0, "reader": [], "reader_runtime": "torch",
-            "retrieval_weight": 2.0, "particles": None, "n_best": 20}
+            "retrieval_weight": 2.0, "particles": None, "n_best": 20,
+            "min_probability": 0.0}
 PIPELINE_COMMANDS = ("ask", "evaluate", "predict", "serve")
 
 

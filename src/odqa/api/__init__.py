@@ -28,6 +28,7 @@ _EXPORTS = {
     "ensemble_nbest": "odqa.api.ensemble",
     "train_re": "odqa.api.training", "evaluate_re": "odqa.api.training", "predict_re": "odqa.api.training",
     "export_re_text": "odqa.api.training",
+    "calibrate_reader": "odqa.api.calibration", "CalibrationResult": "odqa.api.calibration",
     "train_reader": "odqa.api.training", "train_retriever": "odqa.api.training", "train_particles": "odqa.api.training",
     "pretrain": "odqa.api.training",
     "run_demo": "odqa.api.demo", "Section": "odqa.config",

@@ -66,6 +66,7 @@ class ReaderSettings(Section):
     retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT   # of the passage's retrieval score in span scores
     particles: Optional[str] = None        # particle rules: a file, 'auto' (READER/particles.json) or 'none'
     n_best: int = 20                       # answers kept per question
+    min_probability: float = 0.0           # below it the answer is marked "not sure" (the best guess kept); 0 = never
 
     @field_validator("model", mode="before")
     @classmethod
@@ -75,6 +76,13 @@ class ReaderSettings(Section):
         if isinstance(v, (str, Path)):
             return [str(v)]
         return [str(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    @field_validator("min_probability")
+    @classmethod
+    def _a_probability(cls, v: float) -> float:
+        if not 0.0 <= v < 1.0:
+            raise ValueError("min_probability must be at least 0 and below 1")
+        return v
 
 
 class PipelineConfig(Section):
@@ -157,5 +165,5 @@ FLAT: dict[str, tuple[str, ...]] = {
     "reranker": ("reranker", "model"), "rerank": ("reranker", "depth"),
     "reader": ("reader", "model"), "reader_runtime": ("reader", "runtime"),
     "retrieval_weight": ("reader", "retrieval_weight"), "particles": ("reader", "particles"),
-    "n_best": ("reader", "n_best"),
+    "n_best": ("reader", "n_best"), "min_probability": ("reader", "min_probability"),
 }

@@ -80,7 +80,8 @@ def evaluate_answers(pipeline: Pipeline, questions: Questions, closed: bool = Fa
     k = k or pipeline.k
     hits, answers, seconds, retrieved = _answer(pipeline, qs, closed, k, quiet)
     judge = None if closed else Judge(pipeline.index.canonical, pipeline.index.passage_ids())
-    rep = score_answers(qs, answers, None if closed else hits, judge, k, retrieved)
+    rep = score_answers(qs, answers, None if closed else hits, judge, k, retrieved,
+                        min_probability=pipeline.config.reader.min_probability)
     m = rep["metrics"]
     m["setting"] = {"closed": closed, "index": None if closed else pipeline.index.name,
                     "mode": None if closed else pipeline.mode, "k": None if closed else k,
@@ -106,7 +107,8 @@ def predict(pipeline: Pipeline, questions: Questions, out: str | Path | None = N
     if not closed and pipeline.retrieval is None:
         raise OdqaError("predicting without an index needs closed=True (questions with their passages)")
     _, answers, _, _ = _answer(pipeline, qs, closed, k or pipeline.k, quiet)
-    preds = {q.id: (a[0].text if a else "") for q, a in zip(qs, answers)}
+    floor = pipeline.config.reader.min_probability     # below it: no answer ("")
+    preds = {q.id: (a[0].text if a and a[0].probability >= floor else "") for q, a in zip(qs, answers)}
     if out:
         from odqa.reader.ensemble import write_json
         write_json(out, preds)

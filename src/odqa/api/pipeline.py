@@ -41,10 +41,17 @@ class QAResult:
     # ran (odqa.timing.STAGES: query_analysis, query_encoding, sparse_search, dense_search, fusion, rerank,
     # read_tokenize, read_model, read_postprocess)
     timings: dict[str, float] = field(default_factory=dict)
+    min_probability: float = 0.0     # the pipeline's threshold: below it the answer is "not sure"
 
     @property
     def answer(self) -> Answer | None:
+        """The best answer, also when it is not sure (`abstained`): the best guess."""
         return self.answers[0] if self.answers else None
+
+    @property
+    def abstained(self) -> bool:
+        """No answer given with confidence: none found, or the best one's probability below `min_probability`."""
+        return not self.answers or self.answers[0].probability < self.min_probability
 
     def passage(self, span: Answer):
         return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
@@ -58,7 +65,8 @@ class QAResult:
             return f"{self.question} -> (no answer)"
         best = self.answers[0]
         p = self.passage(best)
-        return f"{self.question} -> {best.text} ({best.probability:.2f}, {p.title if p else best.passage_id})"
+        guess = "not sure, best guess: " if self.abstained else ""
+        return f"{self.question} -> {guess}{best.text} ({best.probability:.2f}, {p.title if p else best.passage_id})"
 
 
 def drop_unmatched(hits: list[Hit]) -> list[Hit]:
@@ -82,7 +90,8 @@ def check_pipeline(config: PipelineConfig):
 def _reader_settings(r: ReaderSettings) -> dict:
     """How results report the reader: folders ([] = sentence level), retrieval_weight, particles, reader_runtime."""
     return {"readers": reader_paths(r.model), "retrieval_weight": r.retrieval_weight,
-            "particles": particle_setting(r.model, r.particles), "reader_runtime": r.runtime}
+            "particles": particle_setting(r.model, r.particles), "reader_runtime": r.runtime,
+            "min_probability": r.min_probability}
 
 
 def _rerank_depth(r: RerankerSettings, k: int) -> int:
@@ -266,7 +275,7 @@ class Pipeline:
                 t2 = time.perf_counter()
             share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - tr) / len(qs),
                      **{s: v / len(qs) for s, v in ordered(stages).items()}}
-            out += [QAResult(q, s, h, dict(share)) for q, s, h in zip(qs, spans, hits)]
+            out += [QAResult(q, s, h, dict(share), self.config.reader.min_probability) for q, s, h in zip(qs, spans, hits)]
             if progress:
                 progress(len(qs))
         return out

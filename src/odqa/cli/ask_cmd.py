@@ -44,7 +44,8 @@ def ask(
     if json_out:
         emit_json({"question": question, "index": index, "mode": pipe.mode, "rerank": pipe.rerank or None,
                    "reader": "+".join(readers) if readers else None, "sentence_level": pipe.sentence_level,
-                   "answers": [res.answer_json(s) for s in res.answers[:top]], "timings": timings})
+                   "answers": [res.answer_json(s) for s in res.answers[:top]], "abstained": res.abstained,
+                   "timings": timings})
         return
     if pipe.sentence_level:
         echo("(no trained reader: answering with the best evidence sentence; train one with `odqa train reader`)")
@@ -53,6 +54,9 @@ def ask(
         return
     best = res.answers[0]
     p = res.passage(best)
+    if res.abstained:
+        echo(f"확실하지 않음 (not sure: probability {best.probability:.3f} < {pipe.config.reader.min_probability:g}); "
+             f"best guess:")
     echo(best.text)
     echo(f"  score {best.probability:.3f} · {p.title} ({p.id})")
     echo(f"  {highlight(p.text, best.start, best.end)}")

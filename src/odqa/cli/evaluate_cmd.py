@@ -60,6 +60,14 @@ def answers(
     if "retrieval_before_rerank" in m:
         echo("before reranking " + "  ".join(f"{key}={v:.4f}" for key, v in m["retrieval_before_rerank"].items()))
     echo("lost at: " + "  ".join(f"{s} {n}" for s, n in m["stages"].items()))
+    echo("wrong spans: " + "  ".join(f"{s} {n}" for s, n in m["span_errors"].items()))
+    c = m["calibration"]
+    echo(f"calibration: ECE {c['ece']:.3f}  AUROC {c['auroc']}  mean probability {c['mean_probability']:.3f}  EM at "
+         "coverage " + "  ".join(f"{cov}% {em:.2f}" for cov, em in c["em_at_coverage"].items()))
+    if "abstention" in m:
+        a = m["abstention"]
+        echo(f"at min probability {a['min_probability']:g}: {a['answered']} answered ({100 * a['coverage']:.1f} %), "
+             f"EM {a['em_answered']:.2f}")
     echo("seconds per question: " + "  ".join(f"{s} {v:.3f}" for s, v in m["seconds_per_question"].items()))
     if out:
         echo(f"wrote {out}/predictions.json, nbest.json, stages.json, metrics.json")

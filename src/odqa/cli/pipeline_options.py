@@ -54,6 +54,9 @@ OPTIONS: dict[str, tuple[Any, Any]] = {     # parameter name -> (type, typer opt
     "rerank": (int, typer.Option(D["rerank"], "--rerank", min=0, help="Passages retrieved for the reranker, which "
                                  "keeps the best -k of them (needs --reranker; default with one: 20).")),
     "device": (str, typer.Option(D["device"], "--device", help=f"Where models run: {DEVICE_HELP}.")),
+    "min_probability": (float, typer.Option(
+        D["min_probability"], "--min-probability", min=0.0, max=0.999999, help="Below this answer probability the "
+        "answer is marked not sure (확실하지 않음), the best guess kept beside it; 0 = always answer.")),
 }
 CONTEXT = "pipeline_options_context"    # the typer.Context the decorator asks for (which flags were typed)
 RETRIEVER = ("k", "mode", "alpha", "fusion", "encoder", "device")

@@ -246,3 +246,35 @@ def particles(
     for r in report["rules"]:
         echo(f"  {r}")
     echo(f"saved to {res.out}: use --particles auto (or --particles {res.out}) with ask/evaluate")
+
+
+@app.command("calibration")
+def calibration(
+    reader: str = typer.Option(..., "--reader", "-r", help="Reader checkpoint folder to calibrate."),
+    questions: Path = typer.Option(..., "--questions", help="Held-out TRAINING questions with answers (never the "
+                                   "dev set), e.g. scripts/split_holdout.py's held.json."),
+    index: Optional[str] = typer.Option(None, "--index", "-i", help="Read as the pipeline does, over this index's "
+                                        "top -k passages (default: closed domain, each question's own passage)."),
+    k: Optional[int] = typer.Option(None, "-k", min=1, help="Passages read with --index (default: the pipeline's)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Calibration file (default: READER/calibration.json)."),
+    index_dir: Optional[Path] = IndexDirOpt,
+    device: str = DeviceOpt,
+    json_out: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Fit the temperature that makes the reader's answer probability match how often it is right.
+
+    Example: odqa train calibration --reader runs/reader/best --questions runs/holdout/held.json
+    """
+    from odqa.api import calibrate_reader
+
+    res = calibrate_reader(reader, questions, index=index, k=k, out=out, index_dir=index_dir, device=device,
+                           quiet=quiet or json_out)
+    if json_out:
+        emit_json(res.to_json())
+        return
+    b, a = res.before, res.after
+    echo(f"temperature {res.temperature:g} from {res.questions} questions: ECE {b['ece']:.3f} -> {a['ece']:.3f}, "
+         f"AUROC {a['auroc']}, EM at 50 % coverage {a['em_at_coverage']['50']}")
+    echo(f"saved to {res.out}: ask, evaluate, predict and serve apply it with this reader")
+

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from odqa.calibration import calibration_report
 from odqa.errors import OdqaError
-from odqa.metrics import em_f1, exact_match, recall_at_k
+from odqa.metrics import em_f1, exact_match, normalize_answer, recall_at_k
 from odqa.types import Answer, Hit, Passage, Question
 
 
@@ -40,12 +41,39 @@ def lost_at(q: Question, answer: list[Answer], hits: Sequence[Hit], gold: set[st
     return "span" if (answer[0].passage_id in gold if gold else True) else "passage"
 
 
+SPAN_ERRORS = ("inside_gold", "contains_gold", "overlap", "disjoint")
+
+
+def span_error(prediction: str, answers: Sequence[str]) -> str:
+    """How a wrong span misses (KorQuAD normalisation): `inside_gold` (a part of a gold answer),
+    `contains_gold` (a gold answer and more), `overlap` (shares characters with one), `disjoint`."""
+    p = normalize_answer(prediction)
+    golds = [normalize_answer(a) for a in answers]
+    if p and any(p in g for g in golds):
+        return "inside_gold"
+    if any(g and g in p for g in golds):
+        return "contains_gold"
+    if p and any(set(p) & set(g) for g in golds):
+        return "overlap"
+    return "disjoint"
+
+
+def abstention_report(probs: Sequence[float], correct: Sequence[bool], min_probability: float) -> dict:
+    """Answers kept at `min_probability`: how many, and their EM (x100)."""
+    kept = [c for p, c in zip(probs, correct) if p >= min_probability]
+    return {"min_probability": min_probability, "answered": len(kept),
+            "coverage": round(len(kept) / len(probs), 4) if probs else 0.0,
+            "em_answered": round(100 * sum(kept) / len(kept), 2) if kept else 0.0}
+
+
 def score_answers(questions: Sequence[Question], answers: Sequence[list[Answer]],
                   hits: Sequence[list[Hit]] | None = None, judge=None, k: int | None = None,
-                  retrieved: Sequence[list[Hit]] | None = None) -> dict:
+                  retrieved: Sequence[list[Hit]] | None = None, min_probability: float = 0.0) -> dict:
     """Report dict (`metrics`, `predictions`, `nbest`): EM/F1 over questions with gold answers;
     with `hits` and a `judge`, recall@k of the passages the reader saw; with `retrieved` (the passages
-    a reranker chose `hits` from), their recall as `retrieval_before_rerank` and the `rerank` stage."""
+    a reranker chose `hits` from), their recall as `retrieval_before_rerank` and the `rerank` stage. Also: how
+    the wrong spans miss (`span_errors`), how far the answer probability can be trusted (`calibration`: ECE,
+    AUROC, EM at 25/50/75/100 % coverage) and, with `min_probability`, what is answered above it."""
     preds = {q.id: (a[0].text if a else "") for q, a in zip(questions, answers)}
     nbest = {q.id: [s.to_json() for s in a] for q, a in zip(questions, answers)}
     gold = {q.id: q.answers for q in questions if q.answers}
@@ -59,6 +87,14 @@ def score_answers(questions: Sequence[Question], answers: Sequence[list[Answer]]
             stages[q.id] = lost_at(q, a, hits[i] if hits is not None else [], gold,
                                    retrieved[i] if retrieved is not None else None)
     metrics["stages"] = {s: sum(1 for v in stages.values() if v == s) for s in STAGES}
+    scored = [(q, a) for q, a in zip(questions, answers) if q.answers]
+    errors = [span_error(a[0].text, q.answers) for q, a in scored if stages[q.id] in ("span", "passage") and a]
+    metrics["span_errors"] = {e: errors.count(e) for e in SPAN_ERRORS}
+    probs = [a[0].probability if a else 0.0 for _, a in scored]
+    correct = [stages[q.id] == "correct" for q, _ in scored]
+    metrics["calibration"] = calibration_report(probs, correct)
+    if min_probability > 0:
+        metrics["abstention"] = abstention_report(probs, correct, min_probability)
     if hits is not None and judge is not None:
         ranks = [judge.first_relevant(q, h)[0] for q, h in zip(questions, hits)]
         ks = sorted({x for x in (1, 5, 10, 20) if x <= (k or 20)} | ({k} if k else set()))

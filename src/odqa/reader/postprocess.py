@@ -118,6 +118,19 @@ def top(n: int) -> Step:
     return lambda spans, passages: spans[:n]
 
 
+def temper(temperature: float) -> Step:
+    """Calibration: the n-best probabilities p renormalised as p^(1/T) (temperature scaling of the span scores
+    over the answers kept; the order never changes). T is fitted on held-out training questions."""
+    def step(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
+        if not spans or temperature == 1.0:
+            return spans
+        logp = np.log(np.clip(np.array([s.probability for s in spans], dtype=float), 1e-300, None)) / temperature
+        p = np.exp(logp - logp.max())
+        p /= p.sum()
+        return [replace(s, probability=float(x)) for s, x in zip(spans, p)]
+    return step
+
+
 @dataclass
 class PostProcessor:
     steps: list[Step] = field(default_factory=list)
@@ -128,9 +141,10 @@ class PostProcessor:
         return spans
 
 
-def default_postprocessor(n_best: int = 20, retrieval_weight: float = 0.0, extra: list[Step] | None = None
-                          ) -> PostProcessor:
-    """merge -> [mix retrieval] -> probabilities -> [extra steps, e.g. particle stripping] -> top n."""
+def default_postprocessor(n_best: int = 20, retrieval_weight: float = 0.0, extra: list[Step] | None = None,
+                          temperature: float = 1.0) -> PostProcessor:
+    """merge -> [mix retrieval] -> probabilities -> [extra steps, e.g. particle stripping] -> top n
+    -> [temperature, the reader's calibration]."""
     steps: list[Step] = [merge]
     if retrieval_weight:
         steps.append(mix_retrieval(retrieval_weight))
@@ -138,4 +152,6 @@ def default_postprocessor(n_best: int = 20, retrieval_weight: float = 0.0, extra
     if extra:
         steps += list(extra) + [regroup]
     steps.append(top(n_best))
+    if temperature != 1.0:
+        steps.append(temper(temperature))
     return PostProcessor(steps)

@@ -25,6 +25,25 @@ from odqa.timing import stage
 from odqa.types import Answer, Hit
 
 
+CALIBRATION_FILE = "calibration.json"   # {"temperature": T, ...}: written by `odqa train calibration`
+
+
+def read_temperature(folder: Path) -> float:
+    """The reader's fitted temperature (1.0 = uncalibrated) from FOLDER/calibration.json."""
+    import json
+    path = Path(folder) / CALIBRATION_FILE
+    if not path.is_file():
+        return 1.0
+    try:
+        t = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{path}: unreadable calibration ({e.__class__.__name__}); fit it again with "
+                         f"`odqa train calibration`") from None
+    if not 0.0 < t < 1000.0:
+        raise ModelError(f"{path}: temperature {t} out of range (0, 1000)")
+    return t
+
+
 def _torch_device(device: str | torch.device) -> torch.device:
     from odqa.device import resolve_device
     return device if isinstance(device, torch.device) else resolve_device(device)
@@ -73,6 +92,7 @@ class Reader:
             self.model.eval()                  # once: concurrent reads never switch modes
         self.batch_size = batch_size or device_batch_size(32, self.device)
         self.n_best, self.extra_steps = n_best, list(extra_steps or [])
+        self.temperature = read_temperature(self.folder) if self.folder.is_dir() else 1.0
         self.post: PostProcessor = self.postprocessor(retrieval_weight)
         self._tokenize = threading.Lock()      # a fast tokenizer's truncation settings are shared state
 
@@ -82,7 +102,7 @@ class Reader:
 
     def postprocessor(self, retrieval_weight: float) -> PostProcessor:
         """This reader's post-processing (its extra steps, e.g. particle rules) at another retrieval weight."""
-        return default_postprocessor(self.n_best, retrieval_weight, self.extra_steps)
+        return default_postprocessor(self.n_best, retrieval_weight, self.extra_steps, self.temperature)
 
     def read_raw(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Every window's n-best spans per question with their passage's retrieval score, before post-processing

@@ -103,6 +103,8 @@ class AskResponse(RetrieveResponse):
     reader: Optional[str] = Field(description="The reader(s) that answered; null = sentence-level evidence.")
     sentence_level: bool
     answers: list[Answer] = Field(description="Best first; empty = no answer found.")
+    abstained: bool = Field(description="No confident answer: none found, or the best one's probability below the "
+                                        "served min_probability (the best guess is still answers[0]).")
     batch_size: int = Field(description="Questions answered together with this one (micro-batching).")
     timings: dict[str, float] = Field(description="Seconds per stage: queue, retrieve, read (this question's share "
                                                   "of its batch), the parts of retrieve and read that ran "
@@ -115,6 +117,7 @@ class AskResponse(RetrieveResponse):
            batch_size: int, timings: dict[str, float]) -> "AskResponse":
         return cls(question=r.question, index=index, mode=mode, reader="+".join(reader) or None,
                    sentence_level=sentence_level, answers=[Answer.of(r, a) for a in r.answers[:top]],
+                   abstained=r.abstained,
                    passages=[Passage.of(h) for h in r.hits], batch_size=batch_size,
                    timings={s: round(v, 6) for s, v in timings.items()})
 

@@ -24,11 +24,15 @@ function render(r) {
   if (best) {
     const text = (byId[best.passage_id] || {}).text || "";
     $("answer-text").textContent = best.text;
+    $("answer-text").classList.toggle("unsure", r.abstained);
+    $("unsure").hidden = !r.abstained;
     $("prob").textContent = `(확률 ${best.probability.toFixed(3)})`;
     $("answer-source").textContent = `${best.title} · ${best.passage_id}` + (r.sentence_level ? " · 문장 단위" : "");
     passage.append(text.slice(0, best.start), el("mark", text.slice(best.start, best.end)), text.slice(best.end));
   } else {
     $("answer-text").textContent = "답을 찾지 못했습니다 (no answer found)";
+    $("answer-text").classList.remove("unsure");
+    $("unsure").hidden = true;
     $("prob").textContent = "";
     $("answer-source").textContent = "";
   }
