@@ -70,6 +70,13 @@ def calibration_report(probs: Sequence[float], correct: Sequence[bool]) -> dict:
             "em_at_coverage": accuracy_at_coverage(probs, correct)}
 
 
+def tempered(probs: Sequence[float], temperature: float) -> np.ndarray:
+    """Probabilities p renormalised as p^(1/T): temperature scaling of the scores they came from (order kept)."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=float), 1e-300, None)) / temperature
+    p = np.exp(logp - logp.max())
+    return p / p.sum()
+
+
 def binary_nll(probs: Sequence[float], correct: Sequence[bool]) -> float:
     p, c = _arrays(probs, correct)
     p = np.clip(p, 1e-6, 1 - 1e-6)

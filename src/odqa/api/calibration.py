@@ -17,12 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from odqa.api.evaluation import Questions, evaluate_answers
 from odqa.api.pipeline import Pipeline
 from odqa.atomic import atomic_write_text
-from odqa.calibration import calibration_report, fit_temperature
+from odqa.calibration import calibration_report, fit_temperature, tempered
 from odqa.errors import OdqaError
 from odqa.reader.reader import CALIBRATION_FILE, read_temperature
 
@@ -40,14 +38,8 @@ class CalibrationResult:
 
 
 def _tempered(nbest: list[list[float]], t: float) -> list[float]:
-    out = []
-    for p in nbest:
-        if not p:
-            out.append(0.0)
-            continue
-        logp = np.log(np.clip(np.asarray(p, dtype=float), 1e-300, None)) / t
-        out.append(float(np.exp(logp[0] - np.logaddexp.reduce(logp))))
-    return out
+    """Each question's best answer probability at temperature t (0 where it has no answer)."""
+    return [float(tempered(p, t)[0]) if p else 0.0 for p in nbest]
 
 
 def calibrate_reader(reader: str, questions: Questions, *, index: Optional[str] = None, k: Optional[int] = None,

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from odqa.calibration import tempered
 from odqa.types import Answer
 
 
@@ -124,9 +125,7 @@ def temper(temperature: float) -> Step:
     def step(spans: list[Answer], passages: dict[str, str]) -> list[Answer]:
         if not spans or temperature == 1.0:
             return spans
-        logp = np.log(np.clip(np.array([s.probability for s in spans], dtype=float), 1e-300, None)) / temperature
-        p = np.exp(logp - logp.max())
-        p /= p.sum()
+        p = tempered([s.probability for s in spans], temperature)
         return [replace(s, probability=float(x)) for s, x in zip(spans, p)]
     return step
 
