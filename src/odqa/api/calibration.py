@@ -54,7 +54,7 @@ def calibrate_reader(reader: str, questions: Questions, *, index: Optional[str] 
     pipe = (Pipeline.from_index(index, reader=reader, index_dir=index_dir, device=device) if index
             else Pipeline.from_reader(reader, device=device))
     rep = evaluate_answers(pipe, questions, closed=index is None, k=k, quiet=quiet)
-    scored = [qid for qid, stage in rep.stages.items()]
+    scored = list(rep.stages)                       # the questions with answers
     if len(scored) < 20:
         raise OdqaError(f"`questions`: {len(scored)} question(s) with answers; fitting a temperature needs at least 20")
     nbest = [[a["probability"] for a in rep.nbest[qid]] for qid in scored]

@@ -8,7 +8,6 @@ the windows, so a resumed run does not read them again."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -88,6 +87,3 @@ def cache_key(teachers: list[str], temperature: float, win: Windows) -> dict:
     return {"teachers": [str(t) for t in teachers], "temperature": float(temperature), "windows": len(win),
             "ids": windows_key(win), "format": 1}
 
-
-def describe(key: dict) -> str:
-    return json.dumps({k: v for k, v in key.items() if k != "ids"}, ensure_ascii=False)
