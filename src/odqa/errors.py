@@ -35,6 +35,7 @@ class IndexError_(OdqaError):
 
 
 class IndexNotFound(IndexError_):
+    """No index of that name in the index folder (or its folder has no manifest)."""
     exit_code = 4
 
 
