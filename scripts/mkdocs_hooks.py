@@ -6,10 +6,16 @@ Two pages are generated from the code when the site is built, so they cannot dri
   name of `odqa` (`odqa.api.__all__`), grouped by the module that defines it;
 - `reference/cli.md` holds `<!-- odqa-cli -->`, replaced by the help of every command of the `odqa` typer app
   (typer's own Markdown rendering, what `typer odqa.cli.main utils docs` prints).
+
+It also renders the code blocks that the test suite runs: their fences carry pytest-markdown-docs options after
+the language (```` ```python fixture:odqa_demo ````, `notest`, `continuation`), which Python-Markdown's fences do
+not accept; `fence_languages` keeps the language alone, outside fenced blocks (an example of such a fence
+shown inside a ````markdown block stays as written).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -69,6 +75,26 @@ def cli_markdown() -> str:
     return get_docs_for_click(obj=command, ctx=typer.Context(command, info_name="odqa"), name="odqa", indent=1)
 
 
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<marker>`{3,}|~{3,})(?P<info>.*)$")
+
+
+def fence_languages(markdown: str) -> str:
+    """Top-level fences' info strings cut to their first word (```python fixture:odqa_demo -> ```python)."""
+    out, open_marker = [], None
+    for line in markdown.split("\n"):
+        m = FENCE.match(line)
+        if m and open_marker is None:
+            open_marker = m["marker"]
+            words = m["info"].split()
+            if len(words) > 1 and not m["info"].lstrip().startswith("{"):
+                line = f"{m['indent']}{m['marker']}{words[0]}"
+        elif m and open_marker is not None and m["marker"][0] == open_marker[0] \
+                and len(m["marker"]) >= len(open_marker) and not m["info"].strip():
+            open_marker = None
+        out.append(line)
+    return "\n".join(out)
+
+
 def on_config(config):
     """Document this checkout's odqa: the hooks below import it (MkDocs restores `sys.path` after loading hooks)."""
     if str(SRC) not in sys.path:
@@ -81,4 +107,4 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         markdown = markdown.replace(API_MARKER, api_markdown())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
-    return markdown
+    return fence_languages(markdown)
