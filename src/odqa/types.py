@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Passage:
+    """A passage of a corpus: its `id` (unique in the index), `title`, `text` and the `doc_id` of the
+    document it came from (a chunked document gives several passages)."""
     id: str
     title: str
     text: str
@@ -15,6 +17,7 @@ class Passage:
 
 @dataclass(frozen=True)
 class Hit:
+    """A retrieved passage: its `score`, 1-based `rank` and `source` (sparse | dense | hybrid | rerank)."""
     passage: Passage
     score: float
     rank: int

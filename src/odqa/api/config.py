@@ -34,6 +34,8 @@ RETRIEVAL_MODES = ("auto", "sparse", "dense", "hybrid")
 
 
 class RetrieverSettings(Section):
+    """How passages are retrieved: `mode` (auto | sparse | dense | hybrid), `k` passages read per question,
+    the hybrid fusion (`alpha`, `fusion`; None: the index's own) and the dense `encoder` (None: the index's)."""
     mode: str = "auto"                     # auto (hybrid when the index has vectors, else sparse) | sparse | dense | hybrid
     k: int = DEFAULT_K                     # passages read per question
     alpha: Optional[float] = None          # hybrid: weight of the dense score (None: the index's hybrid.alpha)
@@ -49,6 +51,8 @@ class RetrieverSettings(Section):
 
 
 class RerankerSettings(Section):
+    """The optional cross-encoder between retrieval and reading: `model` (an `odqa train reranker` folder;
+    None: no reranking) and `depth`, the passages retrieved for it (0: max(20, k)), of which it keeps k."""
     model: Optional[str] = None            # cross-encoder folder (`odqa train reranker` OUT/best); None = no reranking
     depth: int = 0                         # passages retrieved for it, of which it keeps k (0: max(20, k))
 
@@ -61,6 +65,9 @@ class RerankerSettings(Section):
 
 
 class ReaderSettings(Section):
+    """The reader: `model` (reader specs, soft-voted when several; empty: the shipped `ko-reader`), its
+    `runtime` (torch | onnx | onnx-int8), `retrieval_weight`, `particles`, `n_best` and `min_probability`
+    (below it an answer is marked not sure)."""
     model: list[str] = Field(default_factory=list)   # reader spec(s), soft-voted when several; [] = the default reader
     runtime: str = "torch"                 # where the span model runs: torch | onnx | onnx-int8
     retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT   # of the passage's retrieval score in span scores
@@ -86,6 +93,9 @@ class ReaderSettings(Section):
 
 
 class PipelineConfig(Section):
+    """Every setting of a pipeline, each with its one default: `index`, `index_dir`, `retriever`,
+    `reranker`, `reader` and `device`. `from_flat` takes the flat parameter names of `Pipeline.from_index`;
+    `save`/`load` write and read it as YAML or JSON (the CLI's `--config FILE`)."""
     index: Optional[str] = None            # the index searched; None = a reader alone (closed domain)
     index_dir: Optional[Path] = None       # folder holding indexes (None: $ODQA_INDEX_DIR or ./indexes)
     retriever: RetrieverSettings = Field(default_factory=RetrieverSettings)
@@ -138,6 +148,7 @@ class PipelineConfig(Section):
 
     @classmethod
     def load(cls, path: str | Path) -> "PipelineConfig":
+        """Read a config `save` wrote (YAML or JSON by suffix); a bad file or field raises `ConfigError`."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")

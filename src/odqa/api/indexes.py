@@ -130,6 +130,8 @@ def build_index_ray(corpus: str | Path, name: str, shards: int = 4, config: Inde
 
 @dataclass
 class VerifyReport:
+    """The check of every file of an index against its manifest (`verify_index`): `problems` has one line per
+    file that failed (empty: the index is intact)."""
     index: str
     path: str
     files: int               # manifest.json included
@@ -190,6 +192,8 @@ def _index(index: str | Index, index_dir, device: str = "auto") -> Index:
 
 @dataclass
 class RetrievalReport:
+    """Retrieval measured on a question file (`evaluate_retrieval`): recall@k, MRR and speed in `metrics`,
+    the rank of each question's gold passage in `per_question`."""
     index: str
     questions: str
     mode: str
@@ -202,6 +206,7 @@ class RetrievalReport:
 
 @dataclass
 class SweepReport:
+    """Every combination a sweep tried (`rows`) and the `best` by `metric` (`sweep_retrieval`)."""
     index: str
     questions: str
     mode: str

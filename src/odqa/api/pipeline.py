@@ -34,6 +34,9 @@ class SpanReader(Protocol):
 
 @dataclass
 class QAResult:
+    """The answer to one question: `answers` (best first, empty when none was found), the passages read
+    (`hits`, best first) and `timings` (seconds per stage, this question's share of its batch; the stages are
+    listed on the JSON output page). `to_json`-style dicts of an answer come from `answer_json`."""
     question: str
     answers: list[Answer]            # best first; empty = no answer found
     hits: list[Hit]                # the passages read, best first
@@ -54,9 +57,11 @@ class QAResult:
         return not self.answers or self.answers[0].probability < self.min_probability
 
     def passage(self, span: Answer):
+        """The passage (`Passage`) an answer was read from, or None."""
         return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
 
     def answer_json(self, span: Answer) -> dict:
+        """An answer as the CLI and the server print it: `Answer.to_json()` plus its passage's `title`."""
         p = self.passage(span)
         return {**span.to_json(), "title": p.title if p else ""}
 
@@ -193,10 +198,12 @@ class Pipeline:
 
     @property
     def index(self):
+        """The loaded index, None for a pipeline without one (`from_reader`)."""
         return self.retrieval.index if self.retrieval is not None else None
 
     @property
     def mode(self) -> str | None:
+        """The retrieval mode in use (sparse | dense | hybrid; `auto` resolved), None without an index."""
         return self.retrieval.mode if self.retrieval is not None else None
 
     @property
@@ -219,6 +226,7 @@ class Pipeline:
 
     @property
     def reader(self) -> SpanReader:
+        """The reader (loaded now if the pipeline was built with `lazy_reader=True`)."""
         with self._lock:
             if not hasattr(self._reader, "read_batch"):
                 self._reader = self._reader()
@@ -226,6 +234,7 @@ class Pipeline:
 
     @property
     def sentence_level(self) -> bool:
+        """True when answers are evidence sentences (`reader="none"`), not spans."""
         return bool(getattr(self.reader, "sentence_level", False))
 
     def _need_retrieval(self) -> Retriever:
@@ -234,6 +243,7 @@ class Pipeline:
         return self.retrieval
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        """The top k passages of each question (default: the pipeline's k), best first; no reading."""
         return self._need_retrieval().retrieve_batch(questions, k or self.k)
 
     def passages_to_read(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
@@ -252,6 +262,7 @@ class Pipeline:
         return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The top k passages of one question, best first; no reading."""
         return self.retrieve_batch([question], k)[0]
 
     def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
@@ -260,6 +271,10 @@ class Pipeline:
 
     def ask_batch(self, questions: Sequence[str], k: int | None = None, batch_size: int = 64,
                   progress: Callable[[int], None] | None = None) -> list[QAResult]:
+        """Answer many questions: retrieval, reranking and reading in batches of `batch_size` questions.
+
+        Gives the answers `ask` gives one by one, faster. `progress(n)` is called after each batch with its
+        size. A blank question raises `OdqaError` before any work."""
         questions = check_queries(questions)
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
@@ -281,4 +296,6 @@ class Pipeline:
         return out
 
     def ask(self, question: str, k: int | None = None) -> QAResult:
+        """Answer one question: retrieve k passages (default: the pipeline's k), rerank them if the pipeline
+        has a reranker, read them. Safe to call from several threads on one pipeline."""
         return self.ask_batch([question], k)[0]

@@ -18,6 +18,9 @@ from odqa.types import Hit
 
 
 class Retriever:
+    """Retrieval without a reader: an index searched in one mode with one set of `RetrieverSettings`
+    (`Retriever.from_index(name, settings)`)."""
+
     def __init__(self, index, settings: RetrieverSettings, mode: str | None = None):
         """index: a loaded index (its query encoder placed where it should run); mode: the mode to search in
         (default: the settings' mode, `auto` resolved by the index)."""
@@ -50,8 +53,10 @@ class Retriever:
             return self._modes[mode]
 
     def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+        """The top k passages of each question (default: the settings' k), best first."""
         from odqa.retrieval.base import check_queries
         return self.searcher.search(check_queries(questions), k or self.settings.k)
 
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+        """The top k passages of one question, best first."""
         return self.retrieve_batch([question], k)[0]

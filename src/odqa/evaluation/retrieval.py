@@ -54,7 +54,7 @@ class Judge:
 def evaluate(search: Callable[[list[str], int], list[list[Hit]]], questions: list[Question], judge: Judge,
              k: int = max(RECALL_KS), batch: int = 64, progress=None) -> dict:
     """Run the questions through `search` and score them. Returns the report dict
-    (documented in README under `--json`)."""
+    (documented in docs/reference/json-output.md)."""
     ranks: list[int | None] = []
     per_question = []
     modes = {"id": 0, "answer": 0, "doc": 0, "none": 0}
