@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from odqa.api import __version__
 from odqa.server.auth import api_key_check
-from odqa.server.batching import MicroBatcher
+from odqa.server.batching import MicroBatcher, Overloaded
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
 from odqa.server.middleware import BodyLimit, CatchAll, Metrics
@@ -50,7 +50,8 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         return [(r, p) for r in results]
 
     batcher = MicroBatcher(ask_group, config.max_batch_size, config.max_wait_ms, config.workers,
-                           enabled=config.batching, on_batch=metrics.batch_size.observe)
+                           enabled=config.batching, on_batch=metrics.batch_size.observe,
+                           max_pending=config.max_queue, deadline_s=config.timeout_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -62,6 +63,9 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     async def in_time(work):
         try:
             return await asyncio.wait_for(work, config.timeout_s)
+        except Overloaded as e:
+            raise ApiError(503, f"the server is at capacity ({e}): retry after {e.retry_after} s",
+                           {"Retry-After": str(e.retry_after)}) from None
         except asyncio.TimeoutError:
             raise ApiError(504, f"no answer within {config.timeout_s:g} s (the server is busy): try again "
                                 f"later") from None
