@@ -30,17 +30,19 @@ from odqa.modeling.encoders import (QUANTIZE, RETRIEVER_FILE, WEIGHT_FILES, Enco
                                     encoder_fingerprint, mean_pool, mean_pool_np, passage_encoder_spec)
 from odqa.modeling.runtimes import make_runtime
 from odqa.retrieval.base import check_queries
+from odqa.text.normalize import normalize
 from odqa.text.pieces import token_prefix
 from odqa.timing import stage
 from odqa.types import Hit, Passage
 
 log = logging.getLogger(__name__)
+UNLIMITED = int(1e30)           # a tokenizer limit no text reaches
 INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 class DenseEncoder:
     """Encodes queries and passages with one (shared) backbone, or passages with the base encoder a
-    query-side fine-tuned folder names."""
+    query-side fine-tuned folder names. Texts are read through `odqa.text.normalize`, as the analyzers read them."""
 
     def __init__(self, spec: str, max_length: int = 256, batch_size: int = 32, quantize: str = "none",
                  threads: int = 0, model=None, tokenizer=None, device: str = "auto"):
@@ -81,6 +83,10 @@ class DenseEncoder:
         self.runtime = self.runner.name
         self.model = getattr(self.runner, "model", None)      # the torch module (None on ONNX Runtime)
         self.onnx = self.runner if onnx else None
+        # odqa cuts or windows every sequence itself (`_ids`, `window_ids`): lengths past the model's limit are
+        # measured on purpose, so the tokenizer's "longer than the specified maximum sequence length" warning
+        # would be wrong; its limit is lifted (the encoder's own limit is `max_length`)
+        tokenizer.model_max_length = UNLIMITED
         self.tokenizer = tokenizer
         self._dim = self.runner.dim
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
@@ -97,6 +103,7 @@ class DenseEncoder:
         """Token ids of each text; with `max_tokens`, only at least the first that many are kept: a long
         text is cut to a prefix first (tokenising a 5 MB passage whole takes 25 s)."""
         pre = self.prefix[kind]
+        texts = [normalize(t) for t in texts]
 
         def count(text: str) -> int:
             return len(self.tokenizer(pre + text, add_special_tokens=True)["input_ids"])
@@ -134,6 +141,7 @@ class DenseEncoder:
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
         check_stride(stride)
         windows, owners = [], []
+        texts = [normalize(t) for t in texts]
         with self._tokenize_lock:
             spans = windows_with_spans(self.tokenizer, texts, self.prefix["passage"], self.max_length, stride)
         for i, wins in enumerate(spans):
