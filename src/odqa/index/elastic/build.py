@@ -140,7 +140,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     t0 = time.perf_counter()
     corpus_path = Path(corpus_path)
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
-                         cfg.corpus.dedup, cfg.corpus.encoding)
+                         cfg.corpus.dedup, cfg.corpus.encoding, cfg.corpus.fields())
     settings = mf.build_settings(cfg, _analyzer_spec(nori, version, cfg, user_dict))
     settings["sparse"] = {**settings["sparse"], "backend": BACKEND, "method": "lucene"}
     if settings["dense"]:
