@@ -186,7 +186,10 @@ class MetadataTable:
                 n = len(self.passages)
                 for i, p in enumerate(self.passages):
                     for name, value in (getattr(p, "metadata", None) or {}).items():
-                        cols.setdefault(name, [None] * n)[i] = value
+                        col = cols.get(name)
+                        if col is None:
+                            col = cols[name] = [None] * n
+                        col[i] = value
                 self._columns = cols
             return self._columns
 
