@@ -13,6 +13,8 @@ class Passage:
     title: str
     text: str
     doc_id: str = ""
+    # the corpus's metadata fields of the passage (source, date, ...), what filters match on
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
     cfg.save("pipeline.yaml"); PipelineConfig.load("pipeline.yaml")           # YAML or JSON, by suffix
     odqa.Pipeline.from_config(cfg)
 
-Each component owns its settings: `retriever` (mode, passages read, fusion, encoder), `reranker`
+Each component owns its settings: `retriever` (mode, passages read, fusion, encoder, metadata filters), `reranker`
 (a cross-encoder and its depth; no model = none), `reader` (model(s), runtime, retrieval weight,
 particle rules, n-best), and `device`, where the models run (resolved once, by the pipeline).
 The flat names (`k`, `rerank`, `reader_runtime`, ...) are the parameters of `Pipeline.from_index`
@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 from odqa.atomic import atomic_write_text
 from odqa.config import Section
 from odqa.errors import ConfigError
+from odqa.retrieval.filters import parse_filters
 
 # passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
 # 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
@@ -41,6 +42,22 @@ class RetrieverSettings(Section):
     alpha: Optional[float] = None          # hybrid: weight of the dense score (None: the index's hybrid.alpha)
     fusion: Optional[str] = None           # hybrid: minmax | zscore | rrf (None: the index's hybrid.method)
     encoder: Optional[str] = None          # dense encoder spec; must match the index's
+    # metadata filters, all must hold (`source=wiki`, `year>=2000`, `lang in [ko, en]`); [] = every passage
+    filters: list[str] = Field(default_factory=list)
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filter_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, dict):
+            return parse_filters(v).texts()
+        if isinstance(v, (list, tuple)):
+            parse_filters([str(x) for x in v])        # a malformed filter: one line naming it
+            return [str(x) for x in v]
+        return v
 
     @field_validator("k")
     @classmethod
@@ -172,7 +189,7 @@ def _is_yaml(path: Path) -> bool:
 FLAT: dict[str, tuple[str, ...]] = {
     "index": ("index",), "index_dir": ("index_dir",), "device": ("device",),
     "mode": ("retriever", "mode"), "k": ("retriever", "k"), "alpha": ("retriever", "alpha"),
-    "fusion": ("retriever", "fusion"), "encoder": ("retriever", "encoder"),
+    "fusion": ("retriever", "fusion"), "encoder": ("retriever", "encoder"), "filters": ("retriever", "filters"),
     "reranker": ("reranker", "model"), "rerank": ("reranker", "depth"),
     "reader": ("reader", "model"), "reader_runtime": ("reader", "runtime"),
     "retrieval_weight": ("reader", "retrieval_weight"), "particles": ("reader", "particles"),

@@ -20,6 +20,7 @@ from odqa.index.indexing import load_index as _load
 from odqa.index.indexing import verify_index as _verify
 from odqa.index.manifest import BuildResult
 from odqa.index.shards import ShardResult
+from odqa.retrieval.filters import parse_filters
 from odqa.types import Question
 
 
@@ -222,15 +223,18 @@ class SweepReport:
 def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sparse", k: int = 100,
                        alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                        index_dir: str | Path | None = None, dump: str | Path | None = None,
-                       quiet: bool = True, device: str = "auto") -> RetrievalReport:
+                       quiet: bool = True, device: str = "auto", filters=None) -> RetrievalReport:
     """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string);
-    `device` runs the query encoder."""
+    `device` runs the query encoder; `filters` (texts such as "source=wiki", or a dict) limit the search to the
+    passages whose metadata match."""
     idx = _index(index, index_dir, device)
+    chosen = parse_filters(filters)
     qs = as_questions(questions)
     mode = idx.resolve_mode(mode)
     retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
+    search = (lambda texts, n: retriever.search(texts, n, filters=chosen)) if chosen else retriever.search
     with bar(len(qs), "evaluating", "question", quiet) as pb:
-        res = evaluate(retriever.search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
+        res = evaluate(search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
     if dump:
         write_jsonl(Path(dump), res["per_question"])
     return RetrievalReport(idx.name, questions_label(questions, qs),

@@ -242,13 +242,14 @@ class Pipeline:
             raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
         return self.retrieval
 
-    def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
-        """The top k passages of each question (default: the pipeline's k), best first; no reading."""
-        return self._need_retrieval().retrieve_batch(questions, k or self.k)
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
+        """The top k passages of each question (default: the pipeline's k), best first; no reading. `filters`
+        (texts such as "source=wiki", or a dict) replace the configured metadata filters for this call."""
+        return self._need_retrieval().retrieve_batch(questions, k or self.k, filters)
 
-    def passages_to_read(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+    def passages_to_read(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
         """The retrieved hits the reader reads (sparse hits that matched no query term dropped)."""
-        return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k)]
+        return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k, filters)]
 
     def rerank_hits(self, questions: Sequence[str], hits: Sequence[list[Hit]], k: int | None = None) -> list[list[Hit]]:
         """The reranking stage: each question's best k hits by the cross-encoder (the hits as they are without one)."""
@@ -256,32 +257,36 @@ class Pipeline:
             return list(hits)
         return self.reranker.rerank(list(questions), list(hits), k or self.k)
 
-    def candidates(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+    def candidates(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
         """What the first stage hands on: the passages to read, or with a reranker its `rerank` candidates
         (at least k)."""
-        return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k)
+        return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k,
+                                     filters)
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
+    def retrieve(self, question: str, k: int | None = None, filters=None) -> list[Hit]:
         """The top k passages of one question, best first; no reading."""
-        return self.retrieve_batch([question], k)[0]
+        return self.retrieve_batch([question], k, filters)[0]
 
     def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Answers for questions over the passages given (best first, at most `top` each)."""
         return [spans[:self.top] for spans in self.reader.read_batch(list(questions), list(hits), quiet=quiet)]
 
     def ask_batch(self, questions: Sequence[str], k: int | None = None, batch_size: int = 64,
-                  progress: Callable[[int], None] | None = None) -> list[QAResult]:
+                  progress: Callable[[int], None] | None = None, filters=None) -> list[QAResult]:
         """Answer many questions: retrieval, reranking and reading in batches of `batch_size` questions.
 
         Gives the answers `ask` gives one by one, faster. `progress(n)` is called after each batch with its
-        size. A blank question raises `OdqaError` before any work."""
+        size. `filters` (texts such as "year>=2000", or a dict) replace the configured metadata filters for
+        these questions. A blank question or a malformed filter raises `OdqaError` before any work."""
         questions = check_queries(questions)
+        if filters is not None:
+            self._need_retrieval().active_filters(filters)      # a malformed filter: refused before any work
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
             with collect() as stages:       # the retrievers, the reranker and the reader mark their stages
                 t0 = time.perf_counter()
-                hits = self.candidates(qs, k)
+                hits = self.candidates(qs, k, filters)
                 t1 = time.perf_counter()
                 with stage("rerank") if self.reranker is not None else nullcontext():
                     hits = self.rerank_hits(qs, hits, k)
@@ -295,7 +300,7 @@ class Pipeline:
                 progress(len(qs))
         return out
 
-    def ask(self, question: str, k: int | None = None) -> QAResult:
-        """Answer one question: retrieve k passages (default: the pipeline's k), rerank them if the pipeline
-        has a reranker, read them. Safe to call from several threads on one pipeline."""
-        return self.ask_batch([question], k)[0]
+    def ask(self, question: str, k: int | None = None, filters=None) -> QAResult:
+        """Answer one question: retrieve k passages (default: the pipeline's k) within `filters`, rerank them if
+        the pipeline has a reranker, read them. Safe to call from several threads on one pipeline."""
+        return self.ask_batch([question], k, filters=filters)[0]

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from odqa.config import BM25Config, with_changes
 from odqa.errors import OdqaError
 from odqa.metrics import RECALL_KS, mrr, recall_at_k
+from odqa.text.normalize import normalize
 from odqa.types import Hit, Question
 
 _WS = re.compile(r"\s+")
@@ -37,10 +38,10 @@ class Judge:
                 if h.passage.id in gold:
                     return h.rank, "id"
             return None, "id"
-        answers = [_squash(a) for a in q.answers if a.strip()]
+        answers = [_squash(normalize(a)) for a in q.answers if a.strip()]
         if answers:
             for h in hits:
-                text = _squash(h.passage.text)
+                text = _squash(normalize(h.passage.text))
                 if any(a in text for a in answers):
                     return h.rank, "answer"
             return None, "answer"

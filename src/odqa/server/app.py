@@ -42,10 +42,10 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     pool: dict[str, ThreadPoolExecutor] = {}
 
     def ask_group(key, questions):                     # runs in a worker thread
-        name, mode, k = key
+        name, mode, k, filters = key
         p = served.pipelines[name].in_mode(mode)
         t0 = time.perf_counter()
-        results = p.ask_batch(questions, k=k)
+        results = p.ask_batch(questions, k=k, filters=None if filters is None else list(filters))
         metrics.stage.labels("ask_batch").observe(time.perf_counter() - t0)
         return [(r, p) for r in results]
 
@@ -79,7 +79,8 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     async def ask(req: AskRequest):
         k, top, t0 = req.k or config.k, req.top or config.top, time.perf_counter()
         name, _ = served.get(req.index)
-        (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k), req.question))
+        filters = None if req.filters is None else tuple(req.filters)     # questions batch with their own filters
+        (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k, filters), req.question))
         timings = {"queue": queued, **r.timings, "total": time.perf_counter() - t0}
         return AskResponse.of(r, name, p.mode, top, p.reader_settings["readers"], p.sentence_level, size, timings)
 
@@ -90,7 +91,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
 
         def work():
             r = pipe.retrieval.in_mode(req.mode or config.mode)
-            return r.mode, r.retrieve_batch([req.question], k)[0]
+            return r.mode, r.retrieve_batch([req.question], k, req.filters)[0]
         mode, hits = await in_time(asyncio.get_running_loop().run_in_executor(pool.get("workers"), work))
         total = round(time.perf_counter() - t0, 6)
         return RetrieveResponse(question=req.question, index=name, mode=mode, passages=[Passage.of(h) for h in hits],
