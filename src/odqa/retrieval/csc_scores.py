@@ -59,16 +59,7 @@ class CscScores:
     def top(self, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(documents, scores) of one query's k best (0 < k <= num_docs), best first; equal scores in
         document order, and of documents tied at the k-th score the first ones are kept."""
-        s = self.scores(terms)
-        if k < len(s):
-            kth = -np.partition(-s, k - 1)[k - 1]    # the k-th best score (this way round: 4x faster)
-            above = np.flatnonzero(s > kth)
-            docs = np.concatenate([above, np.flatnonzero(s == kth)[:k - len(above)]])
-        else:
-            docs = np.arange(len(s))
-        kept = s[docs]
-        order = np.lexsort((docs, -kept))
-        return docs[order], kept[order]
+        return top_of(self.scores(terms), k)
 
     def top_k(self, queries: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(documents, scores), each (n_queries, k), for k <= num_docs."""
@@ -79,3 +70,17 @@ class CscScores:
         for i, terms in enumerate(queries):
             docs[i], scores[i] = self.top(terms, k)
         return docs, scores
+
+
+def top_of(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(documents, scores) of the k best of scores `s` (0 < k <= len(s)), best first; equal scores in
+    document order, and of documents tied at the k-th score the first ones are kept."""
+    if k < len(s):
+        kth = -np.partition(-s, k - 1)[k - 1]    # the k-th best score (this way round: 4x faster)
+        above = np.flatnonzero(s > kth)
+        docs = np.concatenate([above, np.flatnonzero(s == kth)[:k - len(above)]])
+    else:
+        docs = np.arange(len(s))
+    kept = s[docs]
+    order = np.lexsort((docs, -kept))
+    return docs[order], kept[order]
