@@ -234,6 +234,8 @@ def same_vectors(old: dict | None, new: dict | None) -> bool:
 
 def rebuild_reasons(old: dict, corpus_sha: str, settings: dict) -> list[str]:
     reasons = same_build(old, corpus_sha, {k: v for k, v in settings.items() if k != "dense"})
+    if old.get("updates") and "corpus content" not in reasons:     # passages added or deleted since the build
+        reasons.insert(0, "live updates")
     if not same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
         reasons.append("dense")
     return reasons

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from odqa.config import BM25Config
-from odqa.index import store
+from odqa.index import segments, store
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
 from odqa.text.analyzers import Analyzer
 from odqa.types import Passage
@@ -55,6 +55,11 @@ class TokenIds(Sequence):
     @property
     def n_terms(self) -> int:
         return len(self._flat)
+
+    def arrays(self):
+        """(every term id, where each document ends from 0) as numpy views of the flat arrays."""
+        import numpy as np
+        return np.frombuffer(self._flat, dtype=np.int32), np.frombuffer(self._ends, dtype=np.int64)
 
 
 def chunks(passages: Iterable[Passage], max_passages: int = CHUNK_PASSAGES,
@@ -108,6 +113,6 @@ def build_sparse_streamed(passages: Iterable[Passage], folder: Path, analyzer: A
         ids, vocab = analyse_stream(passages, analyzer, include_title, writer, progress, max_passages)
     scorer = fit_ids(ids, vocab, cfg)
     out = StreamedSparse(scorer, len(ids), ids.n_terms, len(vocab))
-    del ids
     SparseRetriever([], analyzer, scorer, include_title).save(folder)
+    segments.write_base_counts(folder / "bm25", *ids.arrays(), len(vocab))   # what live updates score from
     return out
