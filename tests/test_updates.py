@@ -171,3 +171,63 @@ def test_updates_on_an_index_with_stale_files_are_refused(tmp_path, base):
     f.write_text(json.dumps({"x": "y"}), encoding="utf-8")
     with pytest.raises(odqa.IndexCorrupt):
         odqa.delete_passages("live", ["d1"], base)
+
+
+KO = ["한라산은 제주도에 있는 산이다", "지리산의 최고봉은 천왕봉이다", "세종대왕은 훈민정음을 창제하였다",
+      "이순신은 거북선으로 왜군을 물리쳤다", "김치는 한국의 전통 음식이다", "백록담은 한라산 정상에 있다"]
+
+
+def ko_rows(n, start=0, seed=0):
+    rng = random.Random(seed)
+    return [{"id": f"k{i}", "title": "", "text": " ".join(rng.choice(KO) for _ in range(rng.randint(1, 4))) + f" {i}"}
+            for i in range(start, start + n)]
+
+
+def dense_ranking(name, root, queries=("한라산 정상", "훈민정음", "전통 음식 김치", "거북선")):
+    hits = odqa.load_index(name, root).dense().search(list(queries), 8)
+    return [[h.passage.id for h in q] for q in hits], [[h.score for h in q] for q in hits]
+
+
+@pytest.mark.parametrize("kind,stride", [("flat", 0), ("hnsw", 0), ("flat", 4)])
+def test_dense_vectors_follow_updates_like_a_full_rebuild(tmp_path, tiny, kind, stride):
+    root = tmp_path / "idx"
+    ov = WS + ["dense.enabled=true", f"dense.encoder={tiny}", f"dense.index={kind}", f"dense.window_stride={stride}"]
+    if stride:
+        ov.append("dense.max_length=12")
+    odqa.build_index(write_jsonl(tmp_path / "c.jsonl", ko_rows(30)), "live", overrides=ov, index_dir=root, quiet=True)
+    odqa.update_passages("live", add=ko_rows(5, 30, seed=1), delete=["k0", "k7", "k31"][:2], index_dir=root)
+    odqa.upsert_passages("live", [{"id": "k3", "title": "", "text": "김치는 한라산에 없다"}], root)
+    odqa.delete_passages("live", ["k31"], root)
+    expected = live_rows("live", root)
+    assert [r["id"] for r in expected][-2:] == ["k34", "k3"]
+    odqa.build_index(write_jsonl(tmp_path / "r.jsonl", expected), "full", overrides=ov, index_dir=root, quiet=True)
+    (got_ids, got_s), (want_ids, want_s) = dense_ranking("live", root), dense_ranking("full", root)
+    assert got_ids == want_ids
+    assert np.allclose(got_s, want_s, atol=1e-5)
+    odqa.compact_index("live", root)
+    assert dense_ranking("live", root)[0] == want_ids
+    idx = odqa.load_index("live", root)
+    assert idx.dense().index.ntotal == odqa.load_index("full", root).dense().index.ntotal
+
+
+def cli(*args, cwd):
+    from tests.test_cli import odqa as run
+    return run(*args, cwd=cwd, check=False)
+
+
+def test_cli_update_forms_and_their_json(tmp_path, base):
+    new = write_jsonl(tmp_path / "new.jsonl", rows(3, 100, seed=4))
+    p = cli("index", "--name", "live", "--index-dir", base, "--add", new, "--delete", "d1", "--delete", "d2", "--json",
+            cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["status"] == "updated" and out["added"] == ["d100", "d101", "d102"] and out["deleted"] == ["d1", "d2"]
+    assert out["passages"] == 81 and out["segments"] == 2 and out["deleted_pending"] == 2
+    assert set(out) == {"index", "status", "path", "added", "replaced", "deleted", "aliased", "empty_skipped",
+                        "passages", "deleted_pending", "segments", "seconds"}
+    p = cli("index", "--name", "live", "--index-dir", base, "--upsert", new, "--compact", cwd=tmp_path)
+    assert p.returncode == 0 and "compacted index 'live': 81 passages in one segment" in p.stdout
+    p = cli("index", "--name", "live", "--index-dir", base, "--delete", "nope", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "'nope'" in p.stderr
+    p = cli("index", tmp_path / "c.jsonl", "--name", "live", "--index-dir", base, "--add", new, cwd=tmp_path)
+    assert p.returncode == 2 and "give no CORPUS" in p.stderr
