@@ -231,3 +231,11 @@ def test_cli_update_forms_and_their_json(tmp_path, base):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "'nope'" in p.stderr
     p = cli("index", tmp_path / "c.jsonl", "--name", "live", "--index-dir", base, "--add", new, cwd=tmp_path)
     assert p.returncode == 2 and "give no CORPUS" in p.stderr
+
+
+def test_elasticsearch_update_actions_delete_then_index_by_id():
+    from odqa.index.elastic.updates import actions
+    got = list(actions("wiki-1", [odqa.Passage("n1", "제목", "본문", "d")], ["p1", "p2"], True, vectors=[[0.5, 0.25]]))
+    assert [(a["_op_type"], a["_id"]) for a in got] == [("delete", "p1"), ("delete", "p2"), ("index", "n1")]
+    assert got[2]["_index"] == "wiki-1" and got[2]["_source"]["content"] == "제목\n본문"
+    assert got[2]["_source"]["vector"] == [0.5, 0.25] and got[2]["_source"]["doc_id"] == "d"

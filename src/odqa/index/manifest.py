@@ -163,6 +163,19 @@ class BuildResult:
     parts: dict[str, str] = field(default_factory=dict)   # part -> built | rebuilt | kept | dropped
 
 
+@dataclass
+class UpdateResult:
+    status: str                   # updated | compacted | unchanged
+    folder: Path
+    manifest: dict
+    added: list[str] = field(default_factory=list)       # ids indexed (new and replacing)
+    replaced: list[str] = field(default_factory=list)    # ids whose old passage was replaced (upsert)
+    deleted: list[str] = field(default_factory=list)     # ids deleted (passages and aliases)
+    aliased: dict[str, str] = field(default_factory=dict)   # new id -> the remaining passage of the same text
+    empty_skipped: int = 0
+    seconds: float = 0.0
+
+
 # --- what decides a rebuild ----------------------------------------------------------------------
 
 def dense_settings(cfg: DenseConfig) -> dict | None:

@@ -23,12 +23,10 @@ What an update does with ids and texts (the rules of a build, `odqa.corpus.Corpu
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -36,73 +34,18 @@ import numpy as np
 
 from odqa import checksums
 from odqa.atomic import AtomicFolder
-from odqa.corpus import CorpusStream
 from odqa.corpus.stream import _text_key
-from odqa.errors import CorpusError, OdqaError
+from odqa.errors import OdqaError
 from odqa.index import manifest as mf
+from odqa.index.manifest import UpdateResult
 from odqa.index import segments as sg
 from odqa.index import store
 from odqa.index.dense_updates import check_updatable, update_dense
+from odqa.index.incoming import incoming as _incoming
 from odqa.index.streaming import analyse_stream
 from odqa.retrieval import bm25_terms as bt
 from odqa.text.analyzers import make_analyzer
-from odqa.text.pieces import clean
 from odqa.types import Passage
-
-@dataclass
-class UpdateResult:
-    status: str                   # updated | compacted | unchanged
-    folder: Path
-    manifest: dict
-    added: list[str] = field(default_factory=list)       # ids indexed (new and replacing)
-    replaced: list[str] = field(default_factory=list)    # ids whose old passage was replaced (upsert)
-    deleted: list[str] = field(default_factory=list)     # ids deleted (passages and aliases)
-    aliased: dict[str, str] = field(default_factory=dict)   # new id -> the remaining passage of the same text
-    empty_skipped: int = 0
-    seconds: float = 0.0
-
-
-# --- the incoming passages --------------------------------------------------------------------------
-
-def _incoming(source, cfg: dict) -> tuple[list[Passage], dict[str, str], int, str]:
-    """(passages, aliases among them, empty ones skipped, a label for messages) of a corpus file read with
-    the index's corpus settings, or of Passage objects / dicts (cleaned and de-duplicated the same way)."""
-    if isinstance(source, (str, Path)):
-        stream = CorpusStream(source, "auto", cfg.get("chunk_size", 0), cfg.get("chunk_overlap", 0),
-                              cfg.get("dedup", True), cfg.get("encoding"))
-        try:
-            passages = list(stream)
-        except CorpusError as e:
-            if "no passages with text" in str(e):
-                return [], stream.aliases, stream.n_empty, str(source)
-            raise
-        return passages, stream.aliases, stream.n_empty, str(source)
-    out, aliases, by_text, seen, empty = [], {}, {}, set(), 0
-    for i, p in enumerate(source):
-        if isinstance(p, dict):
-            try:
-                p = Passage(str(p["id"]), str(p.get("title", "")), str(p["text"]), str(p.get("doc_id", "")))
-            except KeyError as e:
-                raise CorpusError(f"passage {i}: field {e} missing") from None
-        p = dataclasses.replace(p, id=clean(p.id), title=clean(p.title), text=clean(p.text), doc_id=clean(p.doc_id))
-        if not p.text.strip():
-            empty += 1
-            continue
-        key = _text_key(p.text.strip()) if cfg.get("dedup", True) else None
-        if key is not None and key in by_text:
-            if p.id != by_text[key]:
-                aliases[p.id] = by_text[key]
-            continue
-        if p.id in seen:
-            raise CorpusError(f"passage {i}: duplicate passage id '{p.id}' with different text")
-        seen.add(p.id)
-        if key is not None:
-            by_text[key] = p.id
-        out.append(p)
-    return out, aliases, empty, f"{len(out)} passages"
-
-
-# --- the index as it is -----------------------------------------------------------------------------
 
 class _State:
     """The remaining passages of an index: id -> position across segments, text digest -> position."""
