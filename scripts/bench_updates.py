@@ -12,6 +12,7 @@ random unit vectors (no encoder), compared with a flat FAISS index built from th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import shutil
@@ -28,9 +29,9 @@ WS = ["analyzer.name=whitespace"]
 
 
 def corpus(n: int, start: int, rng: random.Random, vocab: int = 50_000) -> list[dict]:
-    weights = [1 / (r + 1) for r in range(vocab)]
+    cum = list(itertools.accumulate(1 / (r + 1) for r in range(vocab)))
     words = [f"w{i}" for i in range(vocab)]
-    return [{"id": f"p{i}", "title": "", "text": " ".join(rng.choices(words, weights, k=rng.randint(20, 120)))}
+    return [{"id": f"p{i}", "title": "", "text": " ".join(rng.choices(words, cum_weights=cum, k=rng.randint(20, 120)))}
             for i in range(start, start + n)]
 
 

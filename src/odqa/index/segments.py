@@ -9,6 +9,9 @@ beside them, the raw counts those scores came from (`bm25/tf.npy`, aligned with 
     live/deleted.npy     one bool per passage across the segments (the build's first): deleted
     live/df-N.npy        each term's document frequency in segment N among its passages not deleted
                          (segment 0 is the build)
+    keys/ids-N.json,     segment N's passage ids and the digests of their texts, in order (what an update
+    keys/digests-N.npy   looks ids and duplicate texts up in, instead of reading every passage; a build
+                         writes segment 0's)
 
 and the manifest's `live` record: {"segments": [[id, passages], ...], "passages": remaining, "deleted": n}.
 Files are never rewritten in place: an update writes a new folder (unchanged files hard-linked) and swaps it
@@ -93,6 +96,26 @@ def read_counts(folder: Path, seg_id: int, mmap: bool = True) -> tuple[TermCount
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
     return TermCounts(_npy(d / "tf.npy", mmap), _npy(d / "indices.npy", mmap), _npy(d / "indptr.npy", mmap),
                       _npy(d / DOC_LEN, mmap)), vocab
+
+
+def keys_files(seg_id: int) -> tuple[str, str]:
+    """(ids, text digests) of segment `seg_id`'s passages: what an update looks ids and duplicate texts up in."""
+    return f"keys/ids-{seg_id}.json", f"keys/digests-{seg_id}.npy"
+
+
+def read_keys(folder: Path, seg_id: int) -> tuple[list[str], list[bytes]] | None:
+    ids, digests = (folder / f for f in keys_files(seg_id))
+    if not (ids.exists() and digests.exists()):
+        return None
+    raw = np.load(digests, allow_pickle=False)
+    return json.loads(ids.read_text(encoding="utf-8")), [bytes(r) for r in raw]
+
+
+def write_keys(folder: Path, seg_id: int, ids: list[str], digests: list[bytes]) -> None:
+    (folder / "keys").mkdir(exist_ok=True)
+    f_ids, f_digests = (folder / f for f in keys_files(seg_id))
+    f_ids.write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
+    np.save(f_digests, np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(len(digests), 16))
 
 
 def segment_ids(manifest: dict) -> list[int]:

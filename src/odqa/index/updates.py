@@ -53,14 +53,27 @@ class _State:
     def __init__(self, folder: Path, manifest: dict, dedup: bool):
         self.folder, self.manifest = folder, manifest
         self.deleted = sg.read_deleted(folder, manifest)
-        self.passages = sg.LivePassages(sg.passage_stores(folder, manifest), self.deleted)
+        stores = sg.passage_stores(folder, manifest)
+        self.passages = sg.LivePassages(stores, self.deleted)
         self.ids: dict[str, int] = {}
         self.texts: dict[bytes, int] = {}
-        for pos, p in self.passages.all_positions():
-            if not self.deleted[pos]:
-                self.ids[p.id] = pos
-                if dedup:
-                    self.texts[_text_key(p.text.strip())] = pos
+        self.new_keys: dict[int, tuple[list[str], list[bytes]]] = {}    # keys files the next version needs
+        for seg_id, st, offset in zip(sg.segment_ids(manifest), stores, self.passages.offsets):
+            keys = sg.read_keys(folder, seg_id)
+            if keys is None:                   # the build's segment, first update: read its passages once
+                ids, digests = [], []
+                for p in st:
+                    ids.append(p.id)
+                    digests.append(_text_key(p.text.strip()))
+                self.new_keys[seg_id] = (ids, digests)
+                keys = (ids, digests)
+            ids, digests = keys
+            gone = self.deleted[offset:offset + len(ids)]
+            for i, (pid, digest) in enumerate(zip(ids, digests)):
+                if not gone[i]:
+                    self.ids[pid] = offset + i
+                    if dedup:
+                        self.texts[digest] = offset + i
         self.aliases: dict[str, str] = json.loads((folder / "aliases.json").read_text(encoding="utf-8"))
 
     def close(self) -> None:
@@ -163,7 +176,7 @@ def _update(name, folder, old, state: _State, add, delete, upsert, device, encod
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise OdqaError(f"index '{name}': no passage or alias with id '{missing[0]}'{more}; nothing was changed")
-    incoming, new_aliases, empty = [], {}, 0
+    incoming, new_aliases, empty, taken = [], {}, 0, set()
     for source, replace in ((add, False), (upsert, True)):
         if source is None:
             continue
@@ -178,8 +191,9 @@ def _update(name, folder, old, state: _State, add, delete, upsert, device, encod
                     gone.add(state.ids[p.id])
                     res.replaced.append(p.id)
                 aliases.pop(p.id, None)
-            if any(q.id == p.id for q in incoming):
+            if p.id in taken:
                 raise OdqaError(f"{label}: passage id '{p.id}' given twice; nothing was changed")
+            taken.add(p.id)
             incoming.append(p)
         new_aliases.update(batch_aliases)
     gone_ids = {state.passages.at(pos).id for pos in gone}
@@ -238,12 +252,15 @@ def _write(name, folder, old, state: _State, gone: list[int], added: list[Passag
                 ids, vocab = analyse_stream(added, analyzer, include_title, writer)
             counts = bt.term_counts(*ids.arrays(), len(vocab))
             sg.write_segment(seg, counts, vocab)
+            sg.write_keys(tmp, next_id, [p.id for p in added], [_text_key(p.text.strip()) for p in added])
             dfs[next_id] = counts.df()
             segments_out.append([next_id, len(added)])
             deleted = np.concatenate([deleted, np.zeros(len(added), dtype=bool)])
             next_id += 1
         deleted |= np.concatenate([newly, np.zeros(len(deleted) - len(newly), dtype=bool)])
         sg.write_live(tmp, deleted, dfs)
+        for seg_id, (ids_, digests) in state.new_keys.items():
+            sg.write_keys(tmp, seg_id, ids_, digests)
         store.write_aliases(tmp, aliases)
         manifest = dict(old)
         if old.get("dense"):
