@@ -239,3 +239,19 @@ def test_elasticsearch_update_actions_delete_then_index_by_id():
     assert [(a["_op_type"], a["_id"]) for a in got] == [("delete", "p1"), ("delete", "p2"), ("index", "n1")]
     assert got[2]["_index"] == "wiki-1" and got[2]["_source"]["content"] == "제목\n본문"
     assert got[2]["_source"]["vector"] == [0.5, 0.25] and got[2]["_source"]["doc_id"] == "d"
+
+
+def test_an_index_built_without_raw_counts_is_counted_on_its_first_update(tmp_path, base):
+    import shutil
+
+    from odqa.index import manifest as mf
+    folder = base / "live"
+    for f in ("bm25/tf.npy", "bm25/doc_len.npy"):
+        (folder / f).unlink()
+    shutil.rmtree(folder / "keys")
+    mf.write_manifest(folder, mf.read_manifest(folder, "live"))      # as an older odqa recorded it
+    odqa.update_passages("live", add=rows(4, 300, seed=9), delete=["d2", "d40"], index_dir=base)
+    expected = live_rows("live", base)
+    odqa.build_index(write_jsonl(tmp_path / "r.jsonl", expected), "full", overrides=WS, index_dir=base, quiet=True)
+    assert ranking("live", base) == ranking("full", base)
+    assert odqa.verify_index("live", base).problems == []
