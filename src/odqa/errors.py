@@ -11,6 +11,7 @@ Callers catch them by type; the CLI prints `odqa: error: <message>` and exits wi
     ├── IndexCorrupt     5  a file of the index is missing, truncated or altered
     ├── IndexBusy        7  another process is building the index (its writer lock is taken)
     ├── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+    ├── StorageError     8  the disk is full or the folder is read-only; the previous files were kept
     └── Interrupted    130  Ctrl-C during a write; the message says what was kept
 """
 
@@ -50,6 +51,11 @@ class IndexCorrupt(IndexError_):
 class IndexBusy(IndexError_):
     """Another process holds the writer lock of the index."""
     exit_code = 7
+
+
+class StorageError(OdqaError):
+    """A write failed for want of space or permission (disk full, read-only folder); nothing was changed."""
+    exit_code = 8
 
 
 class Interrupted(OdqaError):

@@ -21,6 +21,8 @@ _EXPORTS = {
     "Interrupted": "odqa.errors", "__version__": "odqa.version", "list_models": "odqa.api.models", "pack_model": "odqa.api.models",
     "build_index": "odqa.api.indexes", "load_index": "odqa.api.indexes", "list_indexes": "odqa.api.indexes",
     "verify_index": "odqa.api.indexes", "VerifyReport": "odqa.api.indexes",
+    "add_passages": "odqa.api.updates", "delete_passages": "odqa.api.updates", "upsert_passages": "odqa.api.updates",
+    "update_passages": "odqa.api.updates", "compact_index": "odqa.api.updates", "UpdateReport": "odqa.api.updates",
     "encode_shard": "odqa.api.indexes", "encode_shards_ray": "odqa.api.indexes", "build_index_ray": "odqa.api.indexes",
     "evaluate_retrieval": "odqa.api.indexes", "sweep_retrieval": "odqa.api.indexes",
     "RetrievalReport": "odqa.api.indexes", "QuestionFile": "odqa.api.indexes", "SweepReport": "odqa.api.indexes",
@@ -35,7 +37,7 @@ _EXPORTS = {
     "IndexConfig": "odqa.config", "load_config": "odqa.config",
     "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
     "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",
-    "IndexBusy": "odqa.errors", "ModelError": "odqa.errors",
+    "IndexBusy": "odqa.errors", "ModelError": "odqa.errors", "StorageError": "odqa.errors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,6 +12,7 @@ from odqa.cli.common import DeviceOpt, EncodingOpt, IndexDirOpt, JsonOpt, QuietO
 from odqa.api import IndexCorrupt, OdqaError
 
 ES_PANEL = "Elasticsearch (--backend elasticsearch)"
+UPDATE_PANEL = "Live updates (no rebuild)"
 SHARD_PANEL = "Sharded dense encoding"
 
 
@@ -65,6 +66,17 @@ def index(
     ray_cpus: int = typer.Option(0, "--ray-cpus", help="--ray without $RAY_ADDRESS: CPUs of the local Ray "
                                  "instance (default: one per shard, at most this machine's).",
                                  rich_help_panel=SHARD_PANEL),
+    add: Optional[Path] = typer.Option(None, "--add", help="Add the passages of FILE to index NAME (read with "
+                                       "its corpus settings); an id already there is refused.",
+                                       rich_help_panel=UPDATE_PANEL),
+    delete: Optional[List[str]] = typer.Option(None, "--delete", help="Delete the passage (and its aliases) or "
+                                               "alias with this id; repeat for several.",
+                                               rich_help_panel=UPDATE_PANEL),
+    upsert: Optional[Path] = typer.Option(None, "--upsert", help="Add the passages of FILE, replacing those "
+                                          "with the same id.", rich_help_panel=UPDATE_PANEL),
+    compact: bool = typer.Option(False, "--compact", help="Merge an updated index's segments into one "
+                                 "(deleted passages dropped, scores precomputed); after any --add/--delete/"
+                                 "--upsert given with it.", rich_help_panel=UPDATE_PANEL),
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) | elasticsearch"),
     es_url: Optional[str] = typer.Option(None, "--es-url", help="Elasticsearch URL (default $ODQA_ES_URL).",
                                          rich_help_panel=ES_PANEL),
@@ -91,11 +103,17 @@ def index(
 
     Check an index: odqa index --verify --name wiki
 
+    Live updates: odqa index --name wiki --add new.jsonl --delete p17 --upsert changed.jsonl [--compact]
+
     Dense vectors in N shards: odqa index wiki.json --name wiki --dense --shard I/N (for I in 1..N, anywhere),
     then odqa index wiki.json --name wiki --dense --merge; or both on Ray: --dense --ray --shards N
     """
     if verify:
         return _verify(name, index_dir, json_out)
+    if add or delete or upsert or compact:
+        if corpus is not None:
+            raise OdqaError("--add, --delete, --upsert and --compact change index NAME in place: give no CORPUS")
+        return _update(name, add, delete or [], upsert, compact, index_dir, wait, device, json_out)
     if sum(map(bool, (shard, merge, ray))) > 1:
         raise OdqaError("choose one of --shard, --merge and --ray")
     if shard_dir and not (shard or merge or ray):
@@ -194,3 +212,27 @@ def _verify(name: str, index_dir: Optional[Path], json_out: bool) -> None:
     if rep.problems:
         raise IndexCorrupt(f"index '{name}': {len(rep.problems)} of {rep.files} files failed the check; "
                            f"rebuild with `{rep.rebuild}`")
+
+
+def _update(name: str, add: Optional[Path], delete: List[str], upsert: Optional[Path], compact: bool,
+            index_dir: Optional[Path], wait: bool, device: str, json_out: bool) -> None:
+    from odqa.api.updates import compact_index, update_passages
+    reports = []
+    if add or delete or upsert:
+        reports.append(update_passages(name, add=add, delete=delete, upsert=upsert, index_dir=index_dir, wait=wait,
+                                       device=device))
+    if compact:
+        reports.append(compact_index(name, index_dir, wait=wait))
+    if json_out:
+        emit_json(reports[0].to_json() if len(reports) == 1 else {**reports[-1].to_json(), "update": reports[0].to_json()})
+        return
+    for r in reports:
+        if r.status == "unchanged":
+            echo(f"index '{name}' unchanged ({'no updates to compact' if r is reports[-1] and compact else 'nothing to do'})")
+        elif r.status == "compacted":
+            echo(f"compacted index '{name}': {r.passages} passages in one segment, {r.seconds:.2f}s")
+        else:
+            aliased = f", {len(r.aliased)} aliased to equal texts" if r.aliased else ""
+            echo(f"updated index '{name}': {len(r.added)} added ({len(r.replaced)} replacing), {len(r.deleted)} "
+                 f"deleted{aliased}; {r.passages} passages in {r.segments} segment(s), {r.deleted_pending} deleted "
+                 f"pending compaction, {r.seconds:.2f}s")

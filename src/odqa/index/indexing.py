@@ -8,12 +8,14 @@ stays optional).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from odqa.config import IndexConfig
-from odqa.errors import IndexCorrupt, Interrupted, OdqaError
+from odqa.errors import IndexCorrupt, Interrupted, OdqaError, StorageError
 from odqa.index import manifest as mf
 from odqa.index import store
 from odqa.index.index import Index
@@ -45,7 +47,7 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
 
     Ctrl-C raises Interrupted saying that the previous index was kept."""
     existed = mf.manifest_path(store.index_dir(name, root)).exists()
-    with writer_lock(name, root, wait):
+    with storage_errors(name, root, existed), writer_lock(name, root, wait):
         try:
             extra = {"shards": shards} if shards is not None else {}
             return backend(cfg.backend).build(corpus_path, name, cfg, root, force, quiet, connection, device=device,
@@ -53,6 +55,53 @@ def build_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None,
         except KeyboardInterrupt:
             raise Interrupted(f"index '{name}' left unchanged" if existed else
                               f"index '{name}' not created") from None
+
+
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                  errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                  errno.EPERM: "operation not permitted"}
+
+
+@contextmanager
+def storage_errors(name: str, root=None, existed: bool = True):
+    """A write that fails for want of space or permission becomes one StorageError line saying what was kept
+    (the atomic writes below have already removed their temporary files)."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        where = e.filename or store.index_dir(name, root)
+        kept = f"index '{name}' left unchanged" if existed else f"index '{name}' not created"
+        raise StorageError(f"{where}: {STORAGE_ERRNOS[e.errno]}; {kept}") from None
+
+
+def update_index(name: str, root=None, add=None, delete=(), upsert=None, quiet: bool = True, wait: bool = False,
+                 connection=None, device: str = "auto", encode=None):
+    """Add, delete and replace passages of index NAME without a rebuild (`odqa.index.updates` for a local
+    index, `odqa.index.elastic.updates` on Elasticsearch), under the writer lock; all or nothing."""
+    folder = store.open_folder(name, root)
+    manifest = mf.read_manifest(folder, name, root)
+    with storage_errors(name, root), writer_lock(name, root, wait):
+        try:
+            if manifest.get("backend", "local") == "elasticsearch":
+                from odqa.index.elastic.updates import update as es_update
+                return es_update(name, folder, manifest, add, list(delete), upsert, connection)
+            from odqa.index.updates import update
+            return update(name, root, add, delete, upsert, quiet, device, encode)
+        except KeyboardInterrupt:
+            raise Interrupted(f"index '{name}' left unchanged") from None
+
+
+def compact_index(name: str, root=None, quiet: bool = True, wait: bool = False):
+    """Merge the segments of updated local index NAME into one (deleted passages dropped, scores precomputed):
+    the index a fresh build of its passages makes. An index without updates is left as it is."""
+    with storage_errors(name, root), writer_lock(name, root, wait):
+        try:
+            from odqa.index.updates import compact
+            return compact(name, root, quiet)
+        except KeyboardInterrupt:
+            raise Interrupted(f"index '{name}' left unchanged") from None
 
 
 def load_index(name: str, root=None, connection=None, mmap: bool | None = None) -> Index:

@@ -15,7 +15,7 @@ from odqa.errors import IndexCorrupt, IndexStale, OdqaError
 from odqa.progress import bar
 from odqa.settings import env
 from odqa.index import manifest as mf
-from odqa.index import store
+from odqa.index import segments, store
 from odqa.index.index import Index
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
 from odqa.index.streaming import build_sparse_streamed
@@ -143,7 +143,8 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
             build_sparse_part(corpus, tmp, analyzer, cfg, quiet)
         dense = settings["dense"]
         # stored vectors hold only while the passages' text is the same (corpus, chunking, titles)
-        same_text = (old is not None and not force and not {"corpus content", "corpus"} & set(reasons)
+        same_text = (old is not None and not force
+                     and not {"corpus content", "corpus", "live updates"} & set(reasons)
                      and old.get("sparse", {}).get("include_title") == cfg.include_title)
         if dense:
             keep_vectors = same_text and mf.same_vectors(old.get("dense"), dense)
@@ -226,7 +227,8 @@ class LocalIndex(Index):
         def make():
             self.check("bm25/")
             try:
-                scorer = BM25Scorer.load(self.folder / "bm25", self.bm25_config(), mmap=self.mmap)
+                scorer = (self._segment_scores() if segments.live_record(self.manifest) else
+                          BM25Scorer.load(self.folder / "bm25", self.bm25_config(), mmap=self.mmap))
             except (OSError, ValueError, KeyError, TypeError) as e:
                 self.same_build()             # swapped while it was read (a mapped file of the new build): stale
                 raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
@@ -235,6 +237,14 @@ class LocalIndex(Index):
             return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"],
                                    self.metadata())
         return self.cached("sparse", make)
+
+    def _segment_scores(self):
+        """An updated index: BM25 scored at query time over its segments (`odqa.index.segments`)."""
+        from odqa.retrieval.segment_scores import SegmentScores
+        self.check("segments/")
+        self.check("live/")
+        return SegmentScores(segments.read_segments(self.folder, self.manifest, self.mmap),
+                             self.passages.deleted, self.bm25_config())
 
     def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
         """The dense retriever; refuses an encoder other than the one the index was built with."""
@@ -289,6 +299,14 @@ def load(name: str, folder: Path, manifest: dict, connection=None) -> LocalIndex
     if _rebuilt(folder, manifest):         # swapped while read: load_index reads the new one
         raise IndexCorrupt(f"{folder}: index '{name}' was rebuilt while it was read")
     passages, aliases = got["passages.jsonl"], got["aliases.json"]
+    if segments.live_record(manifest):       # an updated index: the passages not deleted, across segments
+        try:
+            mf.check_files(folder, manifest, name, segments.DELETED, root=root)
+            passages = segments.LivePassages(segments.passage_stores(folder, manifest, passages),
+                                             segments.read_deleted(folder, manifest))
+        except (OSError, ValueError) as e:
+            raise mf.corrupt_file(folder / "segments", f"index segments ({e.__class__.__name__})", name, manifest,
+                                  root) from None
     index = LocalIndex(name, folder, manifest, passages, aliases, mf.staleness(manifest, installed_version))
     index.mmap = default_mmap()
     return index

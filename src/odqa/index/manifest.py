@@ -165,6 +165,19 @@ class BuildResult:
     parts: dict[str, str] = field(default_factory=dict)   # part -> built | rebuilt | kept | dropped
 
 
+@dataclass
+class UpdateResult:
+    status: str                   # updated | compacted | unchanged
+    folder: Path
+    manifest: dict
+    added: list[str] = field(default_factory=list)       # ids indexed (new and replacing)
+    replaced: list[str] = field(default_factory=list)    # ids whose old passage was replaced (upsert)
+    deleted: list[str] = field(default_factory=list)     # ids deleted (passages and aliases)
+    aliased: dict[str, str] = field(default_factory=dict)   # new id -> the remaining passage of the same text
+    empty_skipped: int = 0
+    seconds: float = 0.0
+
+
 # --- what decides a rebuild ----------------------------------------------------------------------
 
 def dense_settings(cfg: DenseConfig) -> dict | None:
@@ -237,6 +250,8 @@ def same_vectors(old: dict | None, new: dict | None) -> bool:
 
 def rebuild_reasons(old: dict, corpus_sha: str, settings: dict) -> list[str]:
     reasons = same_build(old, corpus_sha, {k: v for k, v in settings.items() if k != "dense"})
+    if old.get("updates") and "corpus content" not in reasons:     # passages added or deleted since the build
+        reasons.insert(0, "live updates")
     if not same_dense(old.get("dense"), settings["dense"]) and (old.get("dense") or settings["dense"]):
         reasons.append("dense")
     return reasons

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from odqa.config import BM25Config
-from odqa.index import store
+from odqa.corpus.stream import _text_key
+from odqa.index import segments, store
 from odqa.retrieval.sparse import BM25Scorer, SparseRetriever, passage_text
 from odqa.text.analyzers import Analyzer
 from odqa.types import Passage
@@ -55,6 +56,11 @@ class TokenIds(Sequence):
     @property
     def n_terms(self) -> int:
         return len(self._flat)
+
+    def arrays(self):
+        """(every term id, where each document ends from 0) as numpy views of the flat arrays."""
+        import numpy as np
+        return np.frombuffer(self._flat, dtype=np.int32), np.frombuffer(self._ends, dtype=np.int64)
 
 
 def chunks(passages: Iterable[Passage], max_passages: int = CHUNK_PASSAGES,
@@ -104,10 +110,18 @@ def build_sparse_streamed(passages: Iterable[Passage], folder: Path, analyzer: A
                           max_passages: int = CHUNK_PASSAGES) -> StreamedSparse:
     """Write `passages.jsonl` and `bm25/` of an index into `folder` from `passages`, read once, in chunks
     (aliases.json and the manifest are the caller's: they need the whole stream's counts)."""
+    keys: tuple[list[str], list[bytes]] = ([], [])
+
+    def noted(stream: Iterable[Passage]) -> Iterator[Passage]:      # ids and text digests, for live updates
+        for p in stream:
+            keys[0].append(p.id)
+            keys[1].append(_text_key(p.text.strip()))
+            yield p
     with store.PassageWriter(folder) as writer:
-        ids, vocab = analyse_stream(passages, analyzer, include_title, writer, progress, max_passages)
+        ids, vocab = analyse_stream(noted(passages), analyzer, include_title, writer, progress, max_passages)
     scorer = fit_ids(ids, vocab, cfg)
     out = StreamedSparse(scorer, len(ids), ids.n_terms, len(vocab))
-    del ids
     SparseRetriever([], analyzer, scorer, include_title).save(folder)
+    segments.write_base_counts(folder / "bm25", *ids.arrays(), len(vocab))   # what live updates score from
+    segments.write_keys(folder, 0, *keys)
     return out

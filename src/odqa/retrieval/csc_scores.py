@@ -62,9 +62,9 @@ class CscScores:
         (sorted document numbers): rank only those (a metadata filter)."""
         s = self.scores(terms)
         if rows is not None:
-            docs, kept = _top(s[rows], k)
+            docs, kept = top_of(s[rows], k)
             return rows[docs], kept
-        return _top(s, k)
+        return top_of(s, k)
 
     def top_k(self, queries: list[list[str]], k: int,
               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +78,9 @@ class CscScores:
         return docs, scores
 
 
-def _top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions, scores) of the k best of `s`, best first, equal scores in position order."""
+def top_of(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(documents, scores) of the k best of scores `s` (0 < k <= len(s)), best first; equal scores in
+    document order, and of documents tied at the k-th score the first ones are kept."""
     if k < len(s):
         kth = -np.partition(-s, k - 1)[k - 1]    # the k-th best score (this way round: 4x faster)
         above = np.flatnonzero(s > kth)
