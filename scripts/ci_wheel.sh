@@ -46,4 +46,4 @@ assert spans and all(a["text"] and a["end"] - a["start"] == len(a["text"]) for a
 print(f"wheel: {len(spans)} span answers, EM {d['answers']['em']:.2f} on {d['answers']['questions']} demo questions")
 EOF
 grep -q "  A: " demo.txt || { echo "wheel: odqa demo printed no answer"; exit 1; }
-echo "wheel: ok"
+echo "wheel: ok (${SECONDS} s)"
