@@ -110,3 +110,21 @@ def cli(monkeypatch, capsys):
         out = capsys.readouterr()
         return code, out.out, out.err.strip()
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_index_root(tmp_path_factory):
+    """An index folder holding the bundled demo corpus as index 'demo' (BM25 only: built in seconds), made
+    once for the whole run; tests only read it."""
+    import odqa
+    from odqa.api.demo import demo_file
+    root = tmp_path_factory.mktemp("demo") / "indexes"
+    odqa.build_index(demo_file("demo_corpus.jsonl"), "demo", None, index_dir=root, quiet=True)
+    return root
+
+
+@pytest.fixture
+def demo_env(demo_index_root, monkeypatch):
+    """ODQA_INDEX_DIR pointed at the demo index folder: `Pipeline.from_index("demo")` finds it as after `odqa demo`."""
+    monkeypatch.setenv("ODQA_INDEX_DIR", str(demo_index_root))
+    return demo_index_root

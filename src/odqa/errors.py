@@ -11,6 +11,7 @@ Callers catch them by type; the CLI prints `odqa: error: <message>` and exits wi
     ├── IndexCorrupt     5  a file of the index is missing, truncated or altered
     ├── IndexBusy        7  another process is building the index (its writer lock is taken)
     ├── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
+    ├── MissingExtra     2  an optional extra is not installed (also an ImportError)
     └── Interrupted    130  Ctrl-C during a write; the message says what was kept
 """
 
@@ -59,3 +60,7 @@ class Interrupted(OdqaError):
 class ModelError(OdqaError):
     """A model folder, checkpoint or backbone spec is missing or invalid."""
     exit_code = 6
+
+
+class MissingExtra(OdqaError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

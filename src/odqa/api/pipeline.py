@@ -282,3 +282,14 @@ class Pipeline:
 
     def ask(self, question: str, k: int | None = None) -> QAResult:
         return self.ask_batch([question], k)[0]
+
+    def ask_passages(self, question: str, hits: Sequence[Hit]) -> QAResult:
+        """Answers to `question` from exactly the passages given (closed domain: nothing retrieved or
+        reranked), best first; their scores weigh in as retrieved scores do (`retrieval_weight`)."""
+        question = check_queries([question])[0]
+        with collect() as stages:
+            t0 = time.perf_counter()
+            spans = self.read([question], [list(hits)])[0] if hits else []
+            seconds = time.perf_counter() - t0
+        return QAResult(question, spans, list(hits), {"read": seconds, **ordered(stages)},
+                        self.config.reader.min_probability)

@@ -1,0 +1,72 @@
+"""odqa.integrations.langchain against the real langchain-core: retriever, QA runnable and tool."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("langchain_core", reason="the langchain extra: pip install -e '.[dev]'")
+
+from odqa.integrations.langchain import OdqaQA, OdqaRetriever  # noqa: E402
+from tests.docs_examples import run_examples  # noqa: E402
+
+QUESTION = "한라산의 높이는 몇 미터인가?"       # demo question dq-01, gold passage demo-001
+
+
+@pytest.fixture(scope="module")
+def retriever(demo_index_root):
+    return OdqaRetriever.from_index("demo", mode="sparse", k=3, index_dir=demo_index_root)
+
+
+def test_the_retriever_returns_the_gold_demo_passage_first(retriever):
+    from langchain_core.documents import Document
+    docs = retriever.invoke(QUESTION)
+    assert 1 <= len(docs) <= 3 and all(isinstance(d, Document) for d in docs)
+    first = docs[0]
+    assert first.id == first.metadata["id"] == "demo-001" and first.metadata["title"] == "한라산"
+    assert "1,947 m" in first.page_content
+    assert first.metadata["source"] == "sparse" and first.metadata["index"] == "demo" and first.metadata["rank"] == 1
+    assert [d.metadata["score"] for d in docs] == sorted((d.metadata["score"] for d in docs), reverse=True)
+    assert len(retriever.invoke(QUESTION, config={"tags": ["t"]})) == len(docs)     # runnable config accepted
+
+
+def test_qa_gives_the_span_of_odqa_ask_with_its_evidence(retriever):
+    qa = OdqaQA(retriever.pipeline)
+    out = qa.invoke(QUESTION)
+    ask = retriever.pipeline.ask(QUESTION)
+    assert out["answer"] == ask.answer.text == "1,947 m" and out["probability"] == pytest.approx(ask.answer.probability)
+    ev = out["evidence"]
+    assert ev.id == "demo-001" and ev.page_content[out["start"]:out["end"]] == "1,947 m"
+    assert qa.invoke({"question": QUESTION})["answer"] == "1,947 m"
+    assert qa.batch([QUESTION, "대한민국에서 처음으로 국립공원이 된 산은 어디인가?"])[1]["answer"] == "지리산"
+
+
+def test_the_qa_tool_answers_with_json(retriever):
+    import json
+    tool = OdqaQA(retriever.pipeline).as_tool()
+    assert tool.name == "korean_qa" and set(tool.args) == {"question"}
+    out = tool.invoke({"question": QUESTION})
+    assert out["answer"] == "1,947 m" and out["evidence"]["id"] == "demo-001"
+    json.dumps(out, ensure_ascii=False)                # what an agent gets back is plain JSON
+
+
+def test_an_empty_question_is_refused_in_one_line(retriever):
+    from odqa.api import OdqaError
+    with pytest.raises(OdqaError):
+        OdqaQA(retriever.pipeline).invoke("   ")
+
+
+def test_import_odqa_imports_no_framework_and_a_missing_extra_names_it():
+    code = ("import sys, odqa, odqa.api, odqa.integrations; "
+            "assert not {'langchain_core', 'haystack', 'mcp'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    blocked = ("import sys; sys.modules['langchain_core'] = None\n"
+               "try:\n    import odqa.integrations.langchain\n"
+               "except ImportError as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == 'MissingExtra langchain_core is not installed: pip install "odqa[langchain]"'
+
+
+def test_the_docs_example_runs(demo_env):
+    ns = run_examples("integrations/langchain.md")
+    assert ns["docs"][0].metadata["id"] == "demo-001" and ns["answer"]["answer"] == "1,947 m"
