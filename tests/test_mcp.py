@@ -115,6 +115,18 @@ def test_cli_refuses_a_bad_transport_and_an_unknown_index(cli, demo_index_root):
     assert code == 4 and "nope" in err and len(err.splitlines()) == 1
 
 
+def test_cli_passes_the_pipeline_settings_and_the_transport(cli, monkeypatch, tmp_path):
+    got = []
+    monkeypatch.setattr("odqa.integrations.mcp.serve", lambda *a: got.append(a))
+    code, _, err = cli("mcp", "--index", "a", "--index", "b", "--transport", "http", "--port", "9001", "-k", "4",
+                       "--mode", "sparse", "--min-probability", "0.3", "--index-dir", tmp_path)
+    assert code == 0, err
+    catalog, transport, port = got[0]
+    assert (transport, port, catalog.names(), catalog.default(), catalog.index_dir) == ("http", 9001, ["a", "b"], "a", tmp_path)
+    flat = catalog.config.flat()
+    assert (flat["k"], flat["mode"], flat["min_probability"]) == (4, "sparse", 0.3)
+
+
 def test_the_docs_example_runs(demo_env):
     ns = run_examples("integrations/mcp.md")
     assert ns["answer"]["answer"] == "1,947 m"
