@@ -53,11 +53,11 @@ def test_the_pipeline_round_trips_through_its_dict_and_yaml(qa_pipeline, demo_in
     assert Pipeline.from_dict(data).to_dict() == data
 
 
-def test_the_reader_reads_the_documents_given_and_nothing_else():
-    reader = OdqaReader(top_k=2)
+def test_the_reader_reads_the_documents_given_and_nothing_else(qa_pipeline):
+    reader = qa_pipeline.get_component("reader")
     docs = [Document(id="x", content="백두산은 높이가 2,744 m인 한반도에서 가장 높은 산이다.", meta={"title": "백두산"}),
             Document(id="y", content="김치는 배추로 담근다.")]
-    out = reader.run(query="백두산의 높이는 몇 미터인가?", documents=docs)["answers"]
+    out = reader.run(query="백두산의 높이는 몇 미터인가?", documents=docs, top_k=2)["answers"]
     assert out and out[0].data == "2,744 m" and out[0].document.id == "x"
     assert {a.document.id for a in out} <= {"x", "y"}
     assert reader.run(query="백두산의 높이는?", documents=[])["answers"] == []

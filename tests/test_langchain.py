@@ -47,7 +47,7 @@ def test_the_qa_tool_answers_with_json(retriever):
     assert tool.name == "korean_qa" and set(tool.args) == {"question"}
     out = tool.invoke({"question": QUESTION})
     assert out["answer"] == "1,947 m" and out["evidence"]["id"] == "demo-001"
-    json.dumps(out, ensure_ascii=False)                # what an agent gets back is plain JSON
+    json.dumps(out, ensure_ascii=False)                # what the caller gets back is plain JSON
 
 
 def test_an_empty_question_is_refused_in_one_line(retriever):
@@ -70,3 +70,10 @@ def test_import_odqa_imports_no_framework_and_a_missing_extra_names_it():
 def test_the_docs_example_runs(demo_env):
     ns = run_examples("integrations/langchain.md")
     assert ns["docs"][0].metadata["id"] == "demo-001" and ns["answer"]["answer"] == "1,947 m"
+
+
+def test_without_a_mode_the_retriever_keeps_the_pipelines(serve_index_root):
+    import odqa
+    pipe = odqa.Pipeline.from_index("h", reader="none", mode="sparse", index_dir=serve_index_root, lazy_reader=True)
+    assert {d.metadata["source"] for d in OdqaRetriever(pipeline=pipe).invoke("백록담이 있는 산은?")} == {"sparse"}
+    assert {d.metadata["source"] for d in OdqaRetriever(pipeline=pipe, mode="hybrid").invoke("백록담이 있는 산은?")} == {"hybrid"}

@@ -24,7 +24,7 @@ QUESTION = "한라산의 높이는 몇 미터인가?"
 
 
 def call(server, *calls):
-    """[(tool name, arguments)] called in one client session: the CallToolResults, and the tools listed."""
+    """[(tool name, arguments)] called over one client connection: the CallToolResults, and the tools listed."""
     async def run():
         async with Client(server) as c:
             tools = (await c.list_tools()).tools
@@ -33,22 +33,27 @@ def call(server, *calls):
 
 
 @pytest.fixture(scope="module")
-def server(demo_index_root):
-    return make_server(Catalog(odqa.PipelineConfig.from_flat(mode="sparse"), ["demo"], demo_index_root))
+def catalog(demo_index_root):
+    return Catalog(odqa.PipelineConfig.from_flat(mode="sparse"), ["demo"], demo_index_root)
+
+
+@pytest.fixture(scope="module")
+def server(catalog):
+    return make_server(catalog)
 
 
 def _env():
     return {"ODQA_QUIET": "1", **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})}
 
 
-def test_a_client_lists_the_typed_tools_and_gets_the_answer_of_odqa_ask(server, demo_index_root):
+def test_a_client_lists_the_typed_tools_and_gets_the_answer_of_odqa_ask(server, catalog):
     (ask, search, indexes), tools = call(server, ("ask", {"question": QUESTION}),
                                          ("search", {"query": QUESTION, "k": 2}), ("list_indexes", {}))
     assert sorted(t.name for t in tools) == ["ask", "list_indexes", "search"]
     schema = {t.name: t for t in tools}
     assert schema["ask"].input_schema["required"] == ["question"] and "evidence" in schema["ask"].output_schema["properties"]
     assert schema["search"].input_schema["properties"]["k"]["minimum"] == 1
-    expected = odqa.Pipeline.from_index("demo", mode="sparse", index_dir=demo_index_root).ask(QUESTION).answer
+    expected = catalog.pipeline("demo").ask(QUESTION).answer            # what odqa.Pipeline.ask answers
     a = ask.structured_content
     assert not ask.is_error and a["answer"] == expected.text == "1,947 m"
     assert (a["evidence"]["id"], a["start"], a["end"]) == (expected.passage_id, expected.start, expected.end)
@@ -113,6 +118,14 @@ def test_cli_refuses_a_bad_transport_and_an_unknown_index(cli, demo_index_root):
     assert code == 2 and err == "odqa: error: --transport must be one of stdio, http, got 'sse'"
     code, _, err = cli("mcp", "--index", "nope", "--index-dir", demo_index_root)
     assert code == 4 and "nope" in err and len(err.splitlines()) == 1
+
+
+def test_search_keeps_the_servers_mode_unless_asked_for_another(serve_index_root):
+    server = make_server(Catalog(odqa.PipelineConfig.from_flat(mode="sparse", reader="none"), ["h"], serve_index_root))
+    (own, hybrid), _ = call(server, ("search", {"query": "백록담이 있는 산은?"}),
+                            ("search", {"query": "백록담이 있는 산은?", "mode": "hybrid"}))
+    assert own.structured_content["mode"] == "sparse" and hybrid.structured_content["mode"] == "hybrid"
+    assert {p["source"] for p in hybrid.structured_content["passages"]} == {"hybrid"}
 
 
 def test_cli_passes_the_pipeline_settings_and_the_transport(cli, monkeypatch, tmp_path):

@@ -22,7 +22,7 @@ def mcp(
     pipeline: PipelineConfig = PIPELINE,
     index_dir: Optional[Path] = IndexDirOpt,
 ) -> None:
-    """Serve search and question answering to MCP clients (agents, IDEs): tools search, ask, list_indexes.
+    """Serve search and question answering to MCP clients (chat applications, IDEs): tools search, ask, list_indexes.
 
     Example: odqa mcp --index demo                      (stdio)
 

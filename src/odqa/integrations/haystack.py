@@ -24,7 +24,7 @@ from haystack import Document, component, default_from_dict, default_to_dict  # 
 from haystack.dataclasses import ExtractedAnswer  # noqa: E402
 
 from odqa.api import Pipeline, hit_record, hits_from_records  # noqa: E402
-from odqa.integrations.loading import pipeline_of  # noqa: E402
+from odqa.integrations.loading import in_mode, pipeline_of  # noqa: E402
 
 try:        # Haystack 3 loads components only from trusted modules: these two hold names and settings only
     from haystack.core.serialization import allow_deserialization_module
@@ -66,7 +66,7 @@ class OdqaRetriever:
     def warm_up(self) -> None:
         """Load the index (once)."""
         if self._pipeline is None:
-            self._pipeline = pipeline_of(self.index, self.index_dir, **self.settings).in_mode(self.mode)
+            self._pipeline = in_mode(pipeline_of(self.index, self.index_dir, **self.settings), self.mode)
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, top_k: Optional[int] = None) -> dict[str, list[Document]]:

@@ -6,7 +6,7 @@ runnable and as a tool. Needs the `langchain` extra: pip install "odqa[langchain
     docs = retriever.invoke("한라산의 높이는?")     # Documents: metadata id, title, score, rank, source, doc_id, index
     qa = OdqaQA(retriever.pipeline)
     qa.invoke("한라산의 높이는?")["answer"]          # the span; "evidence" is the Document it was read from
-    tool = qa.as_tool()                           # a StructuredTool (korean_qa) for agents
+    tool = qa.as_tool()                           # a StructuredTool (korean_qa) for tool-calling models
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from langchain_core.tools import StructuredTool  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
 from odqa.api import Pipeline, QAResult, hit_record  # noqa: E402
-from odqa.integrations.loading import pipeline_of  # noqa: E402
+from odqa.integrations.loading import in_mode, pipeline_of  # noqa: E402
 
 
 def as_document(hit, index: str | None) -> Document:
@@ -52,7 +52,7 @@ class OdqaRetriever(BaseRetriever):
         return cls(pipeline=pipeline_of(name, index_dir, **settings), mode=mode, k=k)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        pipe = self.pipeline.in_mode(self.mode)
+        pipe = in_mode(self.pipeline, self.mode)
         return [as_document(h, pipe.index.name) for h in pipe.passages_to_read([query], self.k)[0]]
 
 
@@ -90,7 +90,7 @@ class OdqaQA(Runnable[Any, dict]):
         return self._call_with_config(self._answer, input, config)
 
     def as_tool(self, name: str = "korean_qa", description: str | None = None, **_: Any) -> StructuredTool:
-        """A tool for agents: the question in, the answer text, probability and evidence passage out (JSON)."""
+        """A tool for tool-calling models: the question in, the answer text, probability and evidence passage out (JSON)."""
         def korean_qa(question: str) -> dict:
             out = self._answer(question)
             ev = out["evidence"]

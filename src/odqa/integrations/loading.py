@@ -16,3 +16,8 @@ def pipeline_of(pipeline: Pipeline | str, index_dir: str | Path | None = None, r
         return pipeline
     return Pipeline.from_index(pipeline, reader, lazy_reader=lazy_reader,
                                **({"index_dir": index_dir} if index_dir is not None else {}), **settings)
+
+
+def in_mode(pipeline: Pipeline, mode: str | None) -> Pipeline:
+    """The pipeline retrieving in `mode` (auto | sparse | dense | hybrid); None keeps the pipeline's own mode."""
+    return pipeline if mode is None else pipeline.in_mode(mode)

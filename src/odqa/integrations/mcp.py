@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field  # noqa: E402
 
 from odqa.api import OdqaError, QAResult, __version__, hit_record  # noqa: E402
 from odqa.integrations.catalog import Catalog  # noqa: E402
+from odqa.integrations.loading import in_mode  # noqa: E402
 
 HOST = "127.0.0.1"           # loopback only: the server has no authentication
 PATH = "/mcp"
@@ -106,7 +107,7 @@ def make_server(catalog: Catalog) -> MCPServer:
                k: Annotated[int, Field(ge=1, le=1000, description="Passages returned")] = 5,
                mode: Annotated[Optional[str], Field(description="auto | sparse | dense | hybrid")] = None) -> SearchOut:
         def run() -> SearchOut:
-            pipe = catalog.pipeline(index).in_mode(mode)
+            pipe = in_mode(catalog.pipeline(index), mode)
             hits = pipe.passages_to_read([query], k)[0]
             return SearchOut(index=pipe.index.name, mode=pipe.mode, passages=[PassageOut(**hit_record(h)) for h in hits])
         return _tool_errors(run)
