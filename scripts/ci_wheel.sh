@@ -24,8 +24,8 @@ for member in odqa/configs/default.yaml odqa/data/demo_corpus.jsonl odqa/data/mo
 done
 
 echo "wheel: installing torch==2.13.0, then the wheel with [ml] (${SECONDS} s)"
-"$pip" install -q torch==2.13.0
-"$pip" install -q "$wheel[ml]"
+"$pip" install -q --no-compile torch==2.13.0     # no byte-compiling of every module: imports compile what they use
+"$pip" install -q --no-compile "$wheel[ml]"
 
 cd "$work"                                  # away from the checkout: nothing of it may be imported
 unset PYTHONPATH
