@@ -17,14 +17,14 @@ of training and passages/s of encoding (bf16 autocast) next to the CPU figures b
 model back as int8 shards under 16 MiB each. finish: those shards on the full vocabulary (rows of tokens
 the carry did not hold come from the base) as an ordinary reader checkpoint (`odqa models pack` it to ship).
 
-The device tool invocation (nothing else is needed there): prepare and bench-cpu here, then
+On the GPU machine, with the working tree and .device/ copied there:
 
-    run(command="bash scripts/device_check.sh", carry=[".device"], timeout_s=540)
+    mkdir -p results && OUT=results bash scripts/device_check.sh
 
 (scripts/device_check.sh installs .device/whl/*.whl into /tmp/site and runs `run --carry .device --out $OUT
---minutes 5`; results.json, history.jsonl, log.txt and the shards come back: at most 8 files of 16 MiB.)
+--minutes 5`; results.json, history.jsonl, log.txt and the shards are written to $OUT: at most 8 files of 16 MiB.)
 The working tree (45.8 MB with both shipped models) plus the carry (20.6 MB with the wheels) is 66.5 MB, under
-the 64 MiB (67.1 MB) a call may take; `prepare` prints the sum (`travel_bytes`) and stops when it is over.
+64 MiB (67.1 MB); `prepare` prints the sum (`travel_bytes`) and stops when it is over.
 """
 
 from __future__ import annotations

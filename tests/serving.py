@@ -52,10 +52,10 @@ class FakePipeline:
             raise OdqaError(f"index '{self.index.name}' has no dense part: add it with `odqa index --dense`")
         return self
 
-    def retrieve_batch(self, questions, k=None):
+    def retrieve_batch(self, questions, k=None, filters=None):
         return [[Hit(PASSAGE, 3.5, 1, "sparse")][:k] for _ in questions]
 
-    def ask_batch(self, questions, k=None):
+    def ask_batch(self, questions, k=None, filters=None):
         with self._lock:
             self.calls.append((list(questions), k))
         time.sleep(self.delay)

@@ -1,5 +1,5 @@
 """The training API (odqa.api.training): typed requests checked before any work, typed results whose
-`to_json()` is the object the CLI prints (README's JSON table), defaults decided in one place."""
+`to_json()` is the object the CLI prints (the JSON table of docs/reference/json-output.md), defaults decided in one place."""
 
 import dataclasses
 import re
@@ -20,8 +20,8 @@ RESULTS = {"train reader": api.ReaderTrainResult, "train retriever": api.Retriev
 
 
 def readme_fields(command: str) -> tuple[list[str], bool]:
-    """Top-level fields of `command`'s row in README's JSON table (and whether it ends in `...`)."""
-    row = re.search(rf"^\| `{re.escape(command)}` \| `\{{(.*)\}}` \|$", (ROOT / "README.md").read_text(encoding="utf-8"),
+    """Top-level fields of `command`'s row in the JSON table of docs/reference/json-output.md (and whether it ends in `...`)."""
+    row = re.search(rf"^\| `{re.escape(command)}` \| `\{{(.*)\}}` \|$", (ROOT / "docs" / "reference" / "json-output.md").read_text(encoding="utf-8"),
                     re.M).group(1)
     depth, top, cur = 0, [], ""
     for ch in row:

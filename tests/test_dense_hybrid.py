@@ -270,3 +270,18 @@ def test_ivfpq_codes_take_pq_m_bytes_a_vector_and_keep_nprobe():
     assert np.mean([t[0] in row for t, row in zip(top, top_pq)]) >= 0.9    # all lists searched: PQ alone
     with pytest.raises(OdqaError, match="pq_m 10 must divide the vector size 64"):
         build_faiss(vecs, DenseConfig(index="ivfpq", pq_m=10))
+
+
+def test_windowed_encoding_prints_no_tokenizer_length_warning(tiny, capfd, caplog):
+    """odqa cuts and windows passages itself: the tokenizer's "longer than the specified maximum sequence
+    length" warning is not true of it and must not reach users."""
+    from odqa.modeling.backbone import load_backbone
+    from odqa.retrieval.dense import DenseEncoder
+    tokenizer, model = load_backbone(tiny)
+    tokenizer.model_max_length = 16                    # a limit the text below passes
+    enc = DenseEncoder(tiny, max_length=16, model=model, tokenizer=tokenizer)
+    long = " ".join(["한라산 높이 백록담"] * 40)
+    enc.encode([long])
+    enc.window_ids([long], 8)
+    captured = capfd.readouterr()
+    assert "Token indices sequence length" not in captured.err + captured.out + caplog.text

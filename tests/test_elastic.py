@@ -329,7 +329,7 @@ def test_missing_nori_says_so_and_falls_back_only_when_allowed(corpus_file, inde
 def test_query_bodies():
     assert es_schema.sparse_query("한라산 높이", 5) == {
         "query": {"match": {"content": {"query": "한라산 높이"}}}, "size": 5,
-        "_source": ["id", "title", "text", "doc_id"], "track_total_hits": False}
+        "_source": ["id", "title", "text", "doc_id", "metadata"], "track_total_hits": False}
     knn = es_schema.knn_query(np.array([0.5, 0.5]), 10, 100)["knn"]
     assert knn == {"field": "vector", "query_vector": [0.5, 0.5], "k": 10, "num_candidates": 100}
     rrf = es_schema.rrf_query("질문", [1.0, 0.0], 3, 50, 60, 20)["retriever"]["rrf"]
@@ -340,6 +340,22 @@ def test_query_bodies():
     assert not es_schema.server_rrf_supported("8.15.3") and not es_schema.server_rrf_supported("x")
     assert es_schema.rrf_licensed("enterprise") and es_schema.rrf_licensed("trial") and es_schema.rrf_licensed(None)
     assert not es_schema.rrf_licensed("basic") and not es_schema.rrf_licensed("platinum")
+
+
+def test_filters_become_filter_clauses_inside_the_query():
+    from odqa.retrieval.filters import parse_filters
+    f = parse_filters(["source=wiki", "lang in [ko, en]", "year>=2000", "date<=2024-01-01", "kind!=draft"])
+    body = es_schema.sparse_query("ＫＴＸ 노선", 5, f)["query"]["bool"]
+    assert body["must"] == [{"match": {"content": {"query": "KTX 노선"}}}]       # normalised as the local analyzers
+    assert body["filter"] == [
+        {"term": {"metadata.source": "wiki"}}, {"terms": {"metadata.lang": ["ko", "en"]}},
+        {"range": {"metadata.year": {"gte": 2000}}}, {"range": {"metadata.date": {"lte": "2024-01-01\uffff"}}},
+        {"bool": {"must_not": [{"term": {"metadata.kind": "draft"}}]}}]
+    knn = es_schema.knn_query([1.0, 0.0], 3, 10, f)["knn"]
+    assert knn["filter"] == body["filter"]
+    rrf = es_schema.rrf_query("질문", [1.0, 0.0], 3, 50, 60, 20, f)["retriever"]["rrf"]["retrievers"]
+    assert rrf[0]["standard"]["query"]["bool"]["filter"] == body["filter"] and rrf[1]["knn"]["filter"] == body["filter"]
+    assert "metadata" in es_schema.index_body({}, 0.3, 0.1)["mappings"]["properties"]
 
 
 def test_analysis_keeps_every_tag_when_pos_is_empty():

@@ -15,7 +15,7 @@ import pytest
 
 if not os.environ.get("ODQA_ES_URL"):
     pytest.skip("ODQA_ES_URL is not set: no Elasticsearch cluster to run the contract suite against "
-                "(see README, 'Elasticsearch backend')", allow_module_level=True)
+                "(see docs/scaling.md, 'Elasticsearch backend')", allow_module_level=True)
 pytest.importorskip("elasticsearch", reason="the elasticsearch client is not installed: pip install 'odqa[elasticsearch]'")
 
 from odqa.config import HybridConfig, IndexConfig, apply_overrides  # noqa: E402

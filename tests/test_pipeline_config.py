@@ -9,7 +9,7 @@ from odqa.server.settings import ServeConfig
 
 # every setting's default, listed once
 DEFAULTS = {"index": None, "index_dir": None, "device": "auto", "mode": "auto", "k": 2, "alpha": None,
-            "fusion": None, "encoder": None, "reranker": None, "rerank": 0, "reader": [], "reader_runtime": "torch",
+            "fusion": None, "encoder": None, "filters": [], "reranker": None, "rerank": 0, "reader": [], "reader_runtime": "torch",
             "retrieval_weight": 2.0, "particles": None, "n_best": 20,
             "min_probability": 0.0}
 PIPELINE_COMMANDS = ("ask", "evaluate", "predict", "serve", "mcp")
@@ -48,7 +48,7 @@ def test_cli_option_defaults_are_the_configs(command):
         if name in ("index", "index_dir", "n_best"):       # per command (--index, --index-dir; ask derives n_best)
             continue
         got = params[name].default
-        assert (got or [] if name == "reader" else got) == default, (command, name)
+        assert (got or [] if name in ("reader", "filters") else got) == default, (command, name)
 
 
 def test_the_server_and_the_api_use_the_same_defaults(captured):

@@ -211,3 +211,16 @@ def test_ask_without_reader_answers_with_a_sentence(tiny, tmp_path, corpus_file)
     a = ans["answers"][0]
     text = next(p["text"] for p in PASSAGES if p["id"] == a["passage_id"])
     assert text[a["start"]:a["end"]] == a["text"] and a["text"].strip()
+
+
+def test_training_examples_are_read_as_the_reader_reads_them_normalised():
+    import unicodedata
+    ctx = unicodedata.normalize("NFD", "한라산의 높이는 １，９４７ m이다")
+    answer = unicodedata.normalize("NFD", "１，９４７ m")
+    q = Question("a", unicodedata.normalize("NFD", "한라산의 높이는?"), [answer], ["p"], ctx, [ctx.index(answer)])
+    qs, ctxs, ans = training_examples([q], SkipReport())
+    assert qs == ["한라산의 높이는?"] and ctxs == ["한라산의 높이는 1,947 m이다"]
+    start, text = ans[0]
+    assert text == "1,947 m" and ctxs[0][start:start + len(text)] == text
+    plain = Question("b", "q", ["산"], ["p"], "한라산은 산이다", [5])
+    assert training_examples([plain], SkipReport())[2] == [(5, "산")]

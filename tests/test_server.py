@@ -233,3 +233,30 @@ def test_batching_off_answers_each_request_alone():
     rs = asyncio.run(_concurrently(_app(pipe, batching=False, max_wait_ms=5000), [{"question": f"q{i}"} for i in range(4)]))
     assert all(r.status_code == 200 and r.json()["batch_size"] == 1 for r in rs)
     assert sorted(pipe.calls) == [([f"q{i}"], DEFAULT_K) for i in range(4)]
+
+
+def test_past_the_queue_bound_requests_are_refused_at_once_with_retry_after():
+    pipe = FakePipeline(delay=0.3)
+    rs = asyncio.run(_concurrently(_app(pipe, batching=False, workers=1, max_queue=2),
+                                   [{"question": f"q{i}"} for i in range(5)]))
+    codes = [r.status_code for r in rs]
+    assert codes.count(200) == 2 and codes.count(503) == 3, codes
+    refused = [r for r in rs if r.status_code == 503]
+    assert all(int(r.headers["Retry-After"]) >= 1 and "at capacity" in r.json()["error"] for r in refused)
+
+
+def test_a_request_that_would_wait_past_its_deadline_is_refused_not_timed_out():
+    pipe = FakePipeline(delay=0.25)
+
+    async def burst(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            first = await c.post("/v1/ask", json={"question": "warm"})       # measures the seconds per question
+            t0 = asyncio.get_running_loop().time()
+            rs = await asyncio.gather(*(c.post("/v1/ask", json={"question": f"q{i}"}) for i in range(12)))
+            return first, rs, asyncio.get_running_loop().time() - t0
+    first, rs, took = asyncio.run(burst(_app(pipe, batching=False, workers=1, timeout_s=1.0)))
+    codes = [r.status_code for r in rs]
+    assert first.status_code == 200 and 504 not in codes, codes
+    assert 1 <= codes.count(200) <= 5 and codes.count(503) >= 7, codes   # about 1 s of work admitted
+    assert took < 2.5                                                    # nobody waited for a timeout

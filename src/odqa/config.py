@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from odqa.corpus import codec
+from odqa.corpus import Fields, codec
 from odqa.errors import ConfigError
 from odqa.text.analyzers import DEFAULT_POS
 
@@ -63,11 +63,27 @@ class Section(BaseModel):
 
 
 class CorpusConfig(Section):
-    format: Literal["auto", "wiki", "jsonl", "squad", "txt"] = "auto"
+    format: Literal["auto", "wiki", "jsonl", "squad", "txt", "parquet", "csv", "tsv", "datasets"] = "auto"
     chunk_size: int = Field(0, ge=0)          # characters per passage; 0 keeps documents whole
     chunk_overlap: int = Field(0, ge=0)       # characters shared by neighbouring chunks
     dedup: bool = True                        # merge passages with identical text
     encoding: str | None = None               # the corpus files' text encoding (e.g. cp949); None = UTF-8
+    # which record fields (JSONL keys, table columns) make a passage; None = id|doc_id|document_id, title,
+    # text|contents|content; metadata: the fields kept for filters (None = every other field, [] = none)
+    id_field: Optional[str] = None
+    title_field: Optional[str] = None
+    text_field: Optional[str] = None
+    metadata_fields: Optional[list[str]] = None
+
+    @field_validator("metadata_fields", mode="before")
+    @classmethod
+    def _comma_fields(cls, v):
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+    def fields(self) -> Fields:
+        """The record fields a corpus reader takes."""
+        return Fields(self.id_field, self.title_field, self.text_field,
+                      None if self.metadata_fields is None else tuple(self.metadata_fields))
 
     @field_validator("encoding")
     @classmethod

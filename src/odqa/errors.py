@@ -1,7 +1,7 @@
 """User-facing errors: one line that names the file, line or field.
 
 Callers catch them by type; the CLI prints `odqa: error: <message>` and exits with the class's
-`exit_code` (documented in the README):
+`exit_code` (documented in docs/errors.md):
 
     OdqaError            2  anything else the user can fix (bad argument, bad value)
     ├── ConfigError      2  a config file or `--set` field is malformed or out of range
@@ -36,6 +36,7 @@ class IndexError_(OdqaError):
 
 
 class IndexNotFound(IndexError_):
+    """No index of that name in the index folder (or its folder has no manifest)."""
     exit_code = 4
 
 

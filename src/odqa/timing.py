@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Iterator
 
-# the stages of one ask, in the order `QAResult.timings` lists them (README, `--json`)
+# the stages of one ask, in the order `QAResult.timings` lists them (docs/reference/json-output.md)
 STAGES = ("query_analysis", "query_encoding", "sparse_search", "dense_search", "fusion", "rerank",
           "read_tokenize", "read_model", "read_postprocess")
 

@@ -7,14 +7,19 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Passage:
+    """A passage of a corpus: its `id` (unique in the index), `title`, `text` and the `doc_id` of the
+    document it came from (a chunked document gives several passages)."""
     id: str
     title: str
     text: str
     doc_id: str = ""
+    # the corpus's metadata fields of the passage (source, date, ...), what filters match on
+    metadata: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Hit:
+    """A retrieved passage: its `score`, 1-based `rank` and `source` (sparse | dense | hybrid | rerank)."""
     passage: Passage
     score: float
     rank: int

@@ -27,6 +27,8 @@ from odqa.reader.reader import CALIBRATION_FILE, read_temperature
 
 @dataclass
 class CalibrationResult:
+    """What `calibrate_reader` fitted: the `temperature`, written to `out`, and the calibration report
+    (`ece`, `auroc`, ...) of the held-out questions `before` and `after` it."""
     out: str
     temperature: float
     questions: int

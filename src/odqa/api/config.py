@@ -5,7 +5,7 @@
     cfg.save("pipeline.yaml"); PipelineConfig.load("pipeline.yaml")           # YAML or JSON, by suffix
     odqa.Pipeline.from_config(cfg)
 
-Each component owns its settings: `retriever` (mode, passages read, fusion, encoder), `reranker`
+Each component owns its settings: `retriever` (mode, passages read, fusion, encoder, metadata filters), `reranker`
 (a cross-encoder and its depth; no model = none), `reader` (model(s), runtime, retrieval weight,
 particle rules, n-best), and `device`, where the models run (resolved once, by the pipeline).
 The flat names (`k`, `rerank`, `reader_runtime`, ...) are the parameters of `Pipeline.from_index`
@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 from odqa.atomic import atomic_write_text
 from odqa.config import Section
 from odqa.errors import ConfigError
+from odqa.retrieval.filters import parse_filters
 
 # passages read per question and the weight of their retrieval score in span scores, chosen on the benchmark's
 # 1,987 train questions with ko-reader (BENCHMARKS.md "Passages read and the retrieval weight": the fewest passages
@@ -34,11 +35,29 @@ RETRIEVAL_MODES = ("auto", "sparse", "dense", "hybrid")
 
 
 class RetrieverSettings(Section):
+    """How passages are retrieved: `mode` (auto | sparse | dense | hybrid), `k` passages read per question,
+    the hybrid fusion (`alpha`, `fusion`; None: the index's own) and the dense `encoder` (None: the index's)."""
     mode: str = "auto"                     # auto (hybrid when the index has vectors, else sparse) | sparse | dense | hybrid
     k: int = DEFAULT_K                     # passages read per question
     alpha: Optional[float] = None          # hybrid: weight of the dense score (None: the index's hybrid.alpha)
     fusion: Optional[str] = None           # hybrid: minmax | zscore | rrf (None: the index's hybrid.method)
     encoder: Optional[str] = None          # dense encoder spec; must match the index's
+    # metadata filters, all must hold (`source=wiki`, `year>=2000`, `lang in [ko, en]`); [] = every passage
+    filters: list[str] = Field(default_factory=list)
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filter_list(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, dict):
+            return parse_filters(v).texts()
+        if isinstance(v, (list, tuple)):
+            parse_filters([str(x) for x in v])        # a malformed filter: one line naming it
+            return [str(x) for x in v]
+        return v
 
     @field_validator("k")
     @classmethod
@@ -49,6 +68,8 @@ class RetrieverSettings(Section):
 
 
 class RerankerSettings(Section):
+    """The optional cross-encoder between retrieval and reading: `model` (an `odqa train reranker` folder;
+    None: no reranking) and `depth`, the passages retrieved for it (0: max(20, k)), of which it keeps k."""
     model: Optional[str] = None            # cross-encoder folder (`odqa train reranker` OUT/best); None = no reranking
     depth: int = 0                         # passages retrieved for it, of which it keeps k (0: max(20, k))
 
@@ -61,6 +82,9 @@ class RerankerSettings(Section):
 
 
 class ReaderSettings(Section):
+    """The reader: `model` (reader specs, soft-voted when several; empty: the shipped `ko-reader`), its
+    `runtime` (torch | onnx | onnx-int8), `retrieval_weight`, `particles`, `n_best` and `min_probability`
+    (below it an answer is marked not sure)."""
     model: list[str] = Field(default_factory=list)   # reader spec(s), soft-voted when several; [] = the default reader
     runtime: str = "torch"                 # where the span model runs: torch | onnx | onnx-int8
     retrieval_weight: float = DEFAULT_RETRIEVAL_WEIGHT   # of the passage's retrieval score in span scores
@@ -86,6 +110,9 @@ class ReaderSettings(Section):
 
 
 class PipelineConfig(Section):
+    """Every setting of a pipeline, each with its one default: `index`, `index_dir`, `retriever`,
+    `reranker`, `reader` and `device`. `from_flat` takes the flat parameter names of `Pipeline.from_index`;
+    `save`/`load` write and read it as YAML or JSON (the CLI's `--config FILE`)."""
     index: Optional[str] = None            # the index searched; None = a reader alone (closed domain)
     index_dir: Optional[Path] = None       # folder holding indexes (None: $ODQA_INDEX_DIR or ./indexes)
     retriever: RetrieverSettings = Field(default_factory=RetrieverSettings)
@@ -138,6 +165,7 @@ class PipelineConfig(Section):
 
     @classmethod
     def load(cls, path: str | Path) -> "PipelineConfig":
+        """Read a config `save` wrote (YAML or JSON by suffix); a bad file or field raises `ConfigError`."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -161,7 +189,7 @@ def _is_yaml(path: Path) -> bool:
 FLAT: dict[str, tuple[str, ...]] = {
     "index": ("index",), "index_dir": ("index_dir",), "device": ("device",),
     "mode": ("retriever", "mode"), "k": ("retriever", "k"), "alpha": ("retriever", "alpha"),
-    "fusion": ("retriever", "fusion"), "encoder": ("retriever", "encoder"),
+    "fusion": ("retriever", "fusion"), "encoder": ("retriever", "encoder"), "filters": ("retriever", "filters"),
     "reranker": ("reranker", "model"), "rerank": ("reranker", "depth"),
     "reader": ("reader", "model"), "reader_runtime": ("reader", "runtime"),
     "retrieval_weight": ("reader", "retrieval_weight"), "particles": ("reader", "particles"),

@@ -22,6 +22,9 @@ BATCH = 64
 
 @dataclass
 class AnswerReport:
+    """What `evaluate_answers` measured: `metrics` (the `odqa evaluate --json` object), the best answer of
+    each question (`predictions`), its n-best list (`nbest`) and the stage where each was lost (`stages`);
+    `write(folder)` saves them as `odqa evaluate --out` does."""
     metrics: dict                    # questions, em, f1, scored, no_answer, [retrieval], setting, seconds...
     predictions: dict[str, str]      # question id -> best answer text
     nbest: dict[str, list[dict]] = field(repr=False, default_factory=dict)

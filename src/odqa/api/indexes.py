@@ -21,6 +21,7 @@ from odqa.index.indexing import load_index as _load
 from odqa.index.indexing import verify_index as _verify
 from odqa.index.manifest import BuildResult
 from odqa.index.shards import ShardResult
+from odqa.retrieval.filters import parse_filters
 from odqa.types import Question
 
 
@@ -131,6 +132,8 @@ def build_index_ray(corpus: str | Path, name: str, shards: int = 4, config: Inde
 
 @dataclass
 class VerifyReport:
+    """The check of every file of an index against its manifest (`verify_index`): `problems` has one line per
+    file that failed (empty: the index is intact)."""
     index: str
     path: str
     files: int               # manifest.json included
@@ -191,6 +194,8 @@ def _index(index: str | Index, index_dir, device: str = "auto") -> Index:
 
 @dataclass
 class RetrievalReport:
+    """Retrieval measured on a question file (`evaluate_retrieval`): recall@k, MRR and speed in `metrics`,
+    the rank of each question's gold passage in `per_question`."""
     index: str
     questions: str
     mode: str
@@ -205,6 +210,7 @@ class RetrievalReport:
 
 @dataclass
 class SweepReport:
+    """Every combination a sweep tried (`rows`) and the `best` by `metric` (`sweep_retrieval`)."""
     index: str
     questions: str
     mode: str
@@ -220,17 +226,20 @@ class SweepReport:
 def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sparse", k: int = 100,
                        alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                        index_dir: str | Path | None = None, dump: str | Path | None = None,
-                       quiet: bool = True, device: str = "auto", run_file: str | Path | None = None,
+                       quiet: bool = True, device: str = "auto", filters=None, run_file: str | Path | None = None,
                        qrels_file: str | Path | None = None) -> RetrievalReport:
     """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string), and
     nDCG@10 / MRR@10 / recall@100 over each question's relevant set (`metrics["trec"]`); `device` runs the
-    query encoder. run_file / qrels_file: write the TREC run (tag `odqa-MODE`) and qrels there."""
+    query encoder; `filters` (texts such as "source=wiki", or a dict) limit the search to the passages whose
+    metadata match. run_file / qrels_file: write the TREC run (tag `odqa-MODE`) and qrels there."""
     idx = _index(index, index_dir, device)
+    chosen = parse_filters(filters)
     qs = as_questions(questions)
     mode = idx.resolve_mode(mode)
     retriever = idx.retriever(mode, idx.hybrid_config(alpha, fusion), encoder)
+    search = (lambda texts, n: retriever.search(texts, n, filters=chosen)) if chosen else retriever.search
     with bar(len(qs), "evaluating", "question", quiet) as pb:
-        res = evaluate(retriever.search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
+        res = evaluate(search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
     if dump:
         write_jsonl(Path(dump), res["per_question"])
     if run_file:

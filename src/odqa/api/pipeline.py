@@ -34,6 +34,9 @@ class SpanReader(Protocol):
 
 @dataclass
 class QAResult:
+    """The answer to one question: `answers` (best first, empty when none was found), the passages read
+    (`hits`, best first) and `timings` (seconds per stage, this question's share of its batch; the stages are
+    listed on the JSON output page). `to_json`-style dicts of an answer come from `answer_json`."""
     question: str
     answers: list[Answer]            # best first; empty = no answer found
     hits: list[Hit]                # the passages read, best first
@@ -54,9 +57,11 @@ class QAResult:
         return not self.answers or self.answers[0].probability < self.min_probability
 
     def passage(self, span: Answer):
+        """The passage (`Passage`) an answer was read from, or None."""
         return next((h.passage for h in self.hits if h.passage.id == span.passage_id), None)
 
     def answer_json(self, span: Answer) -> dict:
+        """An answer as the CLI and the server print it: `Answer.to_json()` plus its passage's `title`."""
         p = self.passage(span)
         return {**span.to_json(), "title": p.title if p else ""}
 
@@ -193,10 +198,12 @@ class Pipeline:
 
     @property
     def index(self):
+        """The loaded index, None for a pipeline without one (`from_reader`)."""
         return self.retrieval.index if self.retrieval is not None else None
 
     @property
     def mode(self) -> str | None:
+        """The retrieval mode in use (sparse | dense | hybrid; `auto` resolved), None without an index."""
         return self.retrieval.mode if self.retrieval is not None else None
 
     @property
@@ -219,6 +226,7 @@ class Pipeline:
 
     @property
     def reader(self) -> SpanReader:
+        """The reader (loaded now if the pipeline was built with `lazy_reader=True`)."""
         with self._lock:
             if not hasattr(self._reader, "read_batch"):
                 self._reader = self._reader()
@@ -226,6 +234,7 @@ class Pipeline:
 
     @property
     def sentence_level(self) -> bool:
+        """True when answers are evidence sentences (`reader="none"`), not spans."""
         return bool(getattr(self.reader, "sentence_level", False))
 
     def _need_retrieval(self) -> Retriever:
@@ -233,12 +242,14 @@ class Pipeline:
             raise OdqaError("this pipeline has no index: build it with Pipeline.from_index(name) to retrieve")
         return self.retrieval
 
-    def retrieve_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
-        return self._need_retrieval().retrieve_batch(questions, k or self.k)
+    def retrieve_batch(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
+        """The top k passages of each question (default: the pipeline's k), best first; no reading. `filters`
+        (texts such as "source=wiki", or a dict) replace the configured metadata filters for this call."""
+        return self._need_retrieval().retrieve_batch(questions, k or self.k, filters)
 
-    def passages_to_read(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+    def passages_to_read(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
         """The retrieved hits the reader reads (sparse hits that matched no query term dropped)."""
-        return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k)]
+        return [drop_unmatched(hs) for hs in self.retrieve_batch(questions, k, filters)]
 
     def rerank_hits(self, questions: Sequence[str], hits: Sequence[list[Hit]], k: int | None = None) -> list[list[Hit]]:
         """The reranking stage: each question's best k hits by the cross-encoder (the hits as they are without one)."""
@@ -246,27 +257,36 @@ class Pipeline:
             return list(hits)
         return self.reranker.rerank(list(questions), list(hits), k or self.k)
 
-    def candidates(self, questions: Sequence[str], k: int | None = None) -> list[list[Hit]]:
+    def candidates(self, questions: Sequence[str], k: int | None = None, filters=None) -> list[list[Hit]]:
         """What the first stage hands on: the passages to read, or with a reranker its `rerank` candidates
         (at least k)."""
-        return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k)
+        return self.passages_to_read(questions, max(self.rerank, k or self.k) if self.reranker is not None else k,
+                                     filters)
 
-    def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
-        return self.retrieve_batch([question], k)[0]
+    def retrieve(self, question: str, k: int | None = None, filters=None) -> list[Hit]:
+        """The top k passages of one question, best first; no reading."""
+        return self.retrieve_batch([question], k, filters)[0]
 
     def read(self, questions: Sequence[str], hits: Sequence[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
         """Answers for questions over the passages given (best first, at most `top` each)."""
         return [spans[:self.top] for spans in self.reader.read_batch(list(questions), list(hits), quiet=quiet)]
 
     def ask_batch(self, questions: Sequence[str], k: int | None = None, batch_size: int = 64,
-                  progress: Callable[[int], None] | None = None) -> list[QAResult]:
+                  progress: Callable[[int], None] | None = None, filters=None) -> list[QAResult]:
+        """Answer many questions: retrieval, reranking and reading in batches of `batch_size` questions.
+
+        Gives the answers `ask` gives one by one, faster. `progress(n)` is called after each batch with its
+        size. `filters` (texts such as "year>=2000", or a dict) replace the configured metadata filters for
+        these questions. A blank question or a malformed filter raises `OdqaError` before any work."""
         questions = check_queries(questions)
+        if filters is not None:
+            self._need_retrieval().active_filters(filters)      # a malformed filter: refused before any work
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
             with collect() as stages:       # the retrievers, the reranker and the reader mark their stages
                 t0 = time.perf_counter()
-                hits = self.candidates(qs, k)
+                hits = self.candidates(qs, k, filters)
                 t1 = time.perf_counter()
                 with stage("rerank") if self.reranker is not None else nullcontext():
                     hits = self.rerank_hits(qs, hits, k)
@@ -280,8 +300,10 @@ class Pipeline:
                 progress(len(qs))
         return out
 
-    def ask(self, question: str, k: int | None = None) -> QAResult:
-        return self.ask_batch([question], k)[0]
+    def ask(self, question: str, k: int | None = None, filters=None) -> QAResult:
+        """Answer one question: retrieve k passages (default: the pipeline's k) within `filters`, rerank them if
+        the pipeline has a reranker, read them. Safe to call from several threads on one pipeline."""
+        return self.ask_batch([question], k, filters=filters)[0]
 
     def ask_passages(self, question: str, hits: Sequence[Hit]) -> QAResult:
         """Answers to `question` from exactly the passages given (closed domain: nothing retrieved or

@@ -12,7 +12,7 @@ import typer
 
 from odqa.api import DEVICE_HELP, IndexConfig, load_config
 
-JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema in README).")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout (schema: docs/reference/json-output.md).")
 IndexDirOpt = typer.Option(None, "--index-dir", help="Folder holding indexes (default: $ODQA_INDEX_DIR or ./indexes).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 DeviceOpt = typer.Option("auto", "--device", help=f"Where models run: {DEVICE_HELP}.")

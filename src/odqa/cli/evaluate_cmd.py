@@ -84,7 +84,8 @@ def _print_metrics(m: dict) -> None:
 @app.command("retrieval")
 def retrieval(
     index: str = typer.Option(..., "--index", "-i", help="Index name."),
-    questions: Path = typer.Option(..., "--questions", help="SQuAD/KorQuAD JSON or JSONL (question, answers, gold_ids)."),
+    questions: Path = typer.Option(..., "--questions", help="SQuAD/KorQuAD JSON, JSONL, Parquet, CSV, TSV or a datasets folder "
+                               "(question, answers, gold_ids; or AutoRAG's qid, query, retrieval_gt, generation_gt)."),
     encoding: Optional[str] = EncodingOpt,
     k: int = typer.Option(100, "-k", min=1, help="Depth searched (recall@k reported up to this)."),
     dump: Optional[Path] = typer.Option(None, "--dump", help="Write one JSON line per question (rank, top ids)."),
@@ -98,6 +99,8 @@ def retrieval(
     alpha: Optional[float] = AlphaOpt,
     fusion: Optional[str] = FusionOpt,
     encoder: Optional[str] = EncoderOpt,
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help="Search only passages whose metadata match "
+                                                "(field=value, 'field in [a,b]', year>=2000); repeat for several."),
     index_dir: Optional[Path] = IndexDirOpt,
     device: str = DeviceOpt,
     json_out: bool = JsonOpt,
@@ -134,7 +137,7 @@ def retrieval(
             echo(f"best by {metric}: {use}  (rebuild: odqa index CORPUS --name {index} {use} --force)")
         return
     res = evaluate_retrieval(idx, questions, mode, k, alpha, fusion, encoder, dump=dump, quiet=quiet or json_out,
-                             device=device, run_file=run_file, qrels_file=qrels_file)
+                             device=device, filters=filters, run_file=run_file, qrels_file=qrels_file)
     m = res.metrics
     if json_out:
         emit_json(res.to_json())

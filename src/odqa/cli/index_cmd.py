@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -17,12 +18,19 @@ SHARD_PANEL = "Sharded dense encoding"
 def index(
     ctx: typer.Context,
     corpus: Optional[Path] = typer.Argument(None, help="Corpus file or folder (wiki JSON, JSONL, SQuAD/KorQuAD "
-                                            "JSON, .txt folder); not with --verify."),
+                                            "JSON, .txt folder, Parquet, CSV, TSV, datasets folder); not with --verify."),
     name: str = typer.Option(..., "--name", "-n", help="Index name; stored in INDEX_DIR/NAME."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config (see configs/default.yaml)."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config field: --set bm25.k1=1.5"),
-    fmt: Optional[str] = typer.Option(None, "--format", help="auto|wiki|jsonl|squad|txt"),
+    fmt: Optional[str] = typer.Option(None, "--format", help="auto|wiki|jsonl|squad|txt|parquet|csv|tsv|datasets"),
     encoding: Optional[str] = EncodingOpt,
+    id_field: Optional[str] = typer.Option(None, "--id-field", help="Field (JSONL key, table column) holding the "
+                                           "passage id (default: id, doc_id or document_id)."),
+    title_field: Optional[str] = typer.Option(None, "--title-field", help="Field holding the title (default: title)."),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="Field holding the text (default: text, "
+                                             "contents or content)."),
+    metadata_fields: Optional[str] = typer.Option(None, "--metadata-fields", help="Comma-separated fields kept as "
+                                                  "metadata for --filter (default: every other field)."),
     analyzer: Optional[str] = typer.Option(None, "--analyzer", help="mecab|kiwi|whitespace|char-ngram"),
     decompound: Optional[str] = typer.Option(None, "--decompound", help="mecab: index compound words' parts "
                                              "too: none | mixed (parts and whole) | discard (parts alone)."),
@@ -97,7 +105,10 @@ def index(
                                  ctx=ctx, param_hint="'CORPUS'")
     if dense is None and (encoder or dense_index or quantize or window_stride is not None or shard or merge or ray):
         dense = True                      # a dense setting asks for the dense part
-    cfg = index_config(config, overrides, **{"corpus.format": fmt, "corpus.encoding": encoding,
+    fields = {f"corpus.{k}": None if v is None else json.dumps(v, ensure_ascii=False) for k, v in
+              {"id_field": id_field, "title_field": title_field, "text_field": text_field,
+               "metadata_fields": metadata_fields}.items()}
+    cfg = index_config(config, overrides, **fields, **{"corpus.format": fmt, "corpus.encoding": encoding,
                                               "analyzer.name": analyzer, "analyzer.decompound": decompound,
                                               "bm25.method": method, "bm25.k1": k1, "bm25.b": b,
                                               "dense.enabled": dense, "dense.encoder": encoder,

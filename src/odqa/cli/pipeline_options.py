@@ -38,6 +38,9 @@ OPTIONS: dict[str, tuple[Any, Any]] = {     # parameter name -> (type, typer opt
                                                                          "(default: the index's hybrid.method).")),
     "encoder": (Optional[str], typer.Option(D["encoder"], "--encoder", help="Dense encoder spec; must match the "
                                                                             "one the index was built with.")),
+    "filters": (Optional[List[str]], typer.Option(
+        None, "--filter", help="Search only passages whose metadata match: field=value, field!=value, "
+        "'field in [a,b]', field>=2000, date<2024-01-01; repeat for several (all must hold).")),
     "retrieval_weight": (float, typer.Option(
         D["retrieval_weight"], "--retrieval-weight", help="Weight of the passage's retrieval score (min-max over "
         "the passages read) in span scores; the default was chosen on train questions.")),
@@ -59,7 +62,7 @@ OPTIONS: dict[str, tuple[Any, Any]] = {     # parameter name -> (type, typer opt
         "answer is marked not sure (확실하지 않음), the best guess kept beside it; 0 = always answer.")),
 }
 CONTEXT = "pipeline_options_context"    # the typer.Context the decorator asks for (which flags were typed)
-RETRIEVER = ("k", "mode", "alpha", "fusion", "encoder", "device")
+RETRIEVER = ("k", "mode", "alpha", "fusion", "encoder", "filters", "device")
 CONFIG = (Optional[Path], typer.Option(None, "--config", help="Pipeline settings file (YAML or JSON, as "
                                                               "PipelineConfig.save writes it); flags override it."))
 # API parameter names as the CLI spells them, for error messages raised below the CLI (`rerank` -> --rerank)

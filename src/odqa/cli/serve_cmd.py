@@ -27,7 +27,10 @@ def serve(
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, help="How long a batch waits for more questions."),
     workers: int = typer.Option(2, "--workers", min=1, help="Batches (or retrievals) run at once."),
     max_question_chars: int = typer.Option(1000, "--max-question-chars", min=1, help="Longer questions are refused (422)."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds per request before it answers 504."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds per request before it answers 504; a request "
+                                  "that would wait longer (estimated from the answers so far) is refused at once (503)."),
+    max_queue: int = typer.Option(256, "--max-queue", min=1, help="/v1/ask requests waiting or running at once; "
+                                  "past it 503 with Retry-After."),
     index_dir: Optional[Path] = IndexDirOpt,
 ) -> None:
     """Serve indexes over HTTP: POST /v1/ask, /v1/retrieve, GET /v1/health, /metrics, a web page at /.
@@ -43,4 +46,4 @@ def serve(
     run(ServeConfig(indexes=index, pipeline=pipeline, host=host, port=port, api_key=api_key, no_auth=no_auth,
                     cors_origins=list(cors_origin or []), batching=batching, max_batch_size=max_batch_size,
                     max_wait_ms=max_wait_ms, workers=workers, max_question_chars=max_question_chars,
-                    timeout_s=timeout))
+                    timeout_s=timeout, max_queue=max_queue))

@@ -1,4 +1,5 @@
-"""Corpus readers: Boostcamp/KLUE-MRC wiki JSON, JSONL, SQuAD/KorQuAD JSON, folders of .txt.
+"""Corpus readers: Boostcamp/KLUE-MRC wiki JSON, JSONL, SQuAD/KorQuAD JSON, folders of .txt, Parquet, CSV,
+TSV and `datasets.save_to_disk` folders (`tables`), with metadata fields per passage.
 
 Every reader yields `Passage` objects; `load_corpus` then merges exact-duplicate
 texts (keeping every original id as an alias of the kept passage), counts and drops
@@ -13,11 +14,11 @@ de-duplication), `questions` (question files).
 
 from odqa.corpus.chunking import chunk_passages, chunk_text
 from odqa.corpus.files import codec, file_sha256, iter_jsonl, read_text, text_lines, write_jsonl
-from odqa.corpus.formats import FORMATS, READERS, detect_format, read_jsonl, read_squad, read_txt, read_wiki, \
-    squad_passage_id
+from odqa.corpus.formats import FORMATS, READERS, Fields, detect_format, read_jsonl, read_squad, read_table, \
+    read_txt, read_wiki, squad_passage_id
 from odqa.corpus.questions import load_questions
 from odqa.corpus.stream import Corpus, CorpusStream, load_corpus
 
-__all__ = ["FORMATS", "READERS", "Corpus", "CorpusStream", "chunk_passages", "chunk_text", "codec", "detect_format",
+__all__ = ["FORMATS", "READERS", "Fields", "read_table", "Corpus", "CorpusStream", "chunk_passages", "chunk_text", "codec", "detect_format",
            "file_sha256", "iter_jsonl", "load_corpus", "load_questions", "read_jsonl", "read_squad", "read_text",
            "read_txt", "read_wiki", "squad_passage_id", "text_lines", "write_jsonl"]

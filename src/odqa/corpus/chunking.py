@@ -37,4 +37,4 @@ def chunk_passages(passages: Iterable[Passage], size: int, overlap: int) -> Iter
             yield p
             continue
         for i, (_, piece) in enumerate(pieces):
-            yield Passage(id=f"{p.id}#{i}", title=p.title, text=piece, doc_id=p.doc_id)
+            yield Passage(id=f"{p.id}#{i}", title=p.title, text=piece, doc_id=p.doc_id, metadata=p.metadata)

@@ -17,7 +17,9 @@ from odqa.text.pieces import clean
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    dataset = path.is_dir() and any((path / m).exists() for m in ("dataset_info.json", "state.json",
+                                                                   "dataset_dict.json"))
+    files = sorted(f for f in path.rglob("*" if dataset else "*.txt") if f.is_file()) if path.is_dir() else [path]
     for f in files:
         if path.is_dir():
             h.update(str(f.relative_to(path)).encode())

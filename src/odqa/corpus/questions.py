@@ -1,4 +1,9 @@
-"""Question files: SQuAD/KorQuAD JSON, JSONL, or a `datasets.save_to_disk` folder, read into `Question`s."""
+"""Question files: SQuAD/KorQuAD JSON, JSONL, Parquet, CSV, TSV or a `datasets.save_to_disk` folder, read into
+`Question`s.
+
+A flat record (JSONL line, table row) has `question` (or `query`), optional `id` (or `qid`), `answers` (or
+`generation_gt`), `gold_ids` (or `retrieval_gt`: AutoRAG's list of lists of corpus ids, flattened: any of them
+is gold), `context`, `document_id`, `title`."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Iterator
 
 from odqa.corpus.files import iter_jsonl, record_field
 from odqa.corpus.formats import detect_format, squad_articles, squad_passage_id
+from odqa.corpus.tables import as_list, iter_rows, table_kind
 from odqa.errors import CorpusError
 from odqa.text.pieces import clean
 from odqa.types import Question
@@ -20,7 +26,13 @@ def _start(value, where: str) -> int:
 
 
 def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
-    answers = qa.get("answers", [])
+    answers = qa.get("answers", None)
+    if answers is None and "generation_gt" in qa:       # AutoRAG: a list of answer texts (or one text)
+        answers = as_list(qa["generation_gt"])
+        answers = [answers] if isinstance(answers, str) else answers
+    answers = [] if answers is None else as_list(answers)
+    if isinstance(answers, str):                         # one answer text (a CSV cell)
+        answers = [answers]
     if isinstance(answers, dict):  # HF datasets shape {text: [...], answer_start: [...]}
         texts, starts = answers.get("text", []), answers.get("answer_start", [])
         if not isinstance(texts, list) or not isinstance(starts, list):
@@ -42,7 +54,7 @@ def _answers_of(qa: dict, where: str) -> tuple[list[str], list[int]]:
 
 
 def _question_text(rec: dict, where: str) -> str:
-    text = record_field(rec, "question", where)
+    text = record_field(rec, "query" if "question" not in rec and "query" in rec else "question", where)
     if not text.strip():
         raise CorpusError(f"{where}: empty question")
     return text
@@ -54,14 +66,21 @@ def _record_question(rec: dict, where: str, default_id: int) -> Question:
     the context itself (as for SQuAD)."""
     question = _question_text(rec, where)
     texts, starts = _answers_of(rec, where)
-    gold = rec.get("gold_ids", [])
+    gold = as_list(rec.get("gold_ids", rec.get("retrieval_gt", [])))
+    gold_field = "gold_ids" if "gold_ids" in rec else "retrieval_gt"
+    if gold is None:
+        gold = []
+    if isinstance(gold, str) and gold_field == "retrieval_gt":
+        gold = [gold]
     if not isinstance(gold, list):
-        raise CorpusError(f"{where}: field 'gold_ids' must be a list")
+        raise CorpusError(f"{where}: field '{gold_field}' must be a list")
+    gold = [g for group in gold for g in (group if isinstance(group, list) else [group])]   # AutoRAG: list of lists
     context = clean(str(rec.get("context") or ""))
     gold = [str(g) for g in gold]
     if not gold and context:
         gold = [squad_passage_id(context)] + ([str(rec["document_id"])] if rec.get("document_id") is not None else [])
-    return Question(id=str(rec.get("id", default_id)), question=question, answers=texts,
+    qid = rec.get("id", rec.get("qid", default_id))
+    return Question(id=str(default_id if qid is None else qid), question=question, answers=texts,
                     gold_ids=gold, context=context, answer_starts=starts, title=str(rec.get("title") or ""))
 
 
@@ -84,6 +103,8 @@ def _arrow_rows(path: Path) -> Iterator[dict]:
 
 
 def _is_squad(path: Path, encoding: str | None) -> bool:
+    if table_kind(path) is not None:
+        return False
     try:
         return detect_format(path, encoding) == "squad"
     except CorpusError:        # not JSON-looking at all: read as JSONL, which names the bad line
@@ -120,6 +141,9 @@ def load_questions(path: str | Path, encoding: str | None = None, skipped: list[
                                         gold_ids=gold, context=context, answer_starts=starts, title=title))
     elif path.is_dir():
         out = [_record_question(rec, f"{path}: row {i}", i) for i, rec in enumerate(_arrow_rows(path))]
+    elif table_kind(path) is not None:
+        out = [_record_question(rec, where, i) for i, (where, rec) in enumerate(iter_rows(path, table_kind(path),
+                                                                                          encoding))]
     else:
         out = [_record_question(rec, f"{path}:{lineno}", lineno) for lineno, rec in iter_jsonl(path, encoding)]
     if not out:

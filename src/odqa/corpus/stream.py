@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from odqa.corpus.chunking import chunk_passages
 from odqa.corpus.files import file_sha256
-from odqa.corpus.formats import FORMATS, READERS, detect_format
+from odqa.corpus.formats import FORMATS, READERS, Fields, detect_format
 from odqa.errors import CorpusError
 from odqa.text.pieces import clean
 from odqa.types import Passage
@@ -71,13 +71,13 @@ class CorpusStream:
     Memory holds a 16-byte digest and the id of each kept passage, never the corpus's texts."""
 
     def __init__(self, path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_overlap: int = 0,
-                 dedup: bool = True, encoding: str | None = None):
+                 dedup: bool = True, encoding: str | None = None, fields: Fields | None = None):
         path = Path(path)
         if not path.exists():
             raise CorpusError(f"{path}: corpus not found")
         if fmt not in FORMATS:
             raise CorpusError(f"unknown corpus format '{fmt}' (choose from {', '.join(FORMATS)})")
-        self.path, self.encoding = path, encoding
+        self.path, self.encoding, self.fields = path, encoding, fields or Fields()
         self.fmt = detect_format(path, encoding) if fmt == "auto" else fmt
         self.chunk_size, self.chunk_overlap, self.dedup = chunk_size, chunk_overlap, dedup
         self.sha256, self.source = file_sha256(path), str(path.resolve())
@@ -90,7 +90,7 @@ class CorpusStream:
             raise RuntimeError("a CorpusStream is read once")
         self._used = True
         path = self.path
-        stream: Iterable[Passage] = READERS[self.fmt](path, self.encoding)
+        stream: Iterable[Passage] = READERS[self.fmt](path, self.encoding, self.fields)
         if self.chunk_size:
             stream = chunk_passages(stream, self.chunk_size, self.chunk_overlap)
         by_text: dict[bytes, str] = {}
@@ -98,7 +98,7 @@ class CorpusStream:
         lengths = array.array("q")
         long: list[tuple[str, int]] = []
         for p in stream:
-            p = Passage(clean(p.id), clean(p.title), clean(p.text), clean(p.doc_id))   # lone surrogates out
+            p = Passage(clean(p.id), clean(p.title), clean(p.text), clean(p.doc_id), p.metadata)   # lone surrogates out
             key = p.text.strip()
             if not key:
                 self.n_empty += 1
@@ -126,10 +126,10 @@ class CorpusStream:
 
 
 def load_corpus(path: str | Path, fmt: str = "auto", chunk_size: int = 0, chunk_overlap: int = 0,
-                dedup: bool = True, encoding: str | None = None) -> Corpus:
+                dedup: bool = True, encoding: str | None = None, fields: Fields | None = None) -> Corpus:
     """The corpus at `path` (`fmt` auto-detected by default; files decoded as `encoding`, else UTF-8),
     all in memory; `CorpusStream` reads the same passages one at a time."""
-    stream = CorpusStream(path, fmt, chunk_size, chunk_overlap, dedup, encoding)
+    stream = CorpusStream(path, fmt, chunk_size, chunk_overlap, dedup, encoding, fields)
     kept = list(stream)
     return Corpus(kept, stream.aliases, stream.n_duplicates, stream.n_empty, stream.sha256, stream.source,
                   stream.fmt)

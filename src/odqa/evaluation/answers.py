@@ -7,6 +7,7 @@ from typing import Sequence
 from odqa.calibration import calibration_report
 from odqa.errors import OdqaError
 from odqa.metrics import em_f1, exact_match, normalize_answer, recall_at_k
+from odqa.text.normalize import normalize
 from odqa.types import Answer, Hit, Passage, Question
 
 
@@ -29,7 +30,7 @@ def lost_at(q: Question, answer: list[Answer], hits: Sequence[Hit], gold: set[st
     but kept none among the passages read); `no_answer`; `passage` (the reader answered from another
     passage); `span` (the right passage, a wrong span). With no known gold passage (closed domain, or
     ids not in the index) a wrong answer counts as `span`."""
-    if answer and exact_match(answer[0].text, q.answers):
+    if answer and exact_match(normalize(answer[0].text), [normalize(a) for a in q.answers]):
         return "correct"
     read = {h.passage.id for h in hits}
     if gold and not gold & read:
@@ -77,7 +78,8 @@ def score_answers(questions: Sequence[Question], answers: Sequence[list[Answer]]
     preds = {q.id: (a[0].text if a else "") for q, a in zip(questions, answers)}
     nbest = {q.id: [s.to_json() for s in a] for q, a in zip(questions, answers)}
     gold = {q.id: q.answers for q in questions if q.answers}
-    m = em_f1(preds, gold)
+    # scored on normalised text (odqa.text.normalize): an NFD or full-width answer equals its NFC gold
+    m = em_f1({i: normalize(t) for i, t in preds.items()}, {i: [normalize(a) for a in g] for i, g in gold.items()})
     metrics = {"questions": len(questions), "em": round(m["em"], 2), "f1": round(m["f1"], 2),
                "scored": m["count"], "no_answer": sum(1 for a in answers if not a)}
     stages = {}

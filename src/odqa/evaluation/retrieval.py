@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 from odqa.config import BM25Config, with_changes
 from odqa.errors import OdqaError
 from odqa.metrics import RECALL_KS, mrr, recall_at_k, trec_metrics
+from odqa.text.normalize import normalize
 from odqa.types import Hit, Question
 
 _WS = re.compile(r"\s+")
@@ -38,9 +39,10 @@ class Judge:
         gold = self.gold_set(q)
         if gold:
             return gold, "id"
-        answers = [_squash(a) for a in q.answers if a.strip()]
+        answers = [_squash(normalize(a)) for a in q.answers if a.strip()]
         if answers:
-            return {h.passage.id for h in hits if any(a in _squash(h.passage.text) for a in answers)}, "answer"
+            found = {h.passage.id for h in hits if any(a in _squash(normalize(h.passage.text)) for a in answers)}
+            return found, "answer"
         gold_docs = set(q.gold_ids)
         in_docs = {h.passage.id for h in hits if h.passage.doc_id in gold_docs}
         return (in_docs, "doc") if in_docs else (set(), "none")
@@ -53,8 +55,8 @@ class Judge:
 def evaluate(search: Callable[[list[str], int], list[list[Hit]]], questions: list[Question], judge: Judge,
              k: int = max(RECALL_KS), batch: int = 64, progress=None) -> dict:
     """Run the questions through `search` and score them. Returns the report dict
-    (documented in README under `--json`): `metrics`, `per_question`, and `run` (question id -> [(passage id,
-    score)], best first) and `qrels` (question id -> relevant passage ids) for TREC files."""
+    (documented in docs/reference/json-output.md): `metrics`, `per_question`, and `run` (question id ->
+    [(passage id, score)], best first) and `qrels` (question id -> relevant passage ids) for TREC files."""
     ranks: list[int | None] = []
     judged: list[tuple[list[int], int]] = []
     per_question = []

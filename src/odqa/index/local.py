@@ -118,7 +118,7 @@ def build(corpus_path: str | Path, name: str, cfg: IndexConfig, root=None, force
     analyzer = make_analyzer(cfg.analyzer.name, cfg.analyzer.pos, cfg.analyzer.workers, cfg.analyzer.decompound)
     t0 = time.perf_counter()
     corpus = CorpusStream(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
-                          cfg.corpus.dedup, cfg.corpus.encoding)        # read once, below, in chunks
+                          cfg.corpus.dedup, cfg.corpus.encoding, cfg.corpus.fields())   # read once, below, in chunks
     settings = mf.build_settings(cfg, analyzer.spec())
     hybrid = mf.hybrid_settings(cfg.hybrid)
     if old is not None:
@@ -212,6 +212,11 @@ class LocalIndex(Index):
             raise IndexStale(f"index '{self.name}' at {self.folder} was rebuilt after this process loaded "
                              "it: load it again")
 
+    def metadata(self):
+        """The passages' metadata for filtered searches (read on the first one; one table for every retriever)."""
+        from odqa.retrieval.filters import MetadataTable
+        return self.cached("metadata", lambda: MetadataTable(self.passages))
+
     def analyzer(self):
         a = {**mf.ANALYZER_DEFAULTS, **self.manifest["analyzer"]}
         return make_analyzer(a["name"], a["pos"], decompound=a["decompound"])
@@ -227,7 +232,8 @@ class LocalIndex(Index):
                 raise mf.corrupt_file(self.folder / "bm25", f"BM25 index ({e.__class__.__name__}: {e})",
                                       self.name, self.manifest, self.root) from None
             self.same_build()                 # not swapped while it was read
-            return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"])
+            return SparseRetriever(self.passages, self.analyzer(), scorer, self.manifest["sparse"]["include_title"],
+                                   self.metadata())
         return self.cached("sparse", make)
 
     def dense(self, encoder: str | None = None, quantize: str | None = None, threads: int = 0):
@@ -241,7 +247,7 @@ class LocalIndex(Index):
             index = load_faiss(self.folder / "dense")
             owners = load_owners(self.folder / "dense", len(self.passages), index.ntotal)
             self.same_build()
-            return DenseRetriever(self.passages, enc, faiss_for_search(index, enc.device), owners)
+            return DenseRetriever(self.passages, enc, faiss_for_search(index, enc.device), owners, self.metadata())
         return self.cached(("dense", id(enc)), make)
 
 

@@ -30,19 +30,21 @@ from odqa.version import __version__
 from odqa.config import DenseConfig, HybridConfig, IndexConfig, to_dict, with_changes
 from odqa.corpus import Corpus, CorpusStream, file_sha256
 from odqa.errors import IndexCorrupt, IndexNotFound, IndexStale
+from odqa.text.normalize import NORMALIZATION
 
 FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 SELF_CHECKSUM = "manifest_checksum"
 DENSE_KEYS = ("encoder", "encoder_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
-              "pq_m")
-DENSE_DEFAULTS = {"window_stride": 0, "pq_m": 0}      # keys added after indexes were built without them
+              "pq_m", "normalization")
+# keys added after indexes were built without them (vectors of text read before normalisation: None)
+DENSE_DEFAULTS = {"window_stride": 0, "pq_m": 0, "normalization": None}
 ANALYZER_DEFAULTS = {"decompound": "none"}  # the same for the analyzer (a mecab index built before decompounding)
 # what the stored passage vectors depend on besides the passages' text: an encoder that only changes the
 # query side (a query-side fine-tuned folder over the same passage encoder) keeps them
 DENSE_CONFIG_KEYS = ("encoder", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist", "pq_m")
 VECTOR_KEYS = ("passage_sha256", "max_length", "window_stride", "quantize", "index", "hnsw_m", "ivf_nlist",
-               "pq_m", "e5_prefixes")
+               "pq_m", "e5_prefixes", "normalization")
 
 
 def _v1_to_v2(m: dict) -> dict:
@@ -177,7 +179,8 @@ def dense_settings(cfg: DenseConfig) -> dict | None:
     return {"encoder": cfg.encoder, "encoder_sha256": sha,
             "passage_sha256": encoder_fingerprint(backbone_info(passages).path) if passages else sha,
             "max_length": cfg.max_length, "window_stride": cfg.window_stride, "quantize": cfg.quantize,
-            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "pq_m": cfg.pq_m, "e5_prefixes": info.e5_prefixes}
+            "index": cfg.index, "hnsw_m": cfg.hnsw_m, "ivf_nlist": cfg.ivf_nlist, "pq_m": cfg.pq_m, "e5_prefixes": info.e5_prefixes,
+            "normalization": NORMALIZATION}
 
 
 def keep_dense(cfg: IndexConfig, old: dict | None) -> IndexConfig:
@@ -284,6 +287,13 @@ def staleness(manifest: dict, analyzer_version: Callable[[str], str]) -> list[st
     installed = analyzer_version(an.get("name", ""))
     if installed != an.get("version"):
         reasons.append(f"analyzer '{an.get('name')}' was {an.get('version')} at build time, now {installed}")
+    normalized = an.get("normalization")
+    if normalized != NORMALIZATION:
+        was = (f"text normalisation {normalized.get('name')} v{normalized.get('version')}"
+               if isinstance(normalized, dict) else "no text normalisation (before odqa read NFD, full-width and "
+               "compatibility-jamo text as one form)")
+        reasons.append(f"built with {was}, this odqa normalises with {NORMALIZATION['name']} "
+                       f"v{NORMALIZATION['version']}: rebuild with `{rebuild_command(manifest.get('name', 'NAME'), manifest)}`")
     changed = _corpus_changed(manifest.get("corpus", {}))
     if changed:
         reasons.append(changed)

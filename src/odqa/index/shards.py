@@ -91,7 +91,7 @@ def read_corpus(path: str | Path, cfg: IndexConfig) -> Corpus:
     """The corpus as a build of `cfg` reads it (the same passages, in the same order)."""
     from odqa.corpus import load_corpus
     c = cfg.corpus
-    return load_corpus(Path(path), c.format, c.chunk_size, c.chunk_overlap, c.dedup, c.encoding)
+    return load_corpus(Path(path), c.format, c.chunk_size, c.chunk_overlap, c.dedup, c.encoding, c.fields())
 
 
 def settings_of(cfg: IndexConfig) -> dict:

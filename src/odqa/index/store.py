@@ -1,5 +1,8 @@
 """Index folders: `indexes/NAME/` = manifest.json + passages.jsonl + aliases.json + artefacts.
 
+Each line of passages.jsonl is one passage: id, title, text, doc_id and, when the corpus has any, its
+`metadata` (the fields filters match on).
+
 A loaded index reads its passages on demand (`PassageStore`: the byte offset of each line in memory,
 8 bytes a passage, and the file held open), so a million passages cost megabytes, not gigabytes.
 Writes go to a hidden temporary folder that is renamed into place at the end, so an
@@ -68,12 +71,15 @@ _READ_BATCH = 4096          # passages read at once when iterating a store
 
 
 def _row(p: Passage) -> dict:
-    return {"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id}
+    row = {"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id}
+    if p.metadata:
+        row["metadata"] = p.metadata
+    return row
 
 
 def _passage(line: bytes | str) -> Passage:
     r = json.loads(line)
-    return Passage(r["id"], r["title"], r["text"], r["doc_id"])
+    return Passage(r["id"], r["title"], r["text"], r["doc_id"], r.get("metadata") or {})
 
 
 def write_passages(folder: Path, corpus: Corpus) -> None:

@@ -11,8 +11,10 @@ no-answer (both positions on CLS, index 0).
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from odqa.text.normalize import normalize, normalize_with_map
 from odqa.text.pieces import token_prefix
 
 log = logging.getLogger(__name__)
@@ -120,10 +122,25 @@ def _answer_tokens(offs: list[tuple[int, int] | None], a_s: int, a_e: int) -> tu
     return s_tok, e_tok
 
 
+def normalized_example(question: str, context: str, start: int, answer: str
+                       ) -> tuple[str, str, tuple[int, str]]:
+    """A training example as the reader reads at inference (`odqa.text.normalize` on question and context), the
+    answer moved to its place in the normalised context; the example as given when the answer does not map
+    onto a whole normalised span (it then still trains, on the text as it was)."""
+    view = normalize_with_map(context)
+    if view.starts is None:
+        return normalize(question), context, (start, answer)
+    n_start, n_answer = bisect_left(view.starts, start), normalize(answer)
+    if view.text[n_start:n_start + len(n_answer)] != n_answer or not n_answer:
+        return question, context, (start, answer)
+    return normalize(question), view.text, (n_start, n_answer)
+
+
 def training_examples(questions, report: SkipReport, kept: list[int] | None = None
                       ) -> tuple[list[str], list[str], list[tuple[int, str]]]:
-    """(questions, contexts, answers) for training; records whose answer is not in the context are skipped
-    (`kept`, when given, receives the positions of the questions used)."""
+    """(questions, contexts, answers) for training, normalised as the reader reads (`normalized_example`);
+    records whose answer is not in the context are skipped (`kept`, when given, receives the positions of the
+    questions used)."""
     qs, ctxs, ans = [], [], []
     for i, q in enumerate(questions):
         if not q.context or not q.answers:
@@ -134,9 +151,10 @@ def training_examples(questions, report: SkipReport, kept: list[int] | None = No
             report.add(f"question {q.id}", f"answer {q.answers[0]!r} does not occur at offset "
                        f"{q.answer_starts[0] if q.answer_starts else '-'} of its context")
             continue
-        qs.append(q.question)
-        ctxs.append(q.context)
-        ans.append((start, q.answers[0]))
+        question, context, answer = normalized_example(q.question, q.context, start, q.answers[0])
+        qs.append(question)
+        ctxs.append(context)
+        ans.append(answer)
         if kept is not None:
             kept.append(i)
     return qs, ctxs, ans

@@ -7,11 +7,15 @@ start/end logits); a hub name of one works too when the hub is reachable.
 `runtime` runs an odqa checkpoint's span model in torch (default) or in ONNX Runtime, fp32 (`onnx`)
 or dynamic int8 (`onnx-int8`), exported once and cached (`odqa.reader.onnx_reader`); the ONNX
 runtimes run on the CPU.
+
+The reader reads questions and passages through `odqa.text.normalize` (as the retrievers match them)
+and reports every answer in the original passage text: `text == passage.text[start:end]`.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,6 +25,7 @@ from odqa.modeling.checkpoint import HEAD_JSON, load_model, open_checkpoint
 from odqa.reader.hf_qa import is_hf_qa_folder
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Step, default_postprocessor
+from odqa.text.normalize import Normalized, normalize, normalize_with_map
 from odqa.timing import stage
 from odqa.types import Answer, Hit
 
@@ -113,10 +118,23 @@ class Reader:
                              scores, quiet=quiet, tokenize_lock=self._tokenize)
 
     def read_batch(self, questions: list[str], hits: list[list[Hit]], quiet: bool = True) -> list[list[Answer]]:
-        """Post-processed n-best spans per question (empty list: no answer found)."""
-        raw = self.read_raw(questions, hits, quiet)
+        """Post-processed n-best spans per question (empty list: no answer found), read on the normalised
+        texts and reported in the original ones."""
+        views = [{h.passage.id: normalize_with_map(h.passage.text) for h in hs} for hs in hits]
+        read = [[replace(h, passage=replace(h.passage, text=v[h.passage.id].text)) for h in hs]
+                for hs, v in zip(hits, views)]
+        raw = self.read_raw([normalize(q) for q in questions], read, quiet)
         with stage("read_postprocess"):
-            return [self.post(spans, {h.passage.id: h.passage.text for h in hs}) for spans, hs in zip(raw, hits)]
+            return [[_in_original(a, v[a.passage_id]) for a in self.post(spans, {p: n.text for p, n in v.items()})]
+                    for spans, v in zip(raw, views)]
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
         return self.read_batch([question], [hits])[0]
+
+
+def _in_original(answer: Answer, view: Normalized) -> Answer:
+    """`answer` (offsets into the normalised passage) with its offsets and text in the original passage."""
+    if view.starts is None:
+        return answer
+    start, end = view.to_original(answer.start, answer.end)
+    return replace(answer, text=view.original[start:end], start=start, end=end)

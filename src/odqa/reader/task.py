@@ -23,6 +23,7 @@ from odqa.modeling.heads import HeadConfig
 from odqa.modeling.losses import distillation_loss, shared_span_loss
 from odqa.reader.em_feature import em_spans
 from odqa.reader.features import SkipReport, make_windows, training_examples
+from odqa.text.normalize import normalize
 from odqa.reader.inference import WindowSettings, collate, predict_spans
 from odqa.reader.postprocess import default_postprocessor
 from odqa.optimization import frozen_prefixes
@@ -98,7 +99,7 @@ class ReaderTask:
             for j, i in enumerate(kept):
                 for p in negatives[i]:
                     qs.append(qs[j])
-                    ctxs.append(p.text)
+                    ctxs.append(normalize(p.text))
                     ans.append(None)
                     owner.append(j)
                     mined.append(True)

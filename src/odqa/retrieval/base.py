@@ -9,8 +9,9 @@ from odqa.types import Hit
 
 
 class Retriever(Protocol):
-    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Top-k hits per query, best first (batched)."""
+    def search(self, queries: Sequence[str], k: int, filters=None) -> list[list[Hit]]:
+        """Top-k hits per query, best first (batched); with `filters` (`odqa.retrieval.filters.Filters`),
+        among the passages whose metadata they allow."""
         ...
 
 

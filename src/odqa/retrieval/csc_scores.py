@@ -56,26 +56,36 @@ class CscScores:
             out += self.nonoccurrence[np.asarray(ids)].sum()
         return out
 
-    def top(self, terms: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(documents, scores) of one query's k best (0 < k <= num_docs), best first; equal scores in
-        document order, and of documents tied at the k-th score the first ones are kept."""
+    def top(self, terms: list[str], k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(documents, scores) of one query's k best (0 < k <= num_docs, or <= len(rows)), best first; equal
+        scores in document order, and of documents tied at the k-th score the first ones are kept. `rows`
+        (sorted document numbers): rank only those (a metadata filter)."""
         s = self.scores(terms)
-        if k < len(s):
-            kth = -np.partition(-s, k - 1)[k - 1]    # the k-th best score (this way round: 4x faster)
-            above = np.flatnonzero(s > kth)
-            docs = np.concatenate([above, np.flatnonzero(s == kth)[:k - len(above)]])
-        else:
-            docs = np.arange(len(s))
-        kept = s[docs]
-        order = np.lexsort((docs, -kept))
-        return docs[order], kept[order]
+        if rows is not None:
+            docs, kept = _top(s[rows], k)
+            return rows[docs], kept
+        return _top(s, k)
 
-    def top_k(self, queries: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(documents, scores), each (n_queries, k), for k <= num_docs."""
+    def top_k(self, queries: list[list[str]], k: int,
+              rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(documents, scores), each (n_queries, k), for k <= num_docs (or <= len(rows) when given)."""
         docs = np.empty((len(queries), k), dtype=np.int64)
         scores = np.empty((len(queries), k), dtype=self.dtype)
         if k == 0:
             return docs, scores
         for i, terms in enumerate(queries):
-            docs[i], scores[i] = self.top(terms, k)
+            docs[i], scores[i] = self.top(terms, k, rows)
         return docs, scores
+
+
+def _top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, scores) of the k best of `s`, best first, equal scores in position order."""
+    if k < len(s):
+        kth = -np.partition(-s, k - 1)[k - 1]    # the k-th best score (this way round: 4x faster)
+        above = np.flatnonzero(s > kth)
+        docs = np.concatenate([above, np.flatnonzero(s == kth)[:k - len(above)]])
+    else:
+        docs = np.arange(len(s))
+    kept = s[docs]
+    order = np.lexsort((docs, -kept))
+    return docs[order], kept[order]

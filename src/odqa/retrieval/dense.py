@@ -30,17 +30,20 @@ from odqa.modeling.encoders import (QUANTIZE, RETRIEVER_FILE, WEIGHT_FILES, Enco
                                     encoder_fingerprint, mean_pool, mean_pool_np, passage_encoder_spec)
 from odqa.modeling.runtimes import make_runtime
 from odqa.retrieval.base import check_queries
+from odqa.retrieval.filters import Filters, MetadataTable, allowed_rows
+from odqa.text.normalize import normalize
 from odqa.text.pieces import token_prefix
 from odqa.timing import stage
 from odqa.types import Hit, Passage
 
 log = logging.getLogger(__name__)
+UNLIMITED = int(1e30)           # a tokenizer limit no text reaches
 INDEX_TYPES = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 class DenseEncoder:
     """Encodes queries and passages with one (shared) backbone, or passages with the base encoder a
-    query-side fine-tuned folder names."""
+    query-side fine-tuned folder names. Texts are read through `odqa.text.normalize`, as the analyzers read them."""
 
     def __init__(self, spec: str, max_length: int = 256, batch_size: int = 32, quantize: str = "none",
                  threads: int = 0, model=None, tokenizer=None, device: str = "auto"):
@@ -81,6 +84,10 @@ class DenseEncoder:
         self.runtime = self.runner.name
         self.model = getattr(self.runner, "model", None)      # the torch module (None on ONNX Runtime)
         self.onnx = self.runner if onnx else None
+        # odqa cuts or windows every sequence itself (`_ids`, `window_ids`): lengths past the model's limit are
+        # measured on purpose, so the tokenizer's "longer than the specified maximum sequence length" warning
+        # would be wrong; its limit is lifted (the encoder's own limit is `max_length`)
+        tokenizer.model_max_length = UNLIMITED
         self.tokenizer = tokenizer
         self._dim = self.runner.dim
         self.prefix = {k: e5_prefix(k, self.path) for k in ("query", "passage")}
@@ -97,6 +104,7 @@ class DenseEncoder:
         """Token ids of each text; with `max_tokens`, only at least the first that many are kept: a long
         text is cut to a prefix first (tokenising a 5 MB passage whole takes 25 s)."""
         pre = self.prefix[kind]
+        texts = [normalize(t) for t in texts]
 
         def count(text: str) -> int:
             return len(self.tokenizer(pre + text, add_special_tokens=True)["input_ids"])
@@ -134,6 +142,7 @@ class DenseEncoder:
         passage prefix (e5's `passage: `) so that every window is encoded as a passage."""
         check_stride(stride)
         windows, owners = [], []
+        texts = [normalize(t) for t in texts]
         with self._tokenize_lock:
             spans = windows_with_spans(self.tokenizer, texts, self.prefix["passage"], self.max_length, stride)
         for i, wins in enumerate(spans):
@@ -288,28 +297,43 @@ def build_faiss(vectors: np.ndarray, cfg: DenseConfig):
 
 
 class DenseRetriever:
-    """Search over one vector per passage, or per window when `owners` maps vectors to passages."""
+    """Search over one vector per passage, or per window when `owners` maps vectors to passages; with
+    filters, over the vectors of the passages they allow (a FAISS id selector; an exact search over those
+    vectors when an approximate index finds fewer than k of them)."""
 
-    def __init__(self, passages: list[Passage], encoder: DenseEncoder, index, owners: np.ndarray | None = None):
+    def __init__(self, passages: list[Passage], encoder: DenseEncoder, index, owners: np.ndarray | None = None,
+                 metadata: MetadataTable | None = None):
         self.passages, self.encoder, self.index, self.owners = passages, encoder, index, owners
+        self.metadata = metadata if metadata is not None else MetadataTable(passages)
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
         queries = check_queries(queries)
+        rows = allowed_rows(self.metadata, filters)
         with stage("query_encoding"):
             q = self.encoder.encode(queries, "query")
         with stage("dense_search"):
-            return self._search_vectors(q, k)
+            return self._search_vectors(q, k, rows)
 
-    def _search_vectors(self, q: np.ndarray, k: int) -> list[list[Hit]]:
-        k = min(k, len(self.passages))
+    def _allowed_vectors(self, rows: np.ndarray | None) -> np.ndarray | None:
+        if rows is None or self.owners is None:
+            return rows
+        return np.flatnonzero(np.isin(self.owners, rows)).astype(np.int64)
+
+    def _search_vectors(self, q: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[list[Hit]]:
+        n_passages = len(self.passages) if rows is None else len(rows)
+        k = min(k, n_passages)
+        allowed = self._allowed_vectors(rows)
+        if k == 0:
+            return [[] for _ in range(len(q))]
         if self.owners is None:
-            scores, idx = self.index.search(q, k)
+            scores, idx = faiss_search(self.index, q, k, allowed)
             return [[Hit(self.passages[int(i)], float(s), r + 1, "dense") for r, (i, s) in enumerate(zip(ri, rs))
                      if i >= 0] for ri, rs in zip(idx, scores)]
         # a passage's score is its best window: fetch enough windows that k distinct passages survive
         # (exact while the extra windows number at most 3k)
-        extra = len(self.owners) - len(self.passages)
-        scores, idx = self.index.search(q, min(len(self.owners), k + min(extra, 3 * k)))
+        n_vectors = len(self.owners) if allowed is None else len(allowed)
+        extra = n_vectors - n_passages
+        scores, idx = faiss_search(self.index, q, min(n_vectors, k + min(extra, 3 * k)), allowed)
         out = []
         for ri, rs in zip(idx, scores):
             seen: set[int] = set()
@@ -330,6 +354,59 @@ class DenseRetriever:
         faiss.write_index(self.index, str(folder / "index.faiss"))
         if self.owners is not None:
             np.save(folder / "owners.npy", self.owners)
+
+
+def _search_params(index, allowed: np.ndarray):
+    """FAISS search parameters that keep the vectors `allowed` only (the index's own search settings kept)."""
+    import faiss
+    sel = faiss.IDSelectorBatch(allowed)
+    inner = faiss.downcast_index(index)
+    if hasattr(inner, "hnsw"):
+        return faiss.SearchParametersHNSW(sel=sel, efSearch=inner.hnsw.efSearch), sel
+    if hasattr(inner, "nprobe"):
+        return faiss.SearchParametersIVF(sel=sel, nprobe=inner.nprobe), sel
+    return faiss.SearchParameters(sel=sel), sel
+
+
+def _exact(index, q: np.ndarray, n: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Inner-product top-n over the `allowed` vectors, read back from the index (None when it cannot)."""
+    import faiss
+    inner = faiss.downcast_index(index)
+    try:
+        try:
+            vectors = inner.reconstruct_batch(allowed)
+        except RuntimeError:
+            if not hasattr(inner, "make_direct_map"):
+                raise
+            inner.make_direct_map()                  # IVF: a vector is found by its id once the map exists
+            vectors = inner.reconstruct_batch(allowed)
+    except (RuntimeError, AttributeError):
+        return None
+    sims = q @ vectors.T
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :n]
+    return np.take_along_axis(sims, top, 1).astype(np.float32), allowed[top]
+
+
+def faiss_search(index, q: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, vector ids) of each query's n best, among the `allowed` vector ids when given (sorted).
+    An approximate index (HNSW, IVF) that finds fewer than n allowed vectors is searched exactly over them."""
+    if allowed is None:
+        return index.search(q, n)
+    n = min(n, len(allowed))
+    if n == 0:
+        return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+    try:
+        params, _sel = _search_params(index, allowed)     # the selector lives as long as the search
+        scores, idx = index.search(q, n, params=params)
+    except (RuntimeError, TypeError, AttributeError):      # an index without selector support (a GPU copy)
+        scores, idx = None, None
+    if idx is None or (idx < 0).any():
+        exact = _exact(index, q, n, allowed)
+        if exact is not None:
+            return exact
+        if idx is None:
+            raise OdqaError("this dense index cannot be searched with filters (no id selector, no stored vectors)")
+    return scores, idx
 
 
 def faiss_for_search(index, device):

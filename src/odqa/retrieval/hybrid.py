@@ -16,6 +16,7 @@ from typing import Sequence
 from odqa.config import HybridConfig
 from odqa.errors import OdqaError
 from odqa.retrieval.base import Retriever, check_queries
+from odqa.retrieval.filters import Filters
 from odqa.timing import stage
 from odqa.types import Hit
 
@@ -68,12 +69,16 @@ class HybridRetriever:
             raise OdqaError(f"hybrid alpha must be within [0, 1], got {cfg.alpha}")
         self.sparse, self.dense, self.cfg = sparse, dense, cfg
 
-    def candidates(self, queries: Sequence[str], k: int) -> tuple[list[list[Hit]], list[list[Hit]]]:
+    def candidates(self, queries: Sequence[str], k: int,
+                   filters: Filters | None = None) -> tuple[list[list[Hit]], list[list[Hit]]]:
+        """Each side's top-depth hits (both filtered alike when `filters` are given)."""
         queries = check_queries(queries)
         depth = max(k, self.cfg.depth)
-        return self.sparse.search(queries, depth), self.dense.search(queries, depth)
+        if not filters:
+            return self.sparse.search(queries, depth), self.dense.search(queries, depth)
+        return self.sparse.search(queries, depth, filters), self.dense.search(queries, depth, filters)
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        sp, de = self.candidates(queries, k)
+    def search(self, queries: Sequence[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
+        sp, de = self.candidates(queries, k, filters)
         with stage("fusion"):
             return [fuse(s, d, self.cfg, k) for s, d in zip(sp, de)]

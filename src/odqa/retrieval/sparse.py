@@ -17,6 +17,7 @@ from odqa.config import BM25Config
 from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
 from odqa.retrieval.csc_scores import CscScores
+from odqa.retrieval.filters import Filters, MetadataTable, allowed_rows
 from odqa.text.analyzers import Analyzer
 from odqa.timing import stage
 from odqa.types import Hit, Passage
@@ -59,18 +60,24 @@ class BM25Scorer:
             self._model = _rank_bm25(self.cfg, doc_terms)
         return self
 
-    def top_k(self, query_terms: list[list[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(doc indices, scores), each of shape (n_queries, k'), k' = min(k, n_docs)."""
-        k = min(k, self.n_docs)
+    def top_k(self, query_terms: list[list[str]], k: int,
+              rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc indices, scores), each of shape (n_queries, k'), k' = min(k, n_docs); `rows` (sorted doc
+        indices, a metadata filter): only those are ranked, k' = min(k, len(rows))."""
+        k = min(k, self.n_docs if rows is None else len(rows))
         if self.backend == "bm25s":
-            return self._csc().top_k(query_terms, k)
+            return self._csc().top_k(query_terms, k, rows)
         idx = np.zeros((len(query_terms), k), dtype=np.int64)
         sc = np.zeros((len(query_terms), k), dtype=np.float32)
+        if k == 0:
+            return idx, sc
         for i, q in enumerate(query_terms):
-            s = self._model.get_scores(q)
+            s = np.asarray(self._model.get_scores(q))
+            docs = np.arange(len(s)) if rows is None else rows
+            s = s[docs]
             top = np.argpartition(-s, k - 1)[:k]
             top = top[np.argsort(-s[top], kind="stable")]
-            idx[i], sc[i] = top, s[top]
+            idx[i], sc[i] = docs[top], s[top]
         return idx, sc
 
     def _csc(self) -> "CscScores":
@@ -108,12 +115,13 @@ def _rank_bm25(cfg: BM25Config, doc_terms: list[list[str]]):
 
 
 class SparseRetriever:
-    """Analyzer + BM25 scorer + the passages they index."""
+    """Analyzer + BM25 scorer + the passages they index (and their metadata, for filtered searches)."""
 
     def __init__(self, passages: list[Passage], analyzer: Analyzer, scorer: BM25Scorer,
-                 include_title: bool = True):
+                 include_title: bool = True, metadata: MetadataTable | None = None):
         self.passages, self.analyzer, self.scorer = passages, analyzer, scorer
         self.include_title = include_title
+        self.metadata = metadata if metadata is not None else MetadataTable(passages)
 
     @classmethod
     def build(cls, passages: list[Passage], analyzer: Analyzer, cfg: BM25Config, include_title: bool = True,
@@ -123,12 +131,14 @@ class SparseRetriever:
             doc_terms = analyzer.tokenize([passage_text(p, include_title) for p in passages], progress)
         return cls(passages, analyzer, BM25Scorer(cfg, backend).fit(doc_terms), include_title)
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int = 10, filters: Filters | None = None) -> list[list[Hit]]:
+        """Top-k passages sharing a term with each query; with `filters`, among the passages they allow."""
         queries = check_queries(queries)
+        rows = allowed_rows(self.metadata, filters)
         with stage("query_analysis"):
             terms = self.analyzer.tokenize(queries)
         with stage("sparse_search"):
-            idx, scores = self.scorer.top_k(terms, k)
+            idx, scores = self.scorer.top_k(terms, k, rows)
         out = []
         for row_i, row_s in zip(idx, scores):
             out.append([Hit(self.passages[int(i)], float(s), r + 1, "sparse")

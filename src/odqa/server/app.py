@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from odqa.api import __version__
 from odqa.server.auth import api_key_check
-from odqa.server.batching import MicroBatcher
+from odqa.server.batching import MicroBatcher, Overloaded
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
 from odqa.server.middleware import BodyLimit, CatchAll, Metrics
@@ -42,15 +42,16 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     pool: dict[str, ThreadPoolExecutor] = {}
 
     def ask_group(key, questions):                     # runs in a worker thread
-        name, mode, k = key
+        name, mode, k, filters = key
         p = served.pipelines[name].in_mode(mode)
         t0 = time.perf_counter()
-        results = p.ask_batch(questions, k=k)
+        results = p.ask_batch(questions, k=k, filters=None if filters is None else list(filters))
         metrics.stage.labels("ask_batch").observe(time.perf_counter() - t0)
         return [(r, p) for r in results]
 
     batcher = MicroBatcher(ask_group, config.max_batch_size, config.max_wait_ms, config.workers,
-                           enabled=config.batching, on_batch=metrics.batch_size.observe)
+                           enabled=config.batching, on_batch=metrics.batch_size.observe,
+                           max_pending=config.max_queue, deadline_s=config.timeout_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -62,6 +63,9 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     async def in_time(work):
         try:
             return await asyncio.wait_for(work, config.timeout_s)
+        except Overloaded as e:
+            raise ApiError(503, f"the server is at capacity ({e}): retry after {e.retry_after} s",
+                           {"Retry-After": str(e.retry_after)}) from None
         except asyncio.TimeoutError:
             raise ApiError(504, f"no answer within {config.timeout_s:g} s (the server is busy): try again "
                                 f"later") from None
@@ -75,7 +79,8 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     async def ask(req: AskRequest):
         k, top, t0 = req.k or config.k, req.top or config.top, time.perf_counter()
         name, _ = served.get(req.index)
-        (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k), req.question))
+        filters = None if req.filters is None else tuple(req.filters)     # questions batch with their own filters
+        (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k, filters), req.question))
         timings = {"queue": queued, **r.timings, "total": time.perf_counter() - t0}
         return AskResponse.of(r, name, p.mode, top, p.reader_settings["readers"], p.sentence_level, size, timings)
 
@@ -86,7 +91,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
 
         def work():
             r = pipe.retrieval.in_mode(req.mode or config.mode)
-            return r.mode, r.retrieve_batch([req.question], k)[0]
+            return r.mode, r.retrieve_batch([req.question], k, req.filters)[0]
         mode, hits = await in_time(asyncio.get_running_loop().run_in_executor(pool.get("workers"), work))
         total = round(time.perf_counter() - t0, 6)
         return RetrieveResponse(question=req.question, index=name, mode=mode, passages=[Passage.of(h) for h in hits],

@@ -9,16 +9,34 @@ when it is full or `max_wait_ms` after its first item arrived; at most `concurre
 once, and a due batch that waits for a free slot keeps taking items until it is full, so under load
 batches grow instead of queueing. With `enabled=False` every item is a batch of its own. Items of
 different keys never share a batch.
+
+Admission: an item is refused at once (`Overloaded`, with the seconds after which to retry) when
+`max_pending` items are already waiting or running, or when the wait it would have, estimated from the
+seconds per item of the batches run so far (a moving average, with a margin), is past `deadline_s`. So a burst beyond
+capacity is told "not now" in milliseconds instead of waiting for its deadline and failing there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
+
+
+MARGIN = 1.25    # an estimate this much over the deadline is refused: batch times vary, a refusal is cheap
+
+
+class Overloaded(Exception):
+    """The batcher cannot take another item now; `retry_after`: seconds after which it likely can."""
+
+    def __init__(self, pending: int, wait_s: float):
+        self.pending, self.wait_s = pending, wait_s
+        self.retry_after = max(1, math.ceil(wait_s))
+        super().__init__(f"{pending} requests are waiting or running (about {wait_s:.1f} s of work)")
 
 
 @dataclass(eq=False)
@@ -34,17 +52,25 @@ class _Batch:
 class MicroBatcher:
     def __init__(self, run: Callable[[Hashable, list], Sequence[Any]], max_size: int, max_wait_ms: float,
                  concurrency: int = 1, executor: Executor | None = None, enabled: bool = True,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, max_pending: int | None = None,
+                 deadline_s: float | None = None):
         self.run, self.max_size, self.max_wait = run, max_size, max_wait_ms / 1000
         self.concurrency, self.executor, self.enabled, self.on_batch = concurrency, executor, enabled, on_batch
+        self.max_pending, self.deadline_s = max_pending, deadline_s
+        self.pending = 0                             # items submitted and not yet answered (or given up)
+        self.item_seconds: float | None = None       # moving average of a batch's seconds per item
         self._open: dict[Hashable, _Batch] = {}      # taking items
         self._due: deque[_Batch] = deque()           # waiting for a slot, oldest first (may still be open)
         self._running: set[asyncio.Task] = set()     # held so that running batches are not garbage-collected
 
     async def submit(self, key: Hashable, item: Any) -> tuple[Any, int, float]:
-        """The item's result, the size of the batch it ran in, and the seconds it waited for that batch."""
+        """The item's result, the size of the batch it ran in, and the seconds it waited for that batch;
+        `Overloaded` at once when it cannot be answered in time (see the module's doc)."""
+        self.admit()
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        self.pending += 1
+        fut.add_done_callback(self._answered)
         b = self._open.get(key) if self.enabled else None
         if b is None:
             b = self._open[key] = _Batch(key)
@@ -57,6 +83,22 @@ class MicroBatcher:
         elif b.timer is None and not b.due:
             b.timer = loop.call_later(self.max_wait, self._make_due, b)
         return await fut
+
+    def expected_wait(self) -> float:
+        """Seconds until a new item would be answered, from the work already taken (0 before any batch ran)."""
+        if self.item_seconds is None:
+            return 0.0
+        return (self.pending + 1) * self.item_seconds / self.concurrency
+
+    def admit(self) -> None:
+        wait = self.expected_wait()
+        if self.max_pending is not None and self.pending >= self.max_pending:
+            raise Overloaded(self.pending, max(wait, self.item_seconds or 1.0))
+        if self.deadline_s is not None and wait * MARGIN > self.deadline_s:
+            raise Overloaded(self.pending, wait - self.deadline_s)
+
+    def _answered(self, _fut) -> None:
+        self.pending -= 1
 
     def _make_due(self, b: _Batch) -> None:
         if b.timer is not None:
@@ -94,6 +136,8 @@ class MicroBatcher:
                 if not f.done():
                     f.set_exception(e)
             return
+        per_item = (time.perf_counter() - started) / len(items)
+        self.item_seconds = per_item if self.item_seconds is None else 0.7 * self.item_seconds + 0.3 * per_item
         for f, r, t in zip(futures, results, arrived):
             if not f.done():                         # a request that timed out is no longer waiting
                 f.set_result((r, len(items), started - t))

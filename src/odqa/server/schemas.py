@@ -25,6 +25,10 @@ class RetrieveRequest(BaseModel):
                                  description="A served index (GET /v1/indexes); default: the first one.")
     k: Optional[int] = Field(None, ge=1, description="Passages retrieved (and read); default: the server's k.")
     mode: Optional[Mode] = Field(None, description="Retrieval mode; default: the server's mode.")
+    filters: Optional[list[str]] = Field(None, max_length=32, description="Metadata filters, all of which must "
+                                         "hold (field=value, field!=value, 'field in [a,b]', field>=2000, "
+                                         "date<2024-01-01); default: the server's.",
+                                         examples=[["source=wiki", "year>=2000"]])
 
     @field_validator("question", mode="before")
     @classmethod

@@ -44,6 +44,7 @@ class ServeConfig(Section):
     max_question_chars: int = Field(1000, ge=1)
     max_body_bytes: int = Field(65536, ge=256)
     timeout_s: float = Field(30.0, gt=0)            # per request; past it the answer is 504
+    max_queue: int = Field(256, ge=1)               # /v1/ask requests waiting or running; past it 503 at once
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,10 @@ pieces of bounded length (`odqa.text.pieces`), so time stays linear in a text's 
 `progress` (counted in texts) moves by fractions of a text while a long one is analysed.
 MeCab can also index the parts of compound and inflected entries (`decompound`: none | mixed |
 discard, as nori's modes; recorded in `spec()`).
+
+Every analyzer reads texts through `odqa.text.normalize` (NFC/NFD, compatibility jamo, full-width
+forms and odd spaces fold to one form) before it analyses them: `tokenize` normalises, each
+analyzer's `_tokenize` analyses; `spec()` records the normalisation.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from functools import partial
 from typing import Callable, Sequence
 
 from odqa.errors import OdqaError
+from odqa.text.normalize import NORMALIZATION, normalize
 from odqa.text.pieces import map_pieces
 from odqa.workers import worker_pool
 
@@ -59,9 +64,13 @@ class Analyzer:
         return _dists_version(self.dists)
 
     def spec(self) -> dict:
-        return {"name": self.name, "version": self.version, "pos": list(self.pos)}
+        return {"name": self.name, "version": self.version, "pos": list(self.pos), "normalization": NORMALIZATION}
 
     def tokenize(self, texts: Sequence[str], progress: Callable[[float], None] | None = None) -> list[list[str]]:
+        """Index terms of each text, read through `normalize` (the same for passages and questions)."""
+        return self._tokenize([normalize(t) for t in texts], progress)
+
+    def _tokenize(self, texts: list[str], progress: Callable[[float], None] | None = None) -> list[list[str]]:
         raise NotImplementedError
 
     def __call__(self, text: str) -> list[str]:
@@ -75,9 +84,9 @@ class WhitespaceAnalyzer(Analyzer):
     name = "whitespace"
 
     def spec(self) -> dict:
-        return {"name": self.name, "version": self.version, "pos": []}
+        return {**super().spec(), "pos": []}
 
-    def tokenize(self, texts, progress=None):
+    def _tokenize(self, texts, progress=None):
         out = [[t for t in _PUNCT.sub(" ", _norm(x)).split() if t] for x in texts]
         if progress:
             progress(len(texts))
@@ -90,9 +99,9 @@ class CharNgramAnalyzer(Analyzer):
     n = 2
 
     def spec(self) -> dict:
-        return {"name": self.name, "version": self.version, "pos": [], "n": self.n}
+        return {**super().spec(), "pos": [], "n": self.n}
 
-    def tokenize(self, texts, progress=None):
+    def _tokenize(self, texts, progress=None):
         out = []
         for x in texts:
             toks = []
@@ -122,7 +131,7 @@ class KiwiAnalyzer(Analyzer):
             analysed = list(self._kiwi.tokenize(batch))
         return [[_norm(t.form) for t in toks if self.keep(t.tag)] for toks in analysed]
 
-    def tokenize(self, texts, progress=None):
+    def _tokenize(self, texts, progress=None):
         return map_pieces(list(texts), self._terms, progress, max_pieces=256)
 
 
@@ -220,7 +229,7 @@ class MecabAnalyzer(Analyzer):
     def spec(self) -> dict:
         return {**super().spec(), "decompound": self.decompound}
 
-    def tokenize(self, texts, progress=None):
+    def _tokenize(self, texts, progress=None):
         texts = list(texts)
         run = partial(_mecab_terms, pos=self.pos, decompound=self.decompound)
         if self.workers > 1 and (len(texts) >= self.parallel_min or sum(map(len, texts)) >= self.parallel_min_chars):

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from odqa.text.normalize import NORMALIZATION
 from odqa.atomic import AtomicFolder
 from odqa.config import DenseConfig, IndexConfig, with_changes
 from odqa.corpus import file_sha256, load_corpus
@@ -44,7 +45,8 @@ def _user_dictionary(cfg) -> tuple[list[str] | None, dict | None]:
 
 
 def _analyzer_spec(nori: bool, version: str, cfg: IndexConfig, user_dict: dict | None) -> dict:
-    spec = {"name": "nori" if nori else "cjk", "version": f"elasticsearch-{version}"}
+    spec = {"name": "nori" if nori else "cjk", "version": f"elasticsearch-{version}",
+            "normalization": NORMALIZATION}          # content is sent normalised (`schema.document`)
     if nori:
         spec.update(pos=list(cfg.analyzer.pos), stoptags=schema.stoptags(cfg.analyzer.pos),
                     decompound_mode=cfg.elastic.decompound_mode, user_dictionary=user_dict)
@@ -140,7 +142,7 @@ def build_es_index(corpus_path: str | Path, name: str, cfg: IndexConfig, root=No
     t0 = time.perf_counter()
     corpus_path = Path(corpus_path)
     corpus = load_corpus(corpus_path, cfg.corpus.format, cfg.corpus.chunk_size, cfg.corpus.chunk_overlap,
-                         cfg.corpus.dedup, cfg.corpus.encoding)
+                         cfg.corpus.dedup, cfg.corpus.encoding, cfg.corpus.fields())
     settings = mf.build_settings(cfg, _analyzer_spec(nori, version, cfg, user_dict))
     settings["sparse"] = {**settings["sparse"], "backend": BACKEND, "method": "lucene"}
     if settings["dense"]:

@@ -12,10 +12,11 @@ import re
 from typing import Sequence
 
 from odqa.errors import OdqaError
+from odqa.text.normalize import normalize
 
 ANALYZER = "odqa_korean"
 SIMILARITY = "odqa_bm25"
-SOURCE_FIELDS = ["id", "title", "text", "doc_id"]
+SOURCE_FIELDS = ["id", "title", "text", "doc_id", "metadata"]
 DECOMPOUND_MODES = ("none", "discard", "mixed")
 FUSIONS = ("auto", "server", "client")
 # Part-of-speech tags of nori (mecab-ko-dic), as accepted by nori_part_of_speech.stoptags.
@@ -79,13 +80,18 @@ def index_body(analysis_settings: dict, k1: float, b: float, dims: int | None = 
         "text": {"type": "text", "index": False},
         "aliases": {"type": "keyword"},
         "content": {"type": "text", "analyzer": ANALYZER, "similarity": SIMILARITY},
+        # the passage's metadata, for filters: text as keyword (exact values; ISO dates compare as text)
+        "metadata": {"type": "object", "dynamic": True},
     }
     if dims:
         props["vector"] = {"type": "dense_vector", "dims": int(dims), "index": True, "similarity": "cosine"}
     settings = {"number_of_shards": shards, "number_of_replicas": replicas, "refresh_interval": "-1",
                 "similarity": {SIMILARITY: {"type": "BM25", "k1": float(k1), "b": float(b)}},
                 "analysis": analysis_settings}
-    mappings = {"dynamic": "strict", "_source": {"excludes": ["content", "vector"]}, "properties": props}
+    mappings = {"dynamic": "strict", "date_detection": False, "numeric_detection": False,
+                "dynamic_templates": [{"metadata_text": {"path_match": "metadata.*", "match_mapping_type": "string",
+                                                         "mapping": {"type": "keyword"}}}],
+                "_source": {"excludes": ["content", "vector"]}, "properties": props}
     if meta is not None:
         mappings["_meta"] = meta
     return {"settings": settings, "mappings": mappings}
@@ -94,7 +100,9 @@ def index_body(analysis_settings: dict, k1: float, b: float, dims: int | None = 
 def document(p, include_title: bool, aliases: Sequence[str] = (), vector=None) -> dict:
     from odqa.retrieval.sparse import passage_text
     doc = {"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id,
-           "content": passage_text(p, include_title)}
+           "content": normalize(passage_text(p, include_title))}        # matched as the local analyzers read it
+    if p.metadata:
+        doc["metadata"] = p.metadata
     if aliases:
         doc["aliases"] = list(aliases)
     if vector is not None:
@@ -102,28 +110,63 @@ def document(p, include_title: bool, aliases: Sequence[str] = (), vector=None) -
     return doc
 
 
-def _match(query: str) -> dict:
-    return {"match": {"content": {"query": query}}}
+def _match(query: str, filters=None) -> dict:
+    match = {"match": {"content": {"query": normalize(query)}}}
+    clauses = filter_clauses(filters)
+    return {"bool": {"must": [match], "filter": clauses}} if clauses else match
 
 
-def _knn(vector, k: int, num_candidates: int) -> dict:
-    return {"field": "vector", "query_vector": [float(x) for x in vector], "k": k,
-            "num_candidates": max(k, num_candidates)}
+def _value(raw: str):
+    """A filter value as Elasticsearch compares it: a number as a number, else the text."""
+    try:
+        return float(raw) if any(c in raw for c in ".eE") else int(raw)
+    except ValueError:
+        return raw
 
 
-def sparse_query(query: str, k: int) -> dict:
-    return {"query": _match(query), "size": k, "_source": SOURCE_FIELDS, "track_total_hits": False}
+def filter_clauses(filters) -> list[dict]:
+    """`odqa.retrieval.filters.Filters` as Elasticsearch filter clauses on `metadata.*` (AND)."""
+    out: list[dict] = []
+    for c in (filters.conditions if filters else ()):
+        name = f"metadata.{c.field}"
+        if c.op == "=":
+            out.append({"term": {name: _value(c.values[0])}})
+        elif c.op == "!=":
+            out.append({"bool": {"must_not": [{"term": {name: _value(c.values[0])}}]}})
+        elif c.op == "in":
+            out.append({"terms": {name: [_value(v) for v in c.values]}})
+        else:
+            op = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[c.op]
+            value = _value(c.values[0])
+            if isinstance(value, str) and op in ("lte", "gt"):   # a date covers its whole day/month/second
+                value += "\uffff"
+            out.append({"range": {name: {op: value}}})
+    return out
 
 
-def knn_query(vector, k: int, num_candidates: int) -> dict:
-    return {"knn": _knn(vector, k, num_candidates), "size": k, "_source": SOURCE_FIELDS, "track_total_hits": False}
+def _knn(vector, k: int, num_candidates: int, filters=None) -> dict:
+    knn = {"field": "vector", "query_vector": [float(x) for x in vector], "k": k,
+           "num_candidates": max(k, num_candidates)}
+    clauses = filter_clauses(filters)
+    if clauses:                       # filtered during the kNN search: k hits whenever k passages match
+        knn["filter"] = clauses
+    return knn
 
 
-def rrf_query(query: str, vector, k: int, window: int, rank_constant: int, num_candidates: int) -> dict:
+def sparse_query(query: str, k: int, filters=None) -> dict:
+    return {"query": _match(query, filters), "size": k, "_source": SOURCE_FIELDS, "track_total_hits": False}
+
+
+def knn_query(vector, k: int, num_candidates: int, filters=None) -> dict:
+    return {"knn": _knn(vector, k, num_candidates, filters), "size": k, "_source": SOURCE_FIELDS,
+            "track_total_hits": False}
+
+
+def rrf_query(query: str, vector, k: int, window: int, rank_constant: int, num_candidates: int, filters=None) -> dict:
     """Hybrid by Elasticsearch's own reciprocal rank fusion (the `rrf` retriever, 8.14+)."""
     window = max(k, window)
-    return {"retriever": {"rrf": {"retrievers": [{"standard": {"query": _match(query)}},
-                                                 {"knn": _knn(vector, window, num_candidates)}],
+    return {"retriever": {"rrf": {"retrievers": [{"standard": {"query": _match(query, filters)}},
+                                                 {"knn": _knn(vector, window, num_candidates, filters)}],
                                   "rank_window_size": window, "rank_constant": rank_constant}},
             "size": k, "_source": SOURCE_FIELDS, "track_total_hits": False}
 

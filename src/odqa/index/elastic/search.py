@@ -24,7 +24,8 @@ MSEARCH_BATCH = 64
 
 
 def _passage(src: dict) -> Passage:
-    return Passage(str(src["id"]), src.get("title") or "", src.get("text") or "", src.get("doc_id") or "")
+    return Passage(str(src["id"]), src.get("title") or "", src.get("text") or "", src.get("doc_id") or "",
+                   src.get("metadata") or {})
 
 
 class ElasticRetriever:
@@ -36,18 +37,19 @@ class ElasticRetriever:
         self.client, self.index, self.kind = client, index, kind
         self.encoder, self.num_candidates = encoder, num_candidates
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int = 10, filters=None) -> list[list[Hit]]:
+        """Top-k hits; `filters` (`odqa.retrieval.filters.Filters`) become the query's filter clauses."""
         queries = check_queries(queries)
         if self.kind == "sparse":
-            return self._run([schema.sparse_query(q, k) for q in queries], "sparse")
+            return self._run([schema.sparse_query(q, k, filters) for q in queries], "sparse")
         vectors = self.encoder.encode(queries, "query")
-        return self._run([schema.knn_query(v, k, self.num_candidates) for v in vectors], "dense")
+        return self._run([schema.knn_query(v, k, self.num_candidates, filters) for v in vectors], "dense")
 
-    def rrf(self, queries: Sequence[str], k: int, cfg: HybridConfig) -> list[list[Hit]]:
+    def rrf(self, queries: Sequence[str], k: int, cfg: HybridConfig, filters=None) -> list[list[Hit]]:
         """Hybrid by the server's RRF retriever (BM25 match + kNN, `rank_window_size` = hybrid depth)."""
         queries = check_queries(queries)
         vectors = self.encoder.encode(queries, "query")
-        return self._run([schema.rrf_query(q, v, k, cfg.depth, cfg.rrf_k, self.num_candidates)
+        return self._run([schema.rrf_query(q, v, k, cfg.depth, cfg.rrf_k, self.num_candidates, filters)
                           for q, v in zip(queries, vectors)], "hybrid")
 
     def _run(self, bodies: list[dict], source: str) -> list[list[Hit]]:
@@ -69,17 +71,17 @@ class ElasticHybrid(HybridRetriever):
         super().__init__(sparse, dense, cfg)
         self.server, self.strict = server and cfg.method == "rrf", strict
 
-    def search(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+    def search(self, queries: Sequence[str], k: int = 10, filters=None) -> list[list[Hit]]:
         if self.server:
             try:
-                return self.dense.rrf(queries, k, self.cfg)
+                return self.dense.rrf(queries, k, self.cfg, filters)
             except RequestFailed as e:  # a refused retriever fails the whole _msearch (parsed up front)
                 if self.strict or e.status not in (400, 403):
                     raise
                 warn(f"the server refused the RRF retriever ({e.reason}); fusing on the client instead "
                      f"(set elastic.fusion: client to skip the attempt)")
                 self.server = False
-        return super().search(queries, k)
+        return super().search(queries, k, filters)
 
 
 class ESPassages:
