@@ -123,8 +123,11 @@ def demo_index_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def demo_env(demo_index_root, monkeypatch):
-    """ODQA_INDEX_DIR pointed at the demo index folder: `Pipeline.from_index("demo")` finds it as after `odqa demo`."""
-    monkeypatch.setenv("ODQA_INDEX_DIR", str(demo_index_root))
-    return demo_index_root
+@pytest.fixture(scope="session")
+def meta_index_root(tmp_path_factory):
+    """Index 'm': the test passages with metadata fields (source: wiki for p1-p3, news for p4-p6; year), BM25 only."""
+    import odqa
+    tmp = tmp_path_factory.mktemp("meta")
+    rows = [{**p, "source": "wiki" if i < 3 else "news", "year": 2000 + i} for i, p in enumerate(PASSAGES)]
+    odqa.build_index(write_jsonl(tmp / "corpus.jsonl", rows), "m", None, index_dir=tmp / "indexes", quiet=True)
+    return tmp / "indexes"

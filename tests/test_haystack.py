@@ -12,7 +12,6 @@ from haystack.dataclasses import ExtractedAnswer  # noqa: E402
 
 import odqa  # noqa: E402
 from odqa.integrations.haystack import OdqaReader, OdqaRetriever  # noqa: E402
-from tests.docs_examples import run_examples  # noqa: E402
 
 QUESTION = "한라산의 높이는 몇 미터인가?"
 
@@ -40,13 +39,14 @@ def test_retriever_then_reader_answers_as_odqa_ask(qa_pipeline, demo_index_root,
         (ask["text"], ask["passage_id"], ask["start"], ask["end"]) == ("1,947 m", "demo-001", ask["start"], ask["end"])
     assert best.score == pytest.approx(ask["probability"], abs=1e-5)
     assert best.document.content[best.document_offset.start:best.document_offset.end] == "1,947 m"
-    assert best.document.meta["title"] == "한라산" and best.document.meta["source"] == "sparse"
+    assert best.document.meta["title"] == "한라산" and best.document.meta["retriever"] == "sparse"
 
 
 def test_the_pipeline_round_trips_through_its_dict_and_yaml(qa_pipeline, demo_index_root):
     data = qa_pipeline.to_dict()
     init = data["components"]["retriever"]["init_parameters"]
-    assert init == {"index": "demo", "mode": "sparse", "top_k": None, "index_dir": str(demo_index_root), "settings": {}}
+    assert init == {"index": "demo", "mode": "sparse", "top_k": None, "filters": None, "index_dir": str(demo_index_root),
+                    "settings": {}}
     again = Pipeline.loads(qa_pipeline.dumps())
     out = again.run({"retriever": {"query": QUESTION, "top_k": 1}, "reader": {"query": QUESTION}})
     assert out["reader"]["answers"][0].data == "1,947 m"
@@ -72,6 +72,10 @@ def test_reader_settings_reach_the_pipeline():
         OdqaReader(settings={"no_such_setting": 1}).warm_up()
 
 
-def test_the_docs_example_runs(demo_env):
-    ns = run_examples("integrations/haystack.md")
-    assert ns["answers"][0].data == "1,947 m"
+def test_retriever_filters_from_init_and_from_run(meta_index_root):
+    r = OdqaRetriever("m", top_k=6, filters=["source=wiki"], index_dir=str(meta_index_root))
+    wiki = r.run(query="한라산 훈민정음 거북선 김치")["documents"]
+    assert wiki and {d.meta["source"] for d in wiki} == {"wiki"}
+    news = r.run(query="한라산 훈민정음 거북선 김치", filters={"source": "news"})["documents"]
+    assert news and {d.meta["source"] for d in news} == {"news"}
+    assert OdqaRetriever.from_dict(r.to_dict()).filters == ["source=wiki"]

@@ -8,7 +8,6 @@ import pytest
 pytest.importorskip("langchain_core", reason="the langchain extra: pip install -e '.[dev]'")
 
 from odqa.integrations.langchain import OdqaQA, OdqaRetriever  # noqa: E402
-from tests.docs_examples import run_examples  # noqa: E402
 
 QUESTION = "한라산의 높이는 몇 미터인가?"       # demo question dq-01, gold passage demo-001
 
@@ -25,7 +24,8 @@ def test_the_retriever_returns_the_gold_demo_passage_first(retriever):
     first = docs[0]
     assert first.id == first.metadata["id"] == "demo-001" and first.metadata["title"] == "한라산"
     assert "1,947 m" in first.page_content
-    assert first.metadata["source"] == "sparse" and first.metadata["index"] == "demo" and first.metadata["rank"] == 1
+    assert first.metadata["retriever"] == "sparse" and first.metadata["index"] == "demo" and first.metadata["rank"] == 1
+    assert first.metadata["source"] == "demo/demo-001"          # no `source` field in the demo corpus: INDEX/DOC_ID
     assert [d.metadata["score"] for d in docs] == sorted((d.metadata["score"] for d in docs), reverse=True)
     assert len(retriever.invoke(QUESTION, config={"tags": ["t"]})) == len(docs)     # runnable config accepted
 
@@ -44,7 +44,7 @@ def test_qa_gives_the_span_of_odqa_ask_with_its_evidence(retriever):
 def test_the_qa_tool_answers_with_json(retriever):
     import json
     tool = OdqaQA(retriever.pipeline).as_tool()
-    assert tool.name == "korean_qa" and set(tool.args) == {"question"}
+    assert tool.name == "korean_qa" and set(tool.args) == {"question", "filters"}
     out = tool.invoke({"question": QUESTION})
     assert out["answer"] == "1,947 m" and out["evidence"]["id"] == "demo-001"
     json.dumps(out, ensure_ascii=False)                # what the caller gets back is plain JSON
@@ -67,13 +67,19 @@ def test_import_odqa_imports_no_framework_and_a_missing_extra_names_it():
     assert out.strip() == 'MissingExtra langchain_core is not installed: pip install "odqa[langchain]"'
 
 
-def test_the_docs_example_runs(demo_env):
-    ns = run_examples("integrations/langchain.md")
-    assert ns["docs"][0].metadata["id"] == "demo-001" and ns["answer"]["answer"] == "1,947 m"
 
 
 def test_without_a_mode_the_retriever_keeps_the_pipelines(serve_index_root):
     import odqa
     pipe = odqa.Pipeline.from_index("h", reader="none", mode="sparse", index_dir=serve_index_root, lazy_reader=True)
-    assert {d.metadata["source"] for d in OdqaRetriever(pipeline=pipe).invoke("백록담이 있는 산은?")} == {"sparse"}
-    assert {d.metadata["source"] for d in OdqaRetriever(pipeline=pipe, mode="hybrid").invoke("백록담이 있는 산은?")} == {"hybrid"}
+    assert {d.metadata["retriever"] for d in OdqaRetriever(pipeline=pipe).invoke("백록담이 있는 산은?")} == {"sparse"}
+    assert {d.metadata["retriever"] for d in OdqaRetriever(pipeline=pipe, mode="hybrid").invoke("백록담이 있는 산은?")} == {"hybrid"}
+
+
+def test_filters_keep_the_passages_whose_metadata_match(meta_index_root):
+    retriever = OdqaRetriever.from_index("m", k=6, index_dir=meta_index_root, reader="none")
+    every = retriever.invoke("한라산 거북선 김치")
+    assert "p1" in {d.id for d in every} and every[0].metadata["source"] in ("wiki", "news")
+    news = OdqaRetriever(pipeline=retriever.pipeline, k=6, filters=["source=news"]).invoke("한라산 거북선 김치")
+    assert news and {d.metadata["source"] for d in news} == {"news"} and "p1" not in {d.id for d in news}
+    assert all(d.metadata["year"] >= 2003 for d in news)

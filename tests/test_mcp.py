@@ -18,7 +18,6 @@ from mcp.client.stdio import StdioServerParameters  # noqa: E402
 import odqa  # noqa: E402
 from odqa.integrations.catalog import Catalog  # noqa: E402
 from odqa.integrations.mcp import make_server  # noqa: E402
-from tests.docs_examples import run_examples  # noqa: E402
 
 QUESTION = "한라산의 높이는 몇 미터인가?"
 
@@ -125,7 +124,17 @@ def test_search_keeps_the_servers_mode_unless_asked_for_another(serve_index_root
     (own, hybrid), _ = call(server, ("search", {"query": "백록담이 있는 산은?"}),
                             ("search", {"query": "백록담이 있는 산은?", "mode": "hybrid"}))
     assert own.structured_content["mode"] == "sparse" and hybrid.structured_content["mode"] == "hybrid"
-    assert {p["source"] for p in hybrid.structured_content["passages"]} == {"hybrid"}
+    assert {p["retriever"] for p in hybrid.structured_content["passages"]} == {"hybrid"}
+
+
+def test_filters_limit_search_and_ask(meta_index_root):
+    server = make_server(Catalog(odqa.PipelineConfig.from_flat(reader="none"), ["m"], meta_index_root))
+    (news, bad), tools = call(server, ("search", {"query": "한라산 거북선 김치", "k": 6, "filters": ["source=news"]}),
+                              ("search", {"query": "한라산", "filters": ["source=="]}))
+    passages = news.structured_content["passages"]
+    assert passages and {p["metadata"]["source"] for p in passages} == {"news"}
+    assert bad.is_error and "filter" in bad.content[0].text.lower()
+    assert "filters" in {t.name: t for t in tools}["ask"].input_schema["properties"]
 
 
 def test_cli_passes_the_pipeline_settings_and_the_transport(cli, monkeypatch, tmp_path):
@@ -139,7 +148,3 @@ def test_cli_passes_the_pipeline_settings_and_the_transport(cli, monkeypatch, tm
     flat = catalog.config.flat()
     assert (flat["k"], flat["mode"], flat["min_probability"]) == (4, "sparse", 0.3)
 
-
-def test_the_docs_example_runs(demo_env):
-    ns = run_examples("integrations/mcp.md")
-    assert ns["answer"]["answer"] == "1,947 m"

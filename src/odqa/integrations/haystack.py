@@ -33,12 +33,15 @@ except ImportError:       # Haystack 2 has no allowlist
     pass
 
 
+OWN = ("title", "rank", "retriever", "doc_id", "index")       # odqa's keys in a Document's meta
+
+
 def as_document(hit, index: str | None) -> Document:
-    """A retrieved passage as a Haystack Document: id, text as content, retrieval score as score; title, rank,
-    source (sparse | dense | hybrid), doc_id and index in meta."""
+    """A retrieved passage as a Haystack Document: id, text as content, retrieval score as score; in meta the
+    corpus's metadata fields, then title, rank, retriever (sparse | dense | hybrid | rerank), doc_id and index."""
     rec = hit_record(hit)
     return Document(id=rec["id"], content=rec["text"], score=rec["score"],
-                    meta={"title": rec["title"], "rank": rec["rank"], "source": rec["source"],
+                    meta={**rec["metadata"], "title": rec["title"], "rank": rec["rank"], "retriever": rec["retriever"],
                           "doc_id": rec["doc_id"], "index": index})
 
 
@@ -47,7 +50,8 @@ def as_record(doc: Document, position: int) -> dict[str, Any]:
     retrieval score, 0 when it has none)."""
     meta = doc.meta or {}
     return {"id": doc.id, "title": meta.get("title", ""), "text": doc.content, "score": doc.score,
-            "rank": meta.get("rank", position), "source": meta.get("source"), "doc_id": meta.get("doc_id", "")}
+            "rank": meta.get("rank", position), "retriever": meta.get("retriever"), "doc_id": meta.get("doc_id", ""),
+            "metadata": {k: v for k, v in meta.items() if k not in OWN}}
 
 
 @component
@@ -55,10 +59,12 @@ class OdqaRetriever:
     """The passages of an odqa index for a query, best first (passages that match no query term left out)."""
 
     def __init__(self, index: str, mode: Optional[str] = None, top_k: Optional[int] = None,
-                 index_dir: Optional[str] = None, settings: Optional[dict[str, Any]] = None):
+                 filters: Optional[list[str] | dict[str, Any]] = None, index_dir: Optional[str] = None,
+                 settings: Optional[dict[str, Any]] = None):
         """index: the index name; mode: auto | sparse | dense | hybrid; top_k: passages returned (default: the
-        pipeline's k); settings: other `odqa.Pipeline.from_index` settings by name (alpha, fusion, device, ...)."""
-        self.index, self.mode, self.top_k = index, mode, top_k
+        pipeline's k); filters: metadata filters ("source=wiki", a list of them, or a dict; a run's own replace
+        them); settings: other `odqa.Pipeline.from_index` settings by name (alpha, fusion, device, ...)."""
+        self.index, self.mode, self.top_k, self.filters = index, mode, top_k, filters
         self.index_dir = str(index_dir) if index_dir is not None else None
         self.settings = dict(settings or {})
         self._pipeline: Pipeline | None = None
@@ -69,14 +75,16 @@ class OdqaRetriever:
             self._pipeline = in_mode(pipeline_of(self.index, self.index_dir, **self.settings), self.mode)
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str, top_k: Optional[int] = None) -> dict[str, list[Document]]:
+    def run(self, query: str, top_k: Optional[int] = None,
+            filters: Optional[list[str] | dict[str, Any]] = None) -> dict[str, list[Document]]:
         self.warm_up()
-        hits = self._pipeline.passages_to_read([query], top_k or self.top_k)[0]
+        hits = self._pipeline.passages_to_read([query], top_k or self.top_k,
+                                               filters if filters is not None else self.filters)[0]
         return {"documents": [as_document(h, self.index) for h in hits]}
 
     def to_dict(self) -> dict[str, Any]:
-        return default_to_dict(self, index=self.index, mode=self.mode, top_k=self.top_k, index_dir=self.index_dir,
-                               settings=self.settings)
+        return default_to_dict(self, index=self.index, mode=self.mode, top_k=self.top_k, filters=self.filters,
+                               index_dir=self.index_dir, settings=self.settings)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OdqaRetriever":

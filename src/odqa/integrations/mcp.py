@@ -11,7 +11,7 @@ A failing call (an unknown index, an empty question) is a tool error whose text 
 
 from __future__ import annotations
 
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 from odqa.integrations.extras import require
 
@@ -29,6 +29,8 @@ HOST = "127.0.0.1"           # loopback only: the server has no authentication
 PATH = "/mcp"
 TRANSPORTS = ("stdio", "http")
 T = TypeVar("T")
+Filters = Annotated[Optional[list[str]], Field(max_length=32, description='Metadata filters the passages must all '
+                                               'match, e.g. ["source=wiki", "year>=2000"] (default: the server\'s)')]
 
 
 class PassageOut(BaseModel):
@@ -37,8 +39,9 @@ class PassageOut(BaseModel):
     text: str
     score: float = Field(description="Retrieval score (BM25, cosine or fused)")
     rank: int = Field(description="1 = the best passage")
-    source: str = Field(description="The retriever that found it: sparse | dense | hybrid")
+    retriever: str = Field(description="The stage that ranked it: sparse | dense | hybrid | rerank")
     doc_id: str = Field(description="The document the passage was cut from ('' when none)")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The corpus's metadata fields of the passage")
 
 
 class SearchOut(BaseModel):
@@ -105,10 +108,11 @@ def make_server(catalog: Catalog) -> MCPServer:
     def search(query: Annotated[str, Field(description="The query, in Korean")],
                index: Annotated[Optional[str], Field(description="Index name (default: the server's)")] = None,
                k: Annotated[int, Field(ge=1, le=1000, description="Passages returned")] = 5,
-               mode: Annotated[Optional[str], Field(description="auto | sparse | dense | hybrid")] = None) -> SearchOut:
+               mode: Annotated[Optional[str], Field(description="auto | sparse | dense | hybrid")] = None,
+               filters: Filters = None) -> SearchOut:
         def run() -> SearchOut:
             pipe = in_mode(catalog.pipeline(index), mode)
-            hits = pipe.passages_to_read([query], k)[0]
+            hits = pipe.passages_to_read([query], k, filters)[0]
             return SearchOut(index=pipe.index.name, mode=pipe.mode, passages=[PassageOut(**hit_record(h)) for h in hits])
         return _tool_errors(run)
 
@@ -117,10 +121,10 @@ def make_server(catalog: Catalog) -> MCPServer:
     def ask(question: Annotated[str, Field(description="The question, in Korean")],
             index: Annotated[Optional[str], Field(description="Index name (default: the server's)")] = None,
             k: Annotated[Optional[int], Field(ge=1, le=100, description="Passages read (default: the server's)")] = None,
-            ) -> AskOut:
+            filters: Filters = None) -> AskOut:
         def run() -> AskOut:
             pipe = catalog.pipeline(index)
-            return ask_out(pipe.ask(question, k), pipe.index.name)
+            return ask_out(pipe.ask(question, k, filters=filters), pipe.index.name)
         return _tool_errors(run)
 
     return server
