@@ -56,17 +56,28 @@ def test_an_empty_question_is_refused_in_one_line(retriever):
         OdqaQA(retriever.pipeline).invoke("   ")
 
 
-def test_import_odqa_imports_no_framework_and_a_missing_extra_names_it():
-    code = ("import sys, odqa, odqa.api, odqa.integrations; "
+def test_import_odqa_imports_no_framework():
+    code = ("import sys, odqa, odqa.api, odqa.integrations, odqa.cli.main; "
             "assert not {'langchain_core', 'haystack', 'mcp'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
-    blocked = ("import sys; sys.modules['langchain_core'] = None\n"
-               "try:\n    import odqa.integrations.langchain\n"
+
+
+@pytest.mark.parametrize("extra,module", [("langchain", "langchain_core"), ("haystack", "haystack"),
+                                          ("mcp", "mcp.server.mcpserver")])
+def test_a_missing_extra_is_one_line_naming_it(extra, module):
+    blocked = (f"import sys; sys.modules[{module!r}] = None\n"
+               f"try:\n    import odqa.integrations.{extra}\n"
                "except ImportError as e:\n    print(type(e).__name__, e)\n")
     out = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == 'MissingExtra langchain_core is not installed: pip install "odqa[langchain]"'
+    assert out.strip() == f'MissingExtra {module} is not installed: pip install "odqa[{extra}]"'
 
 
+def test_odqa_mcp_without_its_extra_says_what_to_install():
+    code = ("import sys; sys.modules['mcp.server.mcpserver'] = None; sys.argv = ['odqa', 'mcp']\n"
+            "from odqa.cli.main import main; main()")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.strip() == \
+        'odqa: error: mcp.server.mcpserver is not installed: pip install "odqa[mcp]"'
 
 
 def test_without_a_mode_the_retriever_keeps_the_pipelines(serve_index_root):
