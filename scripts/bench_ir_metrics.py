@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
@@ -21,6 +22,7 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 def compare(index: str, questions: str, mode: str = "sparse", k: int = 100, index_dir: str | None = None) -> dict:
     import odqa
     from ranx import Qrels, Run, evaluate
+    warnings.filterwarnings("ignore", message=".*unsafe cast.*")      # numba's, inside ranx's nDCG
     with tempfile.TemporaryDirectory() as tmp:
         run_file, qrels_file = Path(tmp) / "run.trec", Path(tmp) / "qrels.trec"
         rep = odqa.evaluate_retrieval(index, questions, mode=mode, k=k, index_dir=index_dir,
