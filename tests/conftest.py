@@ -110,3 +110,24 @@ def cli(monkeypatch, capsys):
         out = capsys.readouterr()
         return code, out.out, out.err.strip()
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_index_root(tmp_path_factory):
+    """An index folder holding the bundled demo corpus as index 'demo' (BM25 only: built in seconds), made
+    once for the whole run; tests only read it."""
+    import odqa
+    from odqa.api.demo import demo_file
+    root = tmp_path_factory.mktemp("demo") / "indexes"
+    odqa.build_index(demo_file("demo_corpus.jsonl"), "demo", None, index_dir=root, quiet=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def meta_index_root(tmp_path_factory):
+    """Index 'm': the test passages with metadata fields (source: wiki for p1-p3, news for p4-p6; year), BM25 only."""
+    import odqa
+    tmp = tmp_path_factory.mktemp("meta")
+    rows = [{**p, "source": "wiki" if i < 3 else "news", "year": 2000 + i} for i, p in enumerate(PASSAGES)]
+    odqa.build_index(write_jsonl(tmp / "corpus.jsonl", rows), "m", None, index_dir=tmp / "indexes", quiet=True)
+    return tmp / "indexes"

@@ -12,7 +12,7 @@ DEFAULTS = {"index": None, "index_dir": None, "device": "auto", "mode": "auto", 
             "fusion": None, "encoder": None, "filters": [], "reranker": None, "rerank": 0, "reader": [], "reader_runtime": "torch",
             "retrieval_weight": 2.0, "particles": None, "n_best": 20,
             "min_probability": 0.0}
-PIPELINE_COMMANDS = ("ask", "evaluate", "predict", "serve")
+PIPELINE_COMMANDS = ("ask", "evaluate", "predict", "serve", "mcp")
 
 
 def _command(name):

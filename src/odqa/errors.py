@@ -12,6 +12,7 @@ Callers catch them by type; the CLI prints `odqa: error: <message>` and exits wi
     ├── IndexBusy        7  another process is building the index (its writer lock is taken)
     ├── ModelError       6  a model folder, checkpoint or shipped model is missing or invalid
     ├── StorageError     8  the disk is full or the folder is read-only; the previous files were kept
+    ├── MissingExtra     2  an optional extra is not installed (also an ImportError)
     └── Interrupted    130  Ctrl-C during a write; the message says what was kept
 """
 
@@ -66,3 +67,7 @@ class Interrupted(OdqaError):
 class ModelError(OdqaError):
     """A model folder, checkpoint or backbone spec is missing or invalid."""
     exit_code = 6
+
+
+class MissingExtra(OdqaError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

@@ -38,6 +38,8 @@ _EXPORTS = {
     "OdqaError": "odqa.errors", "ConfigError": "odqa.errors", "CorpusError": "odqa.errors",
     "IndexNotFound": "odqa.errors", "IndexStale": "odqa.errors", "IndexCorrupt": "odqa.errors",
     "IndexBusy": "odqa.errors", "ModelError": "odqa.errors", "StorageError": "odqa.errors",
+    "MissingExtra": "odqa.errors",
+    "hit_record": "odqa.api.passages", "hits_from_records": "odqa.api.passages",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -13,6 +13,7 @@ from odqa.errors import OdqaError
 from odqa.progress import bar
 from odqa.index import store
 from odqa.evaluation.retrieval import Judge, evaluate, grid_points, parse_sweep, sweep_bm25, sweep_fusion
+from odqa.evaluation.trec import write_qrels, write_run
 from odqa.index.index import Index
 from odqa.index.indexing import build_index as _build
 from odqa.index.indexing import encode_index_shard as _encode_shard
@@ -198,8 +199,10 @@ class RetrievalReport:
     index: str
     questions: str
     mode: str
-    metrics: dict            # questions, recall@k.., mrr, judged_by, seconds, queries_per_second
+    metrics: dict            # questions, recall@k.., mrr, trec (ndcg@10, mrr@10, recall@100), judged_by, seconds, ...
     per_question: list[dict] = field(default_factory=list, repr=False)
+    run: dict[str, list[tuple[str, float]]] = field(default_factory=dict, repr=False)   # question id -> (passage id, score), best first
+    qrels: dict[str, list[str]] = field(default_factory=dict, repr=False)              # question id -> relevant passage ids
 
     def to_json(self) -> dict:
         return {"index": self.index, "questions": self.questions, "mode": self.mode, "metrics": self.metrics}
@@ -223,10 +226,12 @@ class SweepReport:
 def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sparse", k: int = 100,
                        alpha: float | None = None, fusion: str | None = None, encoder: str | None = None,
                        index_dir: str | Path | None = None, dump: str | Path | None = None,
-                       quiet: bool = True, device: str = "auto", filters=None) -> RetrievalReport:
-    """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string);
-    `device` runs the query encoder; `filters` (texts such as "source=wiki", or a dict) limit the search to the
-    passages whose metadata match."""
+                       quiet: bool = True, device: str = "auto", filters=None, run_file: str | Path | None = None,
+                       qrels_file: str | Path | None = None) -> RetrievalReport:
+    """Recall@1..k and MRR of `index` on questions (judged by gold passage id, else answer string), and
+    nDCG@10 / MRR@10 / recall@100 over each question's relevant set (`metrics["trec"]`); `device` runs the
+    query encoder; `filters` (texts such as "source=wiki", or a dict) limit the search to the passages whose
+    metadata match. run_file / qrels_file: write the TREC run (tag `odqa-MODE`) and qrels there."""
     idx = _index(index, index_dir, device)
     chosen = parse_filters(filters)
     qs = as_questions(questions)
@@ -237,8 +242,12 @@ def evaluate_retrieval(index: str | Index, questions: Questions, mode: str = "sp
         res = evaluate(search, qs, Judge(idx.canonical, idx.passage_ids()), k=k, progress=pb.update)
     if dump:
         write_jsonl(Path(dump), res["per_question"])
+    if run_file:
+        write_run(run_file, res["run"], f"odqa-{mode}")
+    if qrels_file:
+        write_qrels(qrels_file, res["qrels"])
     return RetrievalReport(idx.name, questions_label(questions, qs),
-                           mode, res["metrics"], res["per_question"])
+                           mode, res["metrics"], res["per_question"], res["run"], res["qrels"])
 
 
 def sweep_retrieval(index: str | Index, questions: Questions, sweep: Sequence[str] | dict, mode: str = "sparse",

@@ -304,3 +304,14 @@ class Pipeline:
         """Answer one question: retrieve k passages (default: the pipeline's k) within `filters`, rerank them if
         the pipeline has a reranker, read them. Safe to call from several threads on one pipeline."""
         return self.ask_batch([question], k, filters=filters)[0]
+
+    def ask_passages(self, question: str, hits: Sequence[Hit]) -> QAResult:
+        """Answers to `question` from exactly the passages given (closed domain: nothing retrieved or
+        reranked), best first; their scores weigh in as retrieved scores do (`retrieval_weight`)."""
+        question = check_queries([question])[0]
+        with collect() as stages:
+            t0 = time.perf_counter()
+            spans = self.read([question], [list(hits)])[0] if hits else []
+            seconds = time.perf_counter() - t0
+        return QAResult(question, spans, list(hits), {"read": seconds, **ordered(stages)},
+                        self.config.reader.min_probability)

@@ -76,6 +76,9 @@ def answers(
 def _print_metrics(m: dict) -> None:
     keys = [k for k in m if k.startswith("recall@")] + ["mrr"]
     echo("  ".join(f"{k}={m[k]:.4f}" for k in keys))
+    t = m["trec"]
+    echo(f"over the relevant sets ({t['questions']} questions): " + "  ".join(
+        f"{k}={t[k]:.4f}" for k in ("ndcg@10", "mrr@10", "recall@100")))
 
 
 @app.command("retrieval")
@@ -86,6 +89,10 @@ def retrieval(
     encoding: Optional[str] = EncodingOpt,
     k: int = typer.Option(100, "-k", min=1, help="Depth searched (recall@k reported up to this)."),
     dump: Optional[Path] = typer.Option(None, "--dump", help="Write one JSON line per question (rank, top ids)."),
+    run_file: Optional[Path] = typer.Option(None, "--run-file", help="Write the TREC run file (QID Q0 DOCID RANK "
+                                            "SCORE TAG) of what was retrieved."),
+    qrels_file: Optional[Path] = typer.Option(None, "--qrels-file", help="Write the TREC qrels file (QID 0 DOCID 1) "
+                                              "of each question's relevant passages."),
     sweep: Optional[List[str]] = typer.Option(None, "--sweep", help="Grid to try, e.g. k1=0.9,1.2,1.5,b=0.3,0.75"),
     metric: str = typer.Option("recall@1", "--metric", help="What --sweep maximises (ties broken by MRR)."),
     mode: str = ModeOpt,
@@ -99,9 +106,12 @@ def retrieval(
     json_out: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Recall@1/5/10/20/50/100 and MRR of an index on a question set.
+    """Recall@1/5/10/20/50/100 and MRR of an index on a question set; nDCG@10, MRR@10 and recall@100 as
+    trec_eval computes them.
 
     Example: odqa evaluate retrieval --index bench --questions dev.jsonl --sweep k1=0.9,1.2,b=0.5,0.75
+
+    TREC files for other evaluators: --run-file run.trec --qrels-file qrels.trec
 
     With --mode hybrid, --sweep tries fusion weights instead: --sweep alpha=0.2,0.4,0.6
     """
@@ -127,7 +137,7 @@ def retrieval(
             echo(f"best by {metric}: {use}  (rebuild: odqa index CORPUS --name {index} {use} --force)")
         return
     res = evaluate_retrieval(idx, questions, mode, k, alpha, fusion, encoder, dump=dump, quiet=quiet or json_out,
-                             device=device, filters=filters)
+                             device=device, filters=filters, run_file=run_file, qrels_file=qrels_file)
     m = res.metrics
     if json_out:
         emit_json(res.to_json())
@@ -135,3 +145,6 @@ def retrieval(
     echo(f"{m['questions']} questions on index '{index}' (judged by {m['judged_by']}), "
          f"{m['queries_per_second']} queries/s")
     _print_metrics(m)
+    for what, path in (("run", run_file), ("qrels", qrels_file)):
+        if path:
+            echo(f"wrote the TREC {what} file {path}")

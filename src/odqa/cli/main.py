@@ -9,7 +9,7 @@ import typer
 from odqa.api import Interrupted, OdqaError, __version__
 from odqa.cli import ask_cmd, demo_cmd, evaluate_cmd, index_cmd, retrieve_cmd, train_cmd
 from odqa.cli import re_cmd
-from odqa.cli import serve_cmd
+from odqa.cli import mcp_cmd, serve_cmd
 from odqa.cli import ensemble_cmd, models_cmd, predict_cmd, pretrain_cmd
 from odqa.cli.common import setup_logging
 from odqa.cli.pipeline_options import as_flags
@@ -28,6 +28,7 @@ app.command("ensemble")(ensemble_cmd.ensemble)
 app.command("predict")(predict_cmd.predict)
 app.add_typer(models_cmd.app, name="models")
 app.command("serve")(serve_cmd.serve)
+app.command("mcp")(mcp_cmd.mcp)
 
 
 def _version(value: bool) -> None:

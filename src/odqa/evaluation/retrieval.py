@@ -1,5 +1,6 @@
 """Retrieval evaluation: recall@k and MRR by gold passage id, or by answer string
-when a question's gold passage is not in the index; BM25 parameter sweeps."""
+when a question's gold passage is not in the index; nDCG@10, MRR@10 and recall@100 over each question's
+relevant set (the run and qrels that TREC files hold); BM25 parameter sweeps."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Callable, Sequence
 
 from odqa.config import BM25Config, with_changes
 from odqa.errors import OdqaError
-from odqa.metrics import RECALL_KS, mrr, recall_at_k
+from odqa.metrics import RECALL_KS, mrr, recall_at_k, trec_metrics
 from odqa.text.normalize import normalize
 from odqa.types import Hit, Question
 
@@ -31,42 +32,50 @@ class Judge:
     def gold_set(self, q: Question) -> set[str]:
         return {self.canonical(g) for g in q.gold_ids} & self.known_ids
 
-    def first_relevant(self, q: Question, hits: Sequence[Hit]) -> tuple[int | None, str]:
+    def relevant(self, q: Question, hits: Sequence[Hit]) -> tuple[set[str], str]:
+        """The question's relevant passage ids (its qrels) and how they were judged: its gold ids in the index
+        ("id"); else the passages retrieved that contain an answer ("answer"); else those of its gold documents
+        retrieved ("doc"); else none ("none")."""
         gold = self.gold_set(q)
         if gold:
-            for h in hits:
-                if h.passage.id in gold:
-                    return h.rank, "id"
-            return None, "id"
+            return gold, "id"
         answers = [_squash(normalize(a)) for a in q.answers if a.strip()]
         if answers:
-            for h in hits:
-                text = _squash(normalize(h.passage.text))
-                if any(a in text for a in answers):
-                    return h.rank, "answer"
-            return None, "answer"
+            found = {h.passage.id for h in hits if any(a in _squash(normalize(h.passage.text)) for a in answers)}
+            return found, "answer"
         gold_docs = set(q.gold_ids)
-        for h in hits:
-            if h.passage.doc_id in gold_docs:
-                return h.rank, "doc"
-        return None, "none"
+        in_docs = {h.passage.id for h in hits if h.passage.doc_id in gold_docs}
+        return (in_docs, "doc") if in_docs else (set(), "none")
+
+    def first_relevant(self, q: Question, hits: Sequence[Hit]) -> tuple[int | None, str]:
+        relevant, mode = self.relevant(q, hits)
+        return next((h.rank for h in hits if h.passage.id in relevant), None), mode
 
 
 def evaluate(search: Callable[[list[str], int], list[list[Hit]]], questions: list[Question], judge: Judge,
              k: int = max(RECALL_KS), batch: int = 64, progress=None) -> dict:
     """Run the questions through `search` and score them. Returns the report dict
-    (documented in docs/reference/json-output.md)."""
+    (documented in docs/reference/json-output.md): `metrics`, `per_question`, and `run` (question id ->
+    [(passage id, score)], best first) and `qrels` (question id -> relevant passage ids) for TREC files."""
     ranks: list[int | None] = []
+    judged: list[tuple[list[int], int]] = []
     per_question = []
+    run: dict[str, list[tuple[str, float]]] = {}
+    qrels: dict[str, list[str]] = {}
     modes = {"id": 0, "answer": 0, "doc": 0, "none": 0}
     t0 = time.perf_counter()
     for i in range(0, len(questions), batch):
         chunk = questions[i:i + batch]
         results = search([q.question for q in chunk], k)
         for q, hits in zip(chunk, results):
-            rank, mode = judge.first_relevant(q, hits)
+            relevant, mode = judge.relevant(q, hits)
+            relevant_ranks = [h.rank for h in hits if h.passage.id in relevant]
+            rank = min(relevant_ranks, default=None)
             modes[mode] += 1
             ranks.append(rank)
+            judged.append((relevant_ranks, len(relevant)))
+            run[q.id] = [(h.passage.id, h.score) for h in hits]
+            qrels[q.id] = sorted(relevant)
             per_question.append({"id": q.id, "question": q.question, "rank": rank, "judged_by": mode,
                                  "gold_ids": q.gold_ids, "top": [h.passage.id for h in hits[:5]]})
         if progress:
@@ -75,9 +84,9 @@ def evaluate(search: Callable[[list[str], int], list[list[Hit]]], questions: lis
     if modes["none"] == len(questions):
         raise OdqaError("no question has a gold id in this index or an answer to match: cannot score")
     report = {"questions": len(questions), **recall_at_k(ranks, [x for x in RECALL_KS if x <= k]),
-              "mrr": mrr(ranks), "judged_by": modes, "seconds": round(seconds, 3),
+              "mrr": mrr(ranks), "trec": trec_metrics(judged), "judged_by": modes, "seconds": round(seconds, 3),
               "queries_per_second": round(len(questions) / seconds, 1) if seconds else None}
-    return {"metrics": report, "per_question": per_question}
+    return {"metrics": report, "per_question": per_question, "run": run, "qrels": qrels}
 
 
 # ------------------------------------------------------------------ sweeps
