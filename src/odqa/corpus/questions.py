@@ -12,7 +12,7 @@ from typing import Iterator
 
 from odqa.corpus.files import iter_jsonl, record_field
 from odqa.corpus.formats import detect_format, squad_articles, squad_passage_id
-from odqa.corpus.tables import as_list, iter_rows, table_kind
+from odqa.corpus.tables import as_list, dataset_folder, iter_rows, table_kind
 from odqa.errors import CorpusError
 from odqa.text.pieces import clean
 from odqa.types import Question
@@ -87,19 +87,7 @@ def _record_question(rec: dict, where: str, default_id: int) -> Question:
 def _arrow_rows(path: Path) -> Iterator[dict]:
     """Rows of a `datasets.save_to_disk` folder (Boostcamp/KLUE-MRC shape); a DatasetDict
     folder needs its split sub-folder unless it holds one split."""
-    try:
-        from datasets import DatasetDict, load_from_disk
-    except ImportError:
-        raise CorpusError(f"{path}: reading a datasets folder needs the `datasets` package (pip install odqa[ml])") from None
-    try:
-        ds = load_from_disk(str(path))
-    except FileNotFoundError:
-        raise CorpusError(f"{path}: not a questions file nor a datasets.save_to_disk folder") from None
-    if isinstance(ds, DatasetDict):
-        if len(ds) != 1:
-            raise CorpusError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")
-        ds = next(iter(ds.values()))
-    yield from ds
+    yield from dataset_folder(path, "not a questions file nor a datasets.save_to_disk folder")
 
 
 def _is_squad(path: Path, encoding: str | None) -> bool:

@@ -65,7 +65,7 @@ def columns(path: Path, kind: str, encoding: str | None = None) -> list[str]:
     if kind == "parquet":
         return list(_parquet(path).schema_arrow.names)
     if kind == "dataset":
-        return list(_dataset(path).column_names)
+        return list(dataset_folder(path).column_names)
     header = next(iter(_csv_reader(path, kind, encoding)), None)
     return list(header or [])
 
@@ -79,7 +79,7 @@ def iter_rows(path: Path, kind: str, encoding: str | None = None) -> Iterator[tu
                 yield f"{path}: row {n}", {k: plain(v) for k, v in row.items()}
                 n += 1
     elif kind == "dataset":
-        for n, row in enumerate(_dataset(path)):
+        for n, row in enumerate(dataset_folder(path)):
             yield f"{path}: row {n}", {k: plain(v) for k, v in row.items()}
     else:
         reader = _csv_reader(path, kind, encoding)
@@ -106,7 +106,8 @@ def _parquet(path: Path):
         raise CorpusError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0][:160]})") from None
 
 
-def _dataset(path: Path):
+def dataset_folder(path: Path, not_found: str = "not a datasets.save_to_disk folder"):
+    """The dataset of a `datasets.save_to_disk` folder (a DatasetDict folder only when it holds one split)."""
     try:
         from datasets import DatasetDict, load_from_disk
     except ImportError:
@@ -115,7 +116,7 @@ def _dataset(path: Path):
     try:
         ds = load_from_disk(str(path))
     except FileNotFoundError:
-        raise CorpusError(f"{path}: not a datasets.save_to_disk folder") from None
+        raise CorpusError(f"{path}: {not_found}") from None
     if isinstance(ds, DatasetDict):
         if len(ds) != 1:
             raise CorpusError(f"{path}: holds splits {', '.join(ds)}; pass one of them, e.g. {path / next(iter(ds))}")

@@ -180,13 +180,7 @@ class LivePassages(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"passage {i} out of range ({n} passages)")
-        return self.at(int(self.kept[i]))
+        return self.at(int(self.kept[store.checked_position(i, len(self))]))
 
     def all_positions(self) -> Iterator[tuple[int, object]]:
         """(position across segments, passage) of every passage, deleted ones included."""

@@ -127,6 +127,16 @@ def _line_ends(fh) -> np.ndarray:
     return np.concatenate(ends)
 
 
+def checked_position(i, n: int) -> int:
+    """Passage position `i` of `n` as a sequence reads it (negative from the end); IndexError outside."""
+    i = int(i)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(f"passage {i} out of range ({n} passages)")
+    return i
+
+
 class PassageStore(Sequence):
     """The passages of `passages.jsonl`, each read and parsed when asked for (`store[i]`, slices, iteration).
 
@@ -149,12 +159,7 @@ class PassageStore(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"passage {i} out of range ({n} passages)")
+        i = checked_position(i, len(self))
         return _passage(self._bytes(i, i + 1))
 
     def __iter__(self) -> Iterator[Passage]:
