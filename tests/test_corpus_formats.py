@@ -94,3 +94,12 @@ def test_csv_and_datasets_folders(tmp_path):
     bad.write_text("id,text\n1,a,extra\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"bad.csv:2: 3 cells, the header has 2 columns"):
         load_corpus(bad)
+
+
+def test_a_row_the_csv_module_cannot_parse_is_one_line_naming_file_and_line(tmp_path):
+    from odqa.corpus.tables import iter_rows
+    from odqa.errors import CorpusError
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"id,text\na,fine\nb,broken\rline\n")
+    with pytest.raises(CorpusError, match=r"bad\.csv:\d+: not a well-formed CSV row"):
+        list(iter_rows(bad, "csv"))

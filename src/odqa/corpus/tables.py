@@ -124,10 +124,15 @@ def dataset_folder(path: Path, not_found: str = "not a datasets.save_to_disk fol
     return ds
 
 
-def _csv_reader(path: Path, kind: str, encoding: str | None):
+def _csv_reader(path: Path, kind: str, encoding: str | None) -> Iterator[list[str]]:
+    """The rows of a CSV/TSV file; a row the csv module cannot parse is one line naming the file and line."""
     csv.field_size_limit(min(sys.maxsize, 2 ** 31 - 1))
     lines = (line + "\n" for line in text_lines(path, encoding))
-    return csv.reader(lines, delimiter="\t" if kind == "tsv" else ",")
+    reader = csv.reader(lines, delimiter="\t" if kind == "tsv" else ",")
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise CorpusError(f"{path}:{reader.line_num}: not a well-formed {kind.upper()} row ({e})") from None
 
 
 def table_kind(path: Path) -> str | None:
