@@ -157,3 +157,37 @@ def test_stages_add_up_inside_a_collection_and_record_nothing_outside():
                 pass
     assert set(seconds) == {"fusion", "query_analysis"} and set(inner) == {"rerank"}
     assert list(ordered({"read_model": 1.0, "x": 2.0, "query_analysis": 3.0})) == ["query_analysis", "read_model", "x"]
+
+
+# `odqa ARGS` in a fresh process, then which of the heavy libraries that process imported (on stderr)
+_HARNESS = """import sys
+from odqa.cli.main import main
+sys.argv = ["odqa", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("imported:", ",".join(m for m in ("torch", "transformers") if m in sys.modules) or "-", file=sys.stderr)
+"""
+
+
+def test_ask_with_the_onnx_reader_over_sparse_retrieval_never_imports_torch(built, ckpt, cache, tmp_path):
+    import os
+    import subprocess
+    import sys
+    read(ckpt, "onnx")                   # the export (torch's work) is made once, beforehand
+    args = ["ask", QUESTIONS[0], "--index", "h", "--index-dir", built, "--reader", ckpt, "--mode", "sparse",
+            "--json"]
+    env = {**os.environ, "ODQA_CACHE": str(cache), "ODQA_QUIET": "1"}
+
+    def ask(*extra):
+        p = subprocess.run([sys.executable, "-c", _HARNESS, *map(str, args), *extra], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout), p.stderr.strip().splitlines()[-1]
+
+    onnx, imported = ask("--reader-runtime", "onnx")
+    assert imported == "imported: -"
+    ref, imported = ask("--reader-runtime", "torch")
+    assert imported == "imported: torch,transformers"
+    assert [(a["passage_id"], a["start"], a["end"]) for a in onnx["answers"]] == \
+        [(a["passage_id"], a["start"], a["end"]) for a in ref["answers"]] and onnx["answers"]

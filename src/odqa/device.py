@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from odqa.errors import OdqaError
 from odqa.settings import env
+
+if TYPE_CHECKING:            # torch is imported where a device is resolved, not when this module is
+    import torch
 
 log = logging.getLogger(__name__)
 DEVICE_HELP = "auto | cpu | cuda | cuda:N | mps (auto: CUDA when torch sees a GPU, else MPS, else the CPU)"
@@ -26,15 +27,18 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"      # what a config's `device`
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
 CUDA_BATCH_FACTOR = 4          # inference batches this many times larger on a CUDA device
 _warned: set[str] = set()
+NAMES_WITHOUT_TORCH = ("auto", "cpu")   # names that may stay names until a torch model runs
 
 
 def _mps_available() -> bool:
+    import torch
     mps = getattr(torch.backends, "mps", None)
     return bool(mps is not None and mps.is_available())
 
 
 def visible_devices() -> str:
     """The devices torch sees, in words (for error messages)."""
+    import torch
     seen = ["cpu"]
     if torch.cuda.is_available():
         seen += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
@@ -53,6 +57,7 @@ def _unavailable(spec: str) -> OdqaError:
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """`auto` | `cpu` | `cuda` | `cuda:N` | `mps` (or a torch.device) -> a device torch can use now."""
+    import torch
     if isinstance(spec, torch.device):
         spec = str(spec)
     name = (spec or "auto").strip().lower()
@@ -75,10 +80,24 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     return torch.device("cuda", int(index) if index else torch.cuda.current_device())
 
 
+def checked_device(spec: str | torch.device | None) -> str | torch.device:
+    """`spec` checked, resolved only where that needs torch: `auto` and `cpu` stay names (resolved by whoever
+    runs a torch model with them), so that work without one (sparse retrieval, ONNX Runtime) never imports
+    torch; any other name is resolved now (`resolve_device`), refusing one torch does not see."""
+    name = (spec or "auto").strip().lower() if isinstance(spec, str) or spec is None else None
+    return name if name in NAMES_WITHOUT_TORCH else resolve_device(spec)
+
+
+def device_kind(device: str | torch.device) -> str:
+    """`cpu`, `cuda`, `mps` or `auto` (an unresolved name) of a torch.device or a device name."""
+    return (device.strip().lower() if isinstance(device, str) else device.type).split(":")[0]
+
+
 def cpu_only(device: str | torch.device, key: str, what: str) -> torch.device:
     """The CPU, for work that runs only there (ONNX Runtime, int8 encoders). A device name is checked first;
     a GPU named explicitly gets one warning (`auto`, and a torch.device a caller resolved, fall back quietly:
     the caller that resolved it warns when its own setting named the GPU)."""
+    import torch
     resolved = resolve_device(device)
     if resolved.type != "cpu" and isinstance(device, str) and device.strip().lower() != "auto":
         warn_once(key, f"{what} runs on the CPU, not {resolved}")
@@ -87,6 +106,7 @@ def cpu_only(device: str | torch.device, key: str, what: str) -> torch.device:
 
 def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
     """Tensors inside dicts / BatchEncodings / lists / tuples moved to `device` (other values as they are)."""
+    import torch
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, Mapping):                       # dict, BatchEncoding (a UserDict), OrderedDict
@@ -101,6 +121,7 @@ def move_to_device(batch: Any, device: torch.device | str, non_blocking: bool = 
 
 def pin_memory(batch: Any) -> Any:
     """Tensors of a batch in pinned (page-locked) host memory, for asynchronous copies to a GPU."""
+    import torch
     if isinstance(batch, torch.Tensor):
         return batch.pin_memory() if batch.device.type == "cpu" else batch
     if isinstance(batch, Mapping):
@@ -120,6 +141,7 @@ def to_device_batch(batch: Any, device: torch.device) -> Any:
 
 def model_device(model: Any) -> torch.device:
     """The device of a model's first parameter (or buffer); the CPU for a model with neither."""
+    import torch
     for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
         if tensors is not None:
             for t in tensors():
@@ -129,15 +151,17 @@ def model_device(model: Any) -> torch.device:
 
 def device_batch_size(base: int, device: torch.device | str) -> int:
     """Inference batch size for `device`: `base` on the CPU, CUDA_BATCH_FACTOR times it on CUDA."""
-    return base * CUDA_BATCH_FACTOR if torch.device(device).type == "cuda" else base
+    return base * CUDA_BATCH_FACTOR if device_kind(device) == "cuda" else base
 
 
 def bf16_supported(device: torch.device) -> bool:
+    import torch
     return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
     """The dtype inference autocasts to: bf16 where supported, else fp16 on CUDA; None elsewhere."""
+    import torch
     device = torch.device(device)
     if device.type != "cuda":
         return None
@@ -146,6 +170,7 @@ def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
 
 def inference_autocast(device: torch.device | str):
     """Autocast context for inference on `device` (a null context on the CPU and MPS)."""
+    import torch
     dtype = autocast_dtype(device)
     if dtype is None:
         return contextlib.nullcontext()
@@ -181,6 +206,7 @@ def resolve_mixed_precision(mode: str, device: torch.device) -> str:
 def cpu_state(state: Any) -> Any:
     """A state dict (or any nested structure of tensors) with every tensor on the CPU: what checkpoints hold,
     so that one written on a GPU loads on a machine without one."""
+    import torch
     return move_to_device(state, torch.device("cpu"))
 
 
@@ -195,6 +221,7 @@ def make_accelerator(spec: str, mixed_precision: str):
     Alone (no launcher), the device is `resolve_device(spec)` and each call starts from a fresh accelerate
     state, so runs with other settings can follow in one process. Under `accelerate launch`, each process
     takes the GPU its rank gives it; `spec` may then only say auto, cuda or cpu."""
+    import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs

@@ -22,7 +22,7 @@ from typing import Callable, Protocol, Sequence
 from odqa.api.config import RETRIEVAL_MODES, PipelineConfig, ReaderSettings, RerankerSettings
 from odqa.api.readers import ReaderSpec, check_reader, open_reader, particle_setting, reader_paths
 from odqa.api.retriever import Retriever
-from odqa.device import resolve_device, warn_once
+from odqa.device import checked_device, device_kind, warn_once
 from odqa.errors import OdqaError
 from odqa.retrieval.base import check_queries
 from odqa.timing import collect, ordered, stage
@@ -80,10 +80,11 @@ def drop_unmatched(hits: list[Hit]) -> list[Hit]:
 
 
 def check_pipeline(config: PipelineConfig):
-    """The device models run on (a torch.device: `config.device` resolved, once, for whoever loads them);
+    """The device models run on (`config.device` resolved once, for whoever loads them: a torch.device, or
+    `auto`/`cpu` left as a name for the models that need torch to resolve it);
     refuses first, before anything loads, an unknown device, reader runtime or retrieval mode, a reader that
     is neither a folder, a shipped model nor a hub name, and particle rules that cannot be read."""
-    device = resolve_device(config.device)
+    device = checked_device(config.device)
     r = config.reader
     check_reader(r.model, r.particles, r.runtime)
     mode = config.retriever.mode
@@ -114,7 +115,7 @@ def _rerank_depth(r: RerankerSettings, k: int) -> int:
 def _cpu_only_warnings(cfg: PipelineConfig, device, idx) -> None:
     """A GPU named in the config for work that runs on the CPU only: one warning each (as the lower layers
     warn when a device name reaches them)."""
-    if cfg.device == "auto" or device.type == "cpu":
+    if cfg.device == "auto" or device_kind(device) == "cpu":
         return
     if cfg.reader.runtime != "torch":
         warn_once(f"reader-{cfg.reader.runtime}", f"reader runtime {cfg.reader.runtime} runs on the CPU, not {device}")

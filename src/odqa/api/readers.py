@@ -68,8 +68,8 @@ def open_reader(reader: ReaderSpec | Sequence[ReaderSpec] = None, index=None, n_
     retrieval_weight = d.retrieval_weight if retrieval_weight is None else retrieval_weight
     runtime = d.runtime if runtime is None else runtime
     if device is None or isinstance(device, str):       # a name (a pipeline passes the device it resolved)
-        from odqa.device import resolve_device
-        device = resolve_device(device or PipelineConfig.model_fields["device"].default)
+        from odqa.device import checked_device
+        device = checked_device(device or PipelineConfig.model_fields["device"].default)
     if isinstance(reader, (list, tuple)):
         if len(reader) == 1:
             reader = reader[0]

@@ -44,9 +44,9 @@ class Retriever:
     def from_index(cls, name: str, settings: RetrieverSettings | None = None, index_dir: str | Path | None = None,
                    device=None, connection=None) -> "Retriever":
         """Load index NAME; its query encoder runs on `device` (a torch.device, or a name resolved here)."""
-        from odqa.device import resolve_device
+        from odqa.device import checked_device
         from odqa.index.indexing import load_index
-        device = resolve_device(PipelineConfig.model_fields["device"].default if device is None else device)
+        device = checked_device(PipelineConfig.model_fields["device"].default if device is None else device)
         idx = load_index(name, index_dir, connection)
         idx.device = device
         return cls(idx, settings or RetrieverSettings())

@@ -9,7 +9,6 @@ everything from the folder: no flags needed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,13 @@ import torch
 from torch import nn
 
 from odqa.version import __version__
-from odqa.checksums import check_folder, write_checksums
+from odqa.checksums import write_checksums
 from odqa.device import cpu_state, resolve_device
 from odqa.errors import ModelError
 from odqa.modeling.backbone import quiet_transformers
+from odqa.modeling.checkpoint_files import (HEAD_JSON, HEAD_WEIGHTS, open_checkpoint, read_meta,  # noqa: F401 (re-exported)
+                                            tokenizer_fingerprint)
 from odqa.modeling.heads import ClassificationHead, HeadConfig, SpanHead
-
-HEAD_JSON = "odqa_head.json"
-HEAD_WEIGHTS = "odqa_head.safetensors"
 
 
 class BackboneWithHead(nn.Module):
@@ -52,15 +50,6 @@ class BackboneWithHead(nn.Module):
             kw["token_type_ids"] = token_type_ids
         states = self.backbone(**kw).last_hidden_state
         return self.head(states, attention_mask, **head_kwargs)
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Hash of the vocabulary: a head trained with another tokenizer must not load silently."""
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    h = hashlib.sha256()
-    for piece, idx in vocab:
-        h.update(f"{idx}\t{piece}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:16]
 
 
 def make_head(kind: str, hidden: int, cfg: HeadConfig, **kw) -> nn.Module:
@@ -93,39 +82,6 @@ def save_model(model: BackboneWithHead, tokenizer, folder: Path, extra: dict[str
     meta = dict(model.meta, extra=extra or {}, tokenizer=tokenizer_fingerprint(tokenizer), odqa_version=__version__)
     (folder / HEAD_JSON).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     write_checksums(folder)            # last: the size and checksum of every file, checked at load
-
-
-def read_meta(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / HEAD_JSON
-    if not path.exists():
-        raise ModelError(f"{folder}: not an odqa model checkpoint (no {HEAD_JSON})")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{path}: invalid JSON ({e.msg}, line {e.lineno})") from None
-    except UnicodeDecodeError as e:
-        raise ModelError(f"{path}: not UTF-8 text at byte {e.start}") from None
-
-
-@quiet_transformers()
-def open_checkpoint(folder: str | Path, kind: str) -> tuple[Any, dict[str, Any]]:
-    """(tokenizer, meta) of a checkpoint folder, checked (files complete and unaltered, kind, tokenizer)
-    without loading its weights (a runtime that does not run the torch model needs no more)."""
-    from transformers import AutoTokenizer
-    from odqa.modeling.pretrained import check_complete
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelError(f"{folder}: model folder not found")
-    check_complete(folder, extra=(HEAD_WEIGHTS,))      # missing files named together, then altered ones:
-    check_folder(folder, ModelError, "retrain it, or copy the checkpoint folder again")     # odqa_checksums.json, when saved by odqa >= 0.1
-    meta = read_meta(folder)
-    if meta.get("kind") != kind:
-        raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    if meta.get("tokenizer") and tokenizer_fingerprint(tokenizer) != meta["tokenizer"]:
-        raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
-                        f"({tokenizer_fingerprint(tokenizer)} != {meta['tokenizer']})")
-    return tokenizer, meta
 
 
 @quiet_transformers()

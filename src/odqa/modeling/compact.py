@@ -18,14 +18,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from odqa.atomic import AtomicFolder
 from odqa.checksums import check_folder, folder_problems, write_checksums
 from odqa.errors import ModelError
 from odqa.modeling.backbone import file_sha256
+
+if TYPE_CHECKING:            # torch is imported where tensors are packed or rebuilt: a cached rebuild needs none
+    import torch
 
 COMPACT_JSON = "odqa_compact.json"
 COMPACT_WEIGHTS = "compact.safetensors"
@@ -47,11 +48,13 @@ def _weights_file(folder: Path) -> Path:
 
 def _grouped(t: torch.Tensor, group: int, qmax: float) -> tuple[torch.Tensor, torch.Tensor]:
     """A 2-D tensor as rows of `group` consecutive values, and each group's scale (absmax / qmax)."""
+    import torch
     g = t.reshape(t.shape[0], -1, group)
     return g, g.abs().amax(dim=2).clamp(min=1e-12) / qmax
 
 
 def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, torch.Tensor]:
+    import torch
     t = t.detach().float()
     if precision == "int4" and t.dim() == 2 and t.numel() >= 4096 and t.shape[1] % GROUP4 == 0:
         g, scale = _grouped(t, GROUP4, 7.0)
@@ -71,6 +74,7 @@ def _quantize(name: str, t: torch.Tensor, precision: Precision) -> dict[str, tor
 
 
 def _dequantize(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    import torch
     out = {}
     for key, t in stored.items():
         name, kind = key.rsplit("::", 1)
@@ -90,6 +94,7 @@ def _dequantize(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def pack(checkpoint: str | Path, out: str | Path, base: str, precision: Precision = "int8") -> dict:
     """Write the compact form of reader/RE checkpoint `checkpoint` (trained from backbone `base`) to `out`."""
+    import torch
     from safetensors.torch import load_file, save_file
     from transformers import AutoTokenizer
 
@@ -161,16 +166,16 @@ def read_record(folder: Path, reinstall: str = "") -> dict:
 
 
 def materialise(folder: str | Path, cache_dir: str | Path | None = None, reinstall: str = "") -> Path:
-    """An ordinary checkpoint folder rebuilt from compact folder `folder` (cached; rebuilt once)."""
-    from safetensors.torch import load_file, save_file
-
+    """An ordinary checkpoint folder rebuilt from compact folder `folder` (cached; rebuilt once: a cached copy
+    is checked by its checksums and returned without importing torch)."""
     from odqa.modeling.backbone import default_cache_dir, resolve_backbone
-    from odqa.modeling.checkpoint import HEAD_JSON
+    from odqa.modeling.checkpoint_files import HEAD_JSON
     folder = Path(folder)
     record = read_record(folder, reinstall)
     dest = Path(cache_dir or default_cache_dir()) / "models" / record["weights_sha256"][:20]
     if (dest / HEAD_JSON).exists() and not folder_problems(dest):     # a damaged cached copy is rebuilt
         return dest
+    from safetensors.torch import load_file, save_file
     base_folder = Path(resolve_backbone(record["base"]))
     base_file = _weights_file(base_folder)
     if file_sha256(base_file) != record["base_weights_sha256"]:

@@ -5,7 +5,8 @@ exported once with torch's TorchScript exporter and cached under
 ``<odqa cache>/onnx/<encoder sha256[:16]>-opset<N>-<fp32|int8>-r<recipe>/`` (written
 with `odqa.atomic.AtomicFolder`, so a killed export never leaves half a model). A
 ``odqa_onnx.json`` sidecar records the full encoder sha256, opset, recipe and the
-model file's own sha256; a cache entry that does not match (missing, truncated,
+model file's own checksums: its sha256 and the fast checksum of `odqa.checksums`, which each load
+checks (a new process hashes the whole file). A cache entry that does not match (missing, truncated,
 corrupt, other recipe) is exported again.
 
 int8 is ONNX Runtime dynamic quantisation of the weight MatMuls: signed int8
@@ -39,10 +40,11 @@ INSTALL_HINT = "dense quantize 'onnx'/'onnx-int8' needs onnxruntime and onnx: pi
 log = logging.getLogger(__name__)
 
 
-def require_onnxruntime():
-    """Import onnxruntime (and check onnx is there for export/quantisation) or fail with one line."""
+def require_onnxruntime(export: bool = True):
+    """Import onnxruntime (and with `export`, check onnx is there for export/quantisation) or fail with one line."""
     try:
-        import onnx  # noqa: F401
+        if export:
+            import onnx  # noqa: F401
         import onnxruntime
     except ImportError:
         raise ModelError(INSTALL_HINT) from None
@@ -83,18 +85,34 @@ def _problem(folder: Path, want: dict) -> str | None:
     f = folder / MODEL_FILE
     if not f.is_file():
         return f"{MODEL_FILE} missing"
-    if f.stat().st_size != meta.get("bytes") or file_sha256(f) != meta.get("sha256"):
-        return f"{MODEL_FILE} does not match its recorded sha256 (corrupt or truncated)"
+    if f.stat().st_size != meta.get("bytes") or not _same_content(f, meta):
+        return f"{MODEL_FILE} does not match its recorded checksum (corrupt or truncated)"
     return None
+
+
+def _same_content(f: Path, meta: dict) -> bool:
+    """The model file against its sidecar: the fast checksum (`odqa.checksums`) where one is recorded, else the
+    sha256 (entries written before the fast one was recorded)."""
+    from odqa.checksums import file_digest
+    fast = meta.get("checksum")
+    if isinstance(fast, dict) and fast.get("algorithm") and fast.get("hash"):
+        try:
+            return file_digest(f, fast["algorithm"]) == fast["hash"]
+        except ValueError:                   # an algorithm this installation lacks: the sha256 decides
+            pass
+    from odqa.modeling.backbone import file_sha256
+    return file_sha256(f) == meta.get("sha256")
 
 
 def _publish(folder: Path, write, meta: dict) -> Path:
     """Write MODEL_FILE with `write(tmp_file)` and the sidecar, atomically, into `folder`."""
+    from odqa.checksums import ALGORITHM, file_digest
     from odqa.modeling.backbone import file_sha256
     with AtomicFolder(folder) as tmp:
         write(tmp / MODEL_FILE)
         f = tmp / MODEL_FILE
-        extra = {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
+        extra = {"bytes": f.stat().st_size, "sha256": file_sha256(f),
+                 "checksum": {"algorithm": ALGORITHM, "hash": file_digest(f)}}
         (tmp / SIDECAR).write_text(json.dumps({**meta, **extra}, indent=2) + "\n", encoding="utf-8")
     return folder / MODEL_FILE
 
@@ -168,7 +186,7 @@ class _DropOnnxruntime(logging.Filter):
 
 def onnx_model_path(spec: str, path: str, quantize: str, cache_dir: str | Path | None = None) -> Path:
     """The cached ONNX file for encoder `spec` (folder `path`) and `quantize`, exporting it when needed."""
-    require_onnxruntime()
+    require_onnxruntime(export=False)
     if quantize not in KINDS:
         raise ModelError(f"not an onnx quantize setting: '{quantize}' (choose onnx or onnx-int8)")
     sha = encoder_fingerprint(path)
@@ -187,6 +205,7 @@ def cached_export(folder: Path, meta: dict, write, what: str) -> Path:
     why = _problem(folder, meta)
     if why is None:
         return folder / MODEL_FILE
+    require_onnxruntime()                    # exporting and quantising need onnx too
     if why != "missing":
         log.warning("ONNX cache %s: %s; exporting again", folder, why)
     log.info("%s: %s", what, folder)
@@ -195,7 +214,7 @@ def cached_export(folder: Path, meta: dict, write, what: str) -> Path:
 
 def session(model: Path, threads: int):
     """A CPU ONNX Runtime session: sequential execution, `threads` intra-op threads (0 = onnxruntime's default)."""
-    ort = require_onnxruntime()
+    ort = require_onnxruntime(export=False)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

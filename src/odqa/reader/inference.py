@@ -9,13 +9,11 @@ read_postprocess (logits to candidate spans).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from odqa.device import inference_autocast, model_device, to_device_batch
 from odqa.progress import bar
 from odqa.reader.em_feature import em_spans, uses_em
 from odqa.reader.features import make_windows
@@ -33,28 +31,32 @@ class WindowSettings:
     n_best: int = 20
 
 
-def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None,
-            em: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
-    """Right-pad a batch of token id lists (and their token types and EM-token ids, when given) into tensors."""
+def pad_batch(tokenizer, rows: list[list[int]], types: list[list[int]] | None,
+              em: list[list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Right-pad a batch of token id lists (and their token types and EM-token ids, when given) into int64
+    arrays: input_ids, attention_mask[, token_type_ids][, em_ids]."""
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id or 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = np.full((len(rows), width), pad, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        ids[i, :len(r)] = r
         mask[i, :len(r)] = 1
     out = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
-        tt = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(types):
-            tt[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        out["token_type_ids"] = tt
-    if em is not None:
-        e = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(em):
-            e[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        out["em_ids"] = e
+    for name, lists in (("token_type_ids", types), ("em_ids", em)):
+        if lists is not None:
+            a = np.zeros((len(rows), width), dtype=np.int64)
+            for i, r in enumerate(lists):
+                a[i, :len(r)] = r
+            out[name] = a
     return out
+
+
+def collate(tokenizer, rows: list[list[int]], types: list[list[int]] | None,
+            em: list[list[int]] | None = None) -> dict:
+    """`pad_batch` as torch tensors (torch.long)."""
+    import torch
+    return {k: torch.from_numpy(v) for k, v in pad_batch(tokenizer, rows, types, em).items()}
 
 
 def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Passage]],
@@ -85,17 +87,24 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     if was_training:
         model.eval()
     progress = bar(len(order), "reading", "window", quiet=quiet)
-    device = model_device(model)
-    with torch.inference_mode(), inference_autocast(device):
+    device = None
+    with ExitStack() as context:
+        if not onnx:                         # an ONNX model takes numpy arrays: torch is not imported for it
+            import torch
+
+            from odqa.device import inference_autocast, model_device, to_device_batch
+            device = model_device(model)
+            context.enter_context(torch.inference_mode())
+            context.enter_context(inference_autocast(device))
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             types = [win.token_type_ids[i] for i in idx] if win.token_type_ids is not None else None
             ems = [win.em_ids[i] for i in idx] if win.em_ids is not None else None
             with stage("read_model"):
-                batch = collate(tokenizer, [win.input_ids[i] for i in idx], types, ems)
                 if onnx:
-                    start, end = model.logits({name: t.numpy() for name, t in batch.items()})
+                    start, end = model.logits(pad_batch(tokenizer, [win.input_ids[i] for i in idx], types, ems))
                 else:
+                    batch = collate(tokenizer, [win.input_ids[i] for i in idx], types, ems)
                     start, end = model(**to_device_batch(batch, device))
                     start, end = start.float().cpu().numpy(), end.float().cpu().numpy()
             with stage("read_postprocess"):
@@ -111,3 +120,4 @@ def predict_spans(model, tokenizer, questions: list[str], passages: list[list[Pa
     if was_training:
         model.train()
     return out
+

@@ -23,7 +23,7 @@ import numpy as np
 
 from odqa.checksums import file_digest
 from odqa.errors import ModelError, OdqaError
-from odqa.modeling.checkpoint import HEAD_JSON, HEAD_WEIGHTS
+from odqa.modeling.checkpoint_files import HEAD_JSON, HEAD_WEIGHTS
 from odqa.modeling.onnx_runtime import (KINDS, OPSET, cache_folder, cached_export, quantize_int8, require_onnxruntime,
                                         session)
 
@@ -107,7 +107,7 @@ def export_span_fp32(folder: Path, out: Path) -> None:
 
 def reader_onnx_path(folder: str | Path, runtime: str, cache_dir: str | Path | None = None) -> Path:
     """The cached ONNX file of reader checkpoint `folder` for `runtime` (onnx | onnx-int8), exported when needed."""
-    require_onnxruntime()
+    require_onnxruntime(export=False)
     if check_runtime(runtime) == "torch":
         raise ModelError("the torch reader runtime has no ONNX file")
     folder = Path(folder)

@@ -17,18 +17,18 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from odqa.errors import ModelError
-from odqa.modeling.checkpoint import HEAD_JSON, load_model, open_checkpoint
-from odqa.reader.hf_qa import is_hf_qa_folder
+from odqa.modeling.checkpoint_files import HEAD_JSON, open_checkpoint
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Step, default_postprocessor
 from odqa.text.normalize import Normalized, normalize, normalize_with_map
 from odqa.timing import stage
 from odqa.types import Answer, Hit
 
+if TYPE_CHECKING:            # the ONNX runtimes read without torch: it is imported where the torch model loads
+    import torch
 
 CALIBRATION_FILE = "calibration.json"   # {"temperature": T, ...}: written by `odqa train calibration`
 
@@ -50,6 +50,8 @@ def read_temperature(folder: Path) -> float:
 
 
 def _torch_device(device: str | torch.device) -> torch.device:
+    import torch
+
     from odqa.device import resolve_device
     return device if isinstance(device, torch.device) else resolve_device(device)
 
@@ -63,18 +65,26 @@ class Reader:
         """device: a torch.device (as a pipeline resolved it) or a name (auto | cpu | cuda | cuda:N | mps);
         batch_size None = 32 windows (4x that on CUDA); retrieval_weight: of the passage's retrieval score in
         span scores; runtime: torch | onnx | onnx-int8 (ONNX Runtime on the CPU, odqa checkpoints only)."""
-        from odqa.device import cpu_only, device_batch_size
+        from odqa.device import NAMES_WITHOUT_TORCH, cpu_only, device_batch_size
         from odqa.reader.onnx_reader import check_runtime
         self.folder, self.runtime = Path(folder), check_runtime(runtime)
         onnx = runtime != "torch"
-        self.device = cpu_only(device, f"reader-{runtime}", f"reader runtime {runtime}") if onnx else \
-            _torch_device(device)
+        if not onnx:
+            self.device = _torch_device(device)
+        elif isinstance(device, str) and device.strip().lower() in NAMES_WITHOUT_TORCH:
+            self.device = "cpu"                 # nothing to warn about: torch is not imported to resolve it
+        else:
+            self.device = cpu_only(device, f"reader-{runtime}", f"reader runtime {runtime}")
         if (self.folder / HEAD_JSON).exists():
-            if onnx:                            # the cached export runs; torch weights are not loaded
+            if onnx:                            # the cached export runs; neither torch nor transformers load
                 from odqa.reader.onnx_reader import OnnxSpanModel
-                self.tokenizer, self.meta = open_checkpoint(self.folder, "span")
+                self.tokenizer, self.meta = open_checkpoint(self.folder, "span", hf=False)
                 self.model = OnnxSpanModel(self.folder, runtime)
+                # the export took token types when transformers' tokenizer gave them: read with the same fields
+                self.tokenizer.model_input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask")
+                                                    if n in self.model.inputs or n == "attention_mask"]
             else:
+                from odqa.modeling.checkpoint import load_model
                 self.tokenizer, self.model, self.meta = load_model(self.folder, "span", device=self.device)
             settings = self.meta.get("extra", {}).get("reader", {}).get("window")
             if settings is None:
@@ -83,7 +93,7 @@ class Reader:
         elif onnx:
             raise ModelError(f"{self.folder}: reader runtime {runtime} needs an odqa reader checkpoint "
                              f"({HEAD_JSON}, from `odqa train reader`); use runtime torch")
-        elif self.folder.is_dir() and not is_hf_qa_folder(self.folder):
+        elif self.folder.is_dir() and not _is_hf_qa_folder(self.folder):
             raise ModelError(f"{self.folder}: not a reader: expected an odqa reader checkpoint ({HEAD_JSON}, from "
                              f"`odqa train reader`) or a Hugging Face question-answering checkpoint (config.json "
                              f"with a *ForQuestionAnswering architecture)")
@@ -130,6 +140,11 @@ class Reader:
 
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
         return self.read_batch([question], [hits])[0]
+
+
+def _is_hf_qa_folder(folder: Path) -> bool:
+    from odqa.reader.hf_qa import is_hf_qa_folder
+    return is_hf_qa_folder(folder)
 
 
 def _in_original(answer: Answer, view: Normalized) -> Answer:
