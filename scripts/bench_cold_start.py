@@ -1,7 +1,7 @@
 """Cold start of `odqa ask`: N fresh processes per row, wall clock and CPU time (user + sys), medians.
 
-    python scripts/bench_cold_start.py --index bench --index-dir /work/main/indexes -n 5 \\
-        --row "old torch=src:/work/main/src" --row "new torch=src:/path/to/checkout/src" \\
+    python scripts/bench_cold_start.py --index bench --index-dir indexes -n 5 \\
+        --row "old torch=src:../odqa-old/src" --row "new torch=src:/path/to/checkout/src" \\
         --row "new onnx=src:/path/to/checkout/src --reader-runtime onnx" --out runs/cold_start
 
 A row is `LABEL=[src:FOLDER] [extra ask options]`: FOLDER is put first on PYTHONPATH (an odqa source tree,

@@ -1,6 +1,6 @@
 """Latency of a warm `Pipeline.ask`, whole and per stage, with EM/F1 beside each setting.
 
-    ODQA_INDEX_DIR=/work/main/indexes python scripts/bench_latency.py --index bench --reader ko-reader \\
+    ODQA_INDEX_DIR=indexes python scripts/bench_latency.py --index bench --reader ko-reader \\
         --questions bench/dev_questions.jsonl --out runs/latency \\
         --rows "k=10,runtime=torch" "k=3,runtime=onnx-int8" "k=3,runtime=onnx-int8,stride=32"
 

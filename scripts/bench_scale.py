@@ -1,6 +1,6 @@
 """Scale run: how the sparse index's build time, memory, size, load time and queries/s grow with the corpus.
 
-  python scripts/bench_scale.py --bench bench --sizes 10000,100000,1000000 [--real] [--pool /work/shared/data]
+  python scripts/bench_scale.py --bench bench --sizes 10000,100000,1000000 [--real] [--pool DATA]
       [--legacy 100000] [--work /tmp/odqa-scale] [--out scale.jsonl]
 
 Synthetic corpora are generated from the benchmark corpus's own words (frequency-weighted, 20-60 words a

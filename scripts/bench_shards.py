@@ -39,7 +39,7 @@ def vectors(root: Path, name: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bench", default="/work/main/bench")
+    ap.add_argument("--bench", default="bench")
     ap.add_argument("--out", required=True)
     ap.add_argument("--passages", type=int, default=1000)
     ap.add_argument("--shards", type=int, default=4)

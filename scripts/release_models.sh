@@ -17,7 +17,7 @@ odqa train reader --train "$DATA/korquad1/korquad1_train.json" --train "$DATA/kl
     $(resume "$RUNS/reader-cnn-full") --json
 odqa train particles --reader "$RUNS/reader-cnn-full/best" --train "$DATA/korquad1/korquad1_train.json" --limit 1000 --json
 odqa models pack "$RUNS/reader-cnn-full/best" --out "$MODELS/ko-reader" --precision int8 --json
-# stage 2 (issue 17, arm (e) of BENCHMARKS.md "Multi-passage reader training"): 100 steps from that packed reader
+# stage 2 (docs/benchmarks/reading.md, "Multi-passage reader training", arm (e)): 100 steps from that packed reader
 # with JaQuAD's 31,748 Japanese questions mixed into the two Korean files (lr 3e-5), its particle rules kept,
 # packed in int8 with a scale per 64 values (per-row int8 lost 1.48 EM on this checkpoint)
 odqa train reader --init ko-reader --train "$DATA/korquad1/korquad1_train.json" \

@@ -1,4 +1,4 @@
-"""Bad input (issue 20, input half): encodings, empty rows, long passages, offline model names,
+"""Bad input: encodings, empty rows, long passages, offline model names,
 incomplete model folders, arguments refused before anything loads."""
 
 import json
