@@ -31,7 +31,8 @@ def test_a_fork_inside_a_pool_gives_a_worker_that_ignores_ctrl_c_and_leaves_the_
     assert _fork_and_report() == (handler is signal.SIG_IGN, False)     # outside a pool: forks as before
 
 
-def test_the_pool_still_runs_work_and_ctrl_c_still_reaches_the_parent():
+def test_the_pool_still_runs_work_and_leaves_the_parents_ctrl_c_as_it_was():
+    handler = signal.getsignal(signal.SIGINT)        # default_int_handler, or SIG_IGN in a background job
     with worker_pool(2) as pool:
         assert list(pool.map(abs, [-1, -2, 3])) == [1, 2, 3]
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) is handler
