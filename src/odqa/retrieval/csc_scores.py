@@ -60,11 +60,7 @@ class CscScores:
         """(documents, scores) of one query's k best (0 < k <= num_docs, or <= len(rows)), best first; equal
         scores in document order, and of documents tied at the k-th score the first ones are kept. `rows`
         (sorted document numbers): rank only those (a metadata filter)."""
-        s = self.scores(terms)
-        if rows is not None:
-            docs, kept = top_of(s[rows], k)
-            return rows[docs], kept
-        return top_of(s, k)
+        return top_among(self.scores(terms), k, rows)
 
     def top_k(self, queries: list[list[str]], k: int,
               rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +72,14 @@ class CscScores:
         for i, terms in enumerate(queries):
             docs[i], scores[i] = self.top(terms, k, rows)
         return docs, scores
+
+
+def top_among(s: np.ndarray, k: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`top_of` over the documents `among` (sorted document numbers; None: all of them), as document numbers."""
+    if among is None:
+        return top_of(s, k)
+    docs, kept = top_of(s[among], k)
+    return among[docs], kept
 
 
 def top_of(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from odqa.config import BM25Config
 from odqa.retrieval import bm25_terms as bt
-from odqa.retrieval.csc_scores import top_of
+from odqa.retrieval.csc_scores import top_among
 
 
 @dataclass
@@ -85,15 +85,9 @@ class SegmentScores:
         k = min(k, self.n_docs if rows is None else len(rows))
         docs = np.empty((len(queries), k), dtype=np.int64)
         scores = np.empty((len(queries), k), dtype=bt.DTYPE)
-        inner = None if rows is None else np.flatnonzero(~self.deleted)[np.asarray(rows, dtype=np.int64)]
+        among = None if rows is None else np.flatnonzero(~self.deleted)[np.asarray(rows, dtype=np.int64)]
         for i, terms in enumerate(queries):
-            if not k:
-                continue
-            s = self.scores(terms)
-            if inner is None:
-                d, sc = top_of(s, k)
-                docs[i], scores[i] = self.live_position[d], sc
-            else:
-                d, sc = top_of(s[inner], k)
-                docs[i], scores[i] = np.asarray(rows)[d], sc
+            if k:
+                d, scores[i] = top_among(self.scores(terms), k, among)
+                docs[i] = self.live_position[d]
         return docs, scores
