@@ -132,6 +132,40 @@ def test_direct_top_k_on_a_loaded_memory_mapped_index(tmp_path):
     _same_as_bm25s(mapped, queries, 10)
 
 
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_loaded_index_scores_as_bm25s_loads_it_without_importing_bm25s(tmp_path, method):
+    import json
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(5)
+    docs, queries = _random_corpus(rng, n_docs=80)
+    cfg = BM25Config(method=method, k1=1.1, b=0.6)
+    BM25Scorer(cfg).fit(docs).save(tmp_path / "bm25")
+    mapped = BM25Scorer(cfg)
+    mapped._model = __import__("bm25s").BM25.load(str(tmp_path / "bm25"), mmap=True, show_progress=False)
+    mapped.n_docs = mapped._model.scores["num_docs"]
+    want = mapped.top_k(queries, 7)
+    code = ("import json, sys; from pathlib import Path; from odqa.config import BM25Config; "
+            "from odqa.retrieval.sparse import BM25Scorer; "
+            f"s = BM25Scorer.load(Path(sys.argv[1]), BM25Config(method={method!r}, k1=1.1, b=0.6)); "
+            "i, v = s.top_k(json.loads(sys.argv[2]), 7); "
+            "print(json.dumps([i.tolist(), v.tolist(), 'bm25s' in sys.modules, 'numba' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bm25"), json.dumps(queries)],
+                         capture_output=True, text=True, check=True).stdout
+    idx, scores, bm25s_imported, numba_imported = json.loads(out)
+    assert idx == want[0].tolist() and np.array_equal(np.float32(scores), want[1])
+    assert not bm25s_imported and not numba_imported
+
+
+def test_a_loaded_scorer_saves_again(tmp_path):
+    cfg = BM25Config()
+    BM25Scorer(cfg).fit(DOCS).save(tmp_path / "a")
+    BM25Scorer.load(tmp_path / "a", cfg).save(tmp_path / "b")
+    again = BM25Scorer.load(tmp_path / "b", cfg)
+    assert np.array_equal(again.top_k([["d"]], 2)[0], BM25Scorer(cfg).fit(DOCS).top_k([["d"]], 2)[0])
+
+
 def test_refit_drops_the_old_matrix():
     scorer = BM25Scorer(BM25Config()).fit(DOCS)
     assert int(scorer.top_k([["d"]], 1)[0][0, 0]) == 2

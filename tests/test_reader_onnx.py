@@ -35,6 +35,25 @@ def read(ckpt, runtime, **kw):
     return r, r.read_batch(QUESTIONS, [hits()] * len(QUESTIONS))
 
 
+def test_the_word_embeddings_stay_outside_the_graph_and_are_checked_with_it(ckpt, cache):
+    import onnx as onnx_lib
+
+    from odqa.errors import ModelError
+    from odqa.reader.onnx_reader import EMBEDDINGS, OnnxSpanModel
+    model = OnnxSpanModel(ckpt, "onnx")
+    table = np.load(model.model_path.parent / EMBEDDINGS)
+    assert "inputs_embeds" in model.inputs and "input_ids" not in model.inputs
+    graph = onnx_lib.load(str(model.model_path))
+    assert all(tuple(t.dims)[:1] != (table.shape[0],) for t in graph.graph.initializer)   # no vocabulary matrix
+    assert isinstance(model.embeddings, np.memmap)
+    damaged = model.model_path.parent / EMBEDDINGS
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    again = OnnxSpanModel(ckpt, "onnx")                  # a damaged table is noticed and exported again
+    assert np.array_equal(np.load(again.model_path.parent / EMBEDDINGS), table)
+
+
 def test_onnx_reads_the_spans_torch_reads_and_int8_stays_close(ckpt, cache):
     _, ref = read(ckpt, "torch")
     onnx, got = read(ckpt, "onnx")
@@ -45,7 +64,8 @@ def test_onnx_reads_the_spans_torch_reads_and_int8_stays_close(ckpt, cache):
         assert np.allclose([s.score for s in got_q], [s.score for s in ref_q], atol=1e-3)
         assert np.allclose([s.probability for s in got_q], [s.probability for s in ref_q], atol=1e-4)
     q8, got8 = read(ckpt, "onnx-int8")
-    assert q8.model.model_path.parent.name.endswith("-int8-r1") and q8.model.model_path != onnx.model.model_path
+    from odqa.reader.onnx_reader import RECIPE
+    assert q8.model.model_path.parent.name.endswith(f"-int8-r{RECIPE}") and q8.model.model_path != onnx.model.model_path
     # int8: the raw logits of every window stay close to torch's
     from odqa.reader.inference import collate
     from odqa.reader.features import make_windows

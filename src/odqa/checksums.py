@@ -1,9 +1,15 @@
 """Sizes and fast checksums of the files of a folder (index folders, checkpoints, shipped models).
 
 A record is `{"algorithm": "xxh3_128", "files": {"relative/path": {"size": bytes, "hash": hex}}}`.
-Checking a file compares its size first (one `stat`, always cheap), then its checksum; checksums
-are memoised on (path, size, mtime), so a file is hashed once per process however often it is
-opened. xxh3-128 (the `xxhash` package) hashes at memory speed; without it, hashlib's blake2b.
+Checking a file compares its size first (one `stat`, always cheap), then its checksum. xxh3-128 (the
+`xxhash` package) hashes at memory speed; without it, hashlib's blake2b.
+
+A file is hashed once, not once per process: a checksum is remembered in memory and under
+`<odqa cache>/digests/` with the file's identity (path, device, inode, size, modification and change
+times, in nanoseconds). Any write to the file, a rename or `touch` changes the change time, which no
+user command can set back, so a remembered checksum is used only for the very bytes it was computed
+from; anything else is hashed again. The memo is an optimisation: when it cannot be read or written
+the file is simply hashed.
 
 Checkpoint folders keep their record in `odqa_checksums.json`, written last at save and checked
 at load; a folder without one (saved by an older odqa) loads unchecked.
@@ -13,8 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
+
+from odqa.settings import cache_root
 
 try:
     import xxhash
@@ -34,8 +43,10 @@ def _hasher(algorithm: str):
     raise ValueError(f"checksum algorithm {algorithm!r} is not available here (pip install xxhash)")
 
 
-@lru_cache(maxsize=4096)
-def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
+DIGESTS = "digests"
+
+
+def _hash_file(path: str, algorithm: str) -> str:
     h = _hasher(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_BLOCK), b""):
@@ -43,10 +54,51 @@ def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def file_digest(path: Path, algorithm: str = ALGORITHM) -> str:
-    """Checksum of a file (memoised on path, size and mtime)."""
+@lru_cache(maxsize=4096)
+def _digest(path: str, identity: tuple, algorithm: str) -> str:
+    memo = _memo_file(path, algorithm)
+    want = {"path": path, "identity": list(identity), "algorithm": algorithm}
+    try:
+        seen = json.loads(memo.read_text(encoding="utf-8"))
+        if {k: seen.get(k) for k in want} == want and isinstance(seen.get("hash"), str):
+            return seen["hash"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = _hash_file(path, algorithm)
+    _remember(memo, {**want, "hash": digest})
+    return digest
+
+
+def _memo_file(path: str, algorithm: str) -> Path:
+    name = hashlib.sha1(f"{algorithm}\0{path}".encode("utf-8", "surrogateescape")).hexdigest()
+    return cache_root() / DIGESTS / name[:2] / f"{name[2:]}.json"
+
+
+def _remember(memo: Path, entry: dict) -> None:
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(entry), encoding="utf-8")
+        os.replace(tmp, memo)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def file_digest(path: Path, algorithm: str = ALGORITHM, reread: bool = False) -> str:
+    """Checksum of a file: remembered for the file's exact identity (see the module doc), else computed.
+    `reread`: read the bytes whatever is remembered (a check for decay on disk, `odqa index --verify`)."""
+    path = Path(path).absolute()
     st = path.stat()
-    return _digest(str(path), st.st_size, st.st_mtime_ns, algorithm)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if reread:
+        digest = _hash_file(str(path), algorithm)
+        _remember(_memo_file(str(path), algorithm),
+                  {"path": str(path), "identity": list(identity), "algorithm": algorithm, "hash": digest})
+        return digest
+    return _digest(str(path), identity, algorithm)
 
 
 def record(folder: Path, skip: tuple[str, ...] = ()) -> dict:
@@ -60,9 +112,9 @@ def record(folder: Path, skip: tuple[str, ...] = ()) -> dict:
     return {"algorithm": ALGORITHM, "files": files}
 
 
-def problem(folder: Path, rel: str, rec: dict, full: bool = True) -> str | None:
+def problem(folder: Path, rel: str, rec: dict, full: bool = True, reread: bool = False) -> str | None:
     """What is wrong with file `rel` of `folder` against record `rec` (None when it matches).
-    `full=False` checks presence and size only."""
+    `full=False` checks presence and size only; `reread` hashes the bytes even where a checksum is remembered."""
     path = folder / rel
     want = rec["files"][rel]
     try:
@@ -76,7 +128,7 @@ def problem(folder: Path, rel: str, rec: dict, full: bool = True) -> str | None:
     if not full:
         return None
     try:
-        got = file_digest(path, rec.get("algorithm", ALGORITHM))
+        got = file_digest(path, rec.get("algorithm", ALGORITHM), reread)
     except OSError as e:
         return f"{path}: unreadable ({e.strerror})"
     if got != want["hash"]:
@@ -84,10 +136,10 @@ def problem(folder: Path, rel: str, rec: dict, full: bool = True) -> str | None:
     return None
 
 
-def problems(folder: Path, rec: dict, prefix: str = "", full: bool = True) -> list[str]:
+def problems(folder: Path, rec: dict, prefix: str = "", full: bool = True, reread: bool = False) -> list[str]:
     """Problems of the recorded files whose relative path starts with `prefix` ("" = all)."""
     return [p for rel in rec["files"] if rel.startswith(prefix)
-            for p in [problem(folder, rel, rec, full)] if p]
+            for p in [problem(folder, rel, rec, full, reread)] if p]
 
 
 def write_checksums(folder: Path) -> None:

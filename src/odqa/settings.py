@@ -52,3 +52,12 @@ class EnvSettings(BaseSettings):
 def env() -> EnvSettings:
     """The environment's settings now."""
     return EnvSettings()
+
+
+def cache_root() -> Path:
+    """odqa's cache folder: ``$ODQA_CACHE``, else ``$XDG_CACHE_HOME/odqa``, else ``~/.cache/odqa``."""
+    settings = env()
+    if settings.cache:
+        return settings.cache.expanduser()
+    base = settings.xdg_cache_home.expanduser() if settings.xdg_cache_home else Path.home() / ".cache"
+    return base / "odqa"

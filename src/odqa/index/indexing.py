@@ -132,7 +132,7 @@ def verify_index(name: str, root=None) -> dict:
     rec = manifest.get("checksums") or {"files": {}}
     return {"path": str(folder), "files": len(rec["files"]) + 1,
             "bytes": sum(f["size"] for f in rec["files"].values()), "checksums": bool(manifest.get("checksums")),
-            "problems": mf.file_problems(folder, manifest), "seconds": round(time.perf_counter() - t0, 3),
+            "problems": mf.file_problems(folder, manifest, reread=True), "seconds": round(time.perf_counter() - t0, 3),
             "rebuild": mf.rebuild_command(name, manifest, store.root_flag(folder))}
 
 

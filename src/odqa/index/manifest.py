@@ -259,11 +259,12 @@ def rebuild_reasons(old: dict, corpus_sha: str, settings: dict) -> list[str]:
 
 # --- integrity of the files of a local index ------------------------------------------------------
 
-def file_problems(folder: Path, manifest: dict, prefix: str = "", full: bool = True) -> list[str]:
+def file_problems(folder: Path, manifest: dict, prefix: str = "", full: bool = True,
+                  reread: bool = False) -> list[str]:
     """What is wrong with the index's files under `prefix` ([] when they match the manifest, or when it
-    records no checksums: an index of format 2)."""
+    records no checksums: an index of format 2). `reread`: hash every file's bytes again (see `odqa.checksums`)."""
     rec = manifest.get("checksums")
-    return checksums.problems(folder, rec, prefix, full) if rec else []
+    return checksums.problems(folder, rec, prefix, full, reread) if rec else []
 
 
 def check_files(folder: Path, manifest: dict, name: str, prefix: str = "", full: bool = True,

@@ -93,12 +93,10 @@ def _load_tokenizer(folder: Path, hf: bool):
         return AutoTokenizer.from_pretrained(str(folder)), f"transformers-{transformers.__version__}"
 
 
-def open_checkpoint(folder: str | Path, kind: str, hf: bool = True) -> tuple[Any, dict[str, Any]]:
-    """(tokenizer, meta) of a checkpoint folder, checked (files complete and unaltered, kind, tokenizer)
-    without loading its weights (a runtime that does not run the torch model needs no more). hf=False: the
-    tokenizer is a `TokenizerFile` (no transformers import) when the folder has a tokenizer.json."""
+def checked_meta(folder: Path, kind: str) -> dict[str, Any]:
+    """The head metadata of checkpoint `folder` once its files are complete and unaltered and it holds a
+    `kind` model (a ModelError naming the problem otherwise)."""
     from odqa.modeling.pretrained import check_complete
-    folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found")
     check_complete(folder, extra=(HEAD_WEIGHTS,))      # missing files named together, then altered ones:
@@ -106,6 +104,15 @@ def open_checkpoint(folder: str | Path, kind: str, hf: bool = True) -> tuple[Any
     meta = read_meta(folder)
     if meta.get("kind") != kind:
         raise ModelError(f"{folder}: holds a {meta.get('kind')!r} model, expected {kind!r}")
+    return meta
+
+
+def open_checkpoint(folder: str | Path, kind: str, hf: bool = True) -> tuple[Any, dict[str, Any]]:
+    """(tokenizer, meta) of a checkpoint folder, checked (files complete and unaltered, kind, tokenizer)
+    without loading its weights (a runtime that does not run the torch model needs no more). hf=False: the
+    tokenizer is a `TokenizerFile` (no transformers import) when the folder has a tokenizer.json."""
+    folder = Path(folder)
+    meta = checked_meta(folder, kind)
     tokenizer, loader = _load_tokenizer(folder, hf)
     if meta.get("tokenizer"):
         got = known_fingerprint(folder, tokenizer, loader)

@@ -87,6 +87,12 @@ def _problem(folder: Path, want: dict) -> str | None:
         return f"{MODEL_FILE} missing"
     if f.stat().st_size != meta.get("bytes") or not _same_content(f, meta):
         return f"{MODEL_FILE} does not match its recorded checksum (corrupt or truncated)"
+    others = meta.get("others")
+    if others:                                  # files the export wrote beside the model (e.g. its embeddings)
+        from odqa.checksums import problems
+        found = problems(folder, others)
+        if found:
+            return found[0]
     return None
 
 
@@ -105,14 +111,18 @@ def _same_content(f: Path, meta: dict) -> bool:
 
 
 def _publish(folder: Path, write, meta: dict) -> Path:
-    """Write MODEL_FILE with `write(tmp_file)` and the sidecar, atomically, into `folder`."""
-    from odqa.checksums import ALGORITHM, file_digest
+    """Write MODEL_FILE with `write(tmp_file)` and the sidecar, atomically, into `folder`. Files `write` puts
+    beside MODEL_FILE are recorded in the sidecar too, and checked with it."""
+    from odqa.checksums import ALGORITHM, file_digest, record
     from odqa.modeling.backbone import file_sha256
     with AtomicFolder(folder) as tmp:
         write(tmp / MODEL_FILE)
         f = tmp / MODEL_FILE
         extra = {"bytes": f.stat().st_size, "sha256": file_sha256(f),
                  "checksum": {"algorithm": ALGORITHM, "hash": file_digest(f)}}
+        others = record(tmp, skip=(MODEL_FILE, SIDECAR))
+        if others["files"]:
+            extra["others"] = others
         (tmp / SIDECAR).write_text(json.dumps({**meta, **extra}, indent=2) + "\n", encoding="utf-8")
     return folder / MODEL_FILE
 

@@ -16,9 +16,17 @@ copied.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+# bm25s's file names (`bm25s.BM25.save`): a saved index is read without importing bm25s (and numba)
+PARAMS, VOCAB = "params.index.json", "vocab.index.json"
+ARRAYS = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
+NONOCCURRENCE = "nonoccurrence_array.index.npy"
+NONOCCURRENCE_METHODS = ("bm25l", "bm25+")
 
 
 @dataclass
@@ -39,6 +47,21 @@ class CscScores:
         return cls(np.asarray(sc["data"]), np.asarray(sc["indices"]), np.asarray(sc["indptr"]),
                    int(sc["num_docs"]), model.vocab_dict, np.dtype(model.dtype),
                    None if non is None else np.asarray(non))
+
+    @classmethod
+    def load(cls, folder: Path, mmap: bool = True) -> "CscScores":
+        """The score matrix bm25s saved in `folder`, read as `bm25s.BM25.load` reads it (its arrays mapped from
+        the files with `mmap`), without importing bm25s."""
+        folder = Path(folder)
+        params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
+        vocab = json.loads((folder / VOCAB).read_text(encoding="utf-8"))
+        mode = "r" if mmap else None
+        arrays = {k: np.load(folder / name, mmap_mode=mode) for k, name in ARRAYS.items()}
+        non = None
+        if params.get("method") in NONOCCURRENCE_METHODS:
+            non = np.load(folder / NONOCCURRENCE)
+        return cls(arrays["data"], arrays["indices"], arrays["indptr"], int(params["num_docs"]), vocab,
+                   np.dtype(params.get("dtype", "float32")), non)
 
     def scores(self, terms: list[str]) -> np.ndarray:
         """Every document's score for one query's terms."""

