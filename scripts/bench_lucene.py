@@ -160,7 +160,7 @@ def odqa_part(mode: str, bench: Path, index_dir: Path, corpus, train, dev, judge
     questions = [q.question for q in dev]
     terms = ret.analyzer.tokenize(questions)
     ours = ret.scorer.top_k(terms, 10)
-    ref = ret.scorer._model.retrieve(terms, k=10, show_progress=False, n_threads=0)
+    ref = ret.scorer._bm25s().retrieve(terms, k=10, show_progress=False, n_threads=0)
     same_ids = sum(int((a == b).all()) for a, b in zip(ours[0], ref.documents))
     same_scores = sum(int((a == b).all()) for a, b in zip(ours[1], ref.scores))
     return {"engine": "odqa", "analysis": f"mecab decompound={mode}", "k1": best["k1"], "b": best["b"],

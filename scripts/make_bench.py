@@ -5,6 +5,11 @@ corpus  = every KorQuAD paragraph of korquad1_train.json + korquad1_dev.json (45
 dev     = the 812 korquad1_dev questions, gold = their paragraph's id
 train   = the 1,987 korquad1_train questions (for tuning only)
 
+KLUE-MRC pool (written too): klue_passages.jsonl = every distinct context of klue_mrc_train.json and
+klue_mrc_dev.json, to be added to an index of the corpus above (`odqa index --name bench-klue --add`), so that
+KLUE-style questions are answered open domain among their passages and the benchmark's distractors;
+klue_dev_questions.jsonl (593) and klue_train_questions.jsonl (3,282, for choices only), gold = their context.
+
     python scripts/make_bench.py --data ../shared/data --out bench
 """
 
@@ -48,8 +53,22 @@ def main() -> None:
         counts[split] = write_jsonl(args.out / f"{split}_questions.jsonl",
                                     ({"id": q.id, "question": q.question, "answers": q.answers,
                                       "gold_ids": q.gold_ids[:1]} for q in qs))
+    klue = {split: args.data / "klue_mrc" / f"klue_mrc_{split}.json" for split in ("train", "dev")}
+    klue_rows = []
+    for split in ("train", "dev"):
+        for p in read_squad(klue[split]):
+            if p.text not in seen:
+                seen.add(p.text)
+                klue_rows.append({"id": p.id, "title": p.title, "text": p.text, "doc_id": p.doc_id})
+    write_jsonl(args.out / "klue_passages.jsonl", klue_rows)
+    for split in ("dev", "train"):
+        counts[f"klue_{split}"] = write_jsonl(args.out / f"klue_{split}_questions.jsonl",
+                                              ({"id": q.id, "question": q.question, "answers": q.answers,
+                                                "gold_ids": q.gold_ids[:1]} for q in load_questions(klue[split])))
     print(json.dumps({"passages": len(rows), "korquad_paragraphs": n_kq, "distractors": len(rows) - n_kq,
-                      "dev_questions": counts["dev"], "train_questions": counts["train"], "out": str(args.out)}))
+                      "dev_questions": counts["dev"], "train_questions": counts["train"],
+                      "klue_passages": len(klue_rows), "klue_dev_questions": counts["klue_dev"],
+                      "klue_train_questions": counts["klue_train"], "out": str(args.out)}))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ class CscScores:
         params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
         vocab = json.loads((folder / VOCAB).read_text(encoding="utf-8"))
         mode = "r" if mmap else None
-        arrays = {k: np.load(folder / name, mmap_mode=mode) for k, name in ARRAYS.items()}
+        # plain ndarray views of the mappings: slicing a np.memmap makes a memmap object per slice (3x the cost)
+        arrays = {k: np.asarray(np.load(folder / name, mmap_mode=mode)) for k, name in ARRAYS.items()}
         non = None
         if params.get("method") in NONOCCURRENCE_METHODS:
             non = np.load(folder / NONOCCURRENCE)
