@@ -66,3 +66,41 @@ def test_a_teacher_of_another_vocabulary_is_refused(tiny):
     win = make_windows(tok, ["백록담이 있는 산은?"], ["한라산 정상에는 백록담이 있다."], 48, 16)
     with pytest.raises(ModelError, match=r"teachers\[0\]: its tokenizer differs"):
         teacher_targets([(OtherVocabulary(), None)], tok, win, 2.0)
+
+
+def test_layers_to_keep_are_evenly_spaced_from_the_first_to_the_last():
+    from odqa.errors import ConfigError
+    from odqa.modeling.layers import layers_to_keep
+    assert layers_to_keep(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert layers_to_keep(12, 12) == list(range(12)) and layers_to_keep(12, 1) == [11]
+    assert layers_to_keep(4, 2) == [0, 3]
+    with pytest.raises(ConfigError, match="cannot keep 5 of a backbone's 4 layers"):
+        layers_to_keep(4, 5)
+
+
+def test_a_shallower_student_starts_from_its_teachers_layers_and_loads_as_a_smaller_model(tmp_path):
+    from odqa.modeling.checkpoint import load_model
+    from tests.tiny_model import make_tiny_backbone
+
+    deep = str(make_tiny_backbone(tmp_path / "bb4", layers=4))
+    train = squad_file(tmp_path / "train.json")
+    common = ["--train", train, "--max-length", "48", "--stride", "16", "--batch-size", "4", "--lr", "1e-3",
+              "--json", "--max-steps", "2"]
+    odqa("train", "reader", *common, "--backbone", deep, "--out", tmp_path / "t", cwd=tmp_path)
+    teacher = tmp_path / "t" / "best"
+    rep = json.loads(odqa("train", "reader", *common, "--init", teacher, "--teacher", teacher, "--layers", "2",
+                          "--lr", "1e-12", "--out", tmp_path / "s", cwd=tmp_path).stdout)
+    assert rep["steps"] == 2
+    _, student, meta = load_model(tmp_path / "s" / "last", "span", device="cpu")
+    _, full, _ = load_model(teacher, "span", device="cpu")
+    assert student.config.num_hidden_layers == 2 and len(student.backbone.encoder.layer) == 2
+    assert meta["layers_kept"] == [0, 3]
+    for mine, theirs in ((0, 0), (1, 3)):            # lr ~0: the kept layers are the teacher's, renumbered
+        a = student.backbone.encoder.layer[mine].state_dict()
+        b = full.backbone.encoder.layer[theirs].state_dict()
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not torch.allclose(student.backbone.encoder.layer[1].state_dict()["output.dense.weight"],
+                              full.backbone.encoder.layer[1].state_dict()["output.dense.weight"], atol=1e-3)
+    too_many = odqa("train", "reader", *common, "--init", teacher, "--layers", "5", "--out", tmp_path / "x",
+                    cwd=tmp_path, check=False)
+    assert too_many.returncode != 0 and "cannot keep 5 of a backbone's 4 layers" in too_many.stderr

@@ -102,6 +102,9 @@ def reader(
     stop_after: int = stop_after_opt(),
     freeze_embeddings: bool = freeze_embeddings_opt(),
     freeze_layers: int = typer.Option(0, "--freeze-layers", help="Also freeze all embeddings and the first N layers."),
+    layers: Optional[int] = typer.Option(None, "--layers", min=1, help="Keep N of the backbone's transformer layers "
+                                         "(evenly spaced, first and last kept): a faster reader; with --init R "
+                                         "--teacher R, distilled from R."),
     negative_ratio: float = typer.Option(1.0, "--negative-ratio", min=0.0, max=1.0,
                                          help="Share of no-answer windows trained on per epoch."),
     negative_passages: int = typer.Option(0, "--negative-passages", min=0, help="Mined passages per question trained "
@@ -139,7 +142,7 @@ def reader(
         train_files=train, out=out, dev=dev, resume=resume, init=init, backbone=backbone,
         head=dict(type=head, em_feature=em_feature),
         window=dict(max_length=max_length, stride=stride), freeze_embeddings=freeze_embeddings,
-        freeze_layers=freeze_layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
+        freeze_layers=freeze_layers, layers=layers, negative_ratio=negative_ratio, eval_limit=eval_limit,
         negative_passages=negative_passages, pool=pool, pool_exclude=pool_exclude or [], mining=mining,
         normalisation=normalisation, max_question_windows=max_question_windows, index_dir=index_dir,
         teachers=teacher or [], **{k: v for k, v in (("distill_weight", distill_weight),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Optional, Sequence
 
 import torch
 from pydantic import Field, model_validator
@@ -43,6 +43,7 @@ class ReaderConfig(Section):
     window: WindowSettings = Field(default_factory=WindowSettings)
     freeze_embeddings: bool = True
     freeze_layers: int = Field(0, ge=0)           # also freeze the embeddings and the first N transformer layers
+    layers: Optional[int] = Field(None, ge=1)     # keep this many of the backbone's layers (`odqa.modeling.layers`)
     negative_ratio: float = Field(1.0, ge=0, le=1)   # share of no-answer windows trained on each epoch (resampled)
     negative_passages: int = Field(0, ge=0)       # mined passages per question trained as no-answer (needs a pool)
     mining: Literal["sparse", "hybrid"] = "sparse"   # the retriever that mines them over the pool

@@ -69,6 +69,11 @@ def train(cfg: ReaderTrainRequest, *, quiet: bool = True) -> ReaderTrainResult:
         tokenizer, model, cfg = init_reader(cfg)
     else:
         tokenizer, model = build_model(cfg.backbone, "span", cfg.head)
+    if cfg.layers is not None and cfg.layers != model.config.num_hidden_layers:
+        from odqa.modeling.layers import keep_layers
+        kept = keep_layers(model.backbone, cfg.layers)
+        model.meta["layers_kept"] = kept
+        log.info("reading with %d of the backbone's layers: %s", len(kept), kept)
     negatives = mine_negatives(cfg, questions, quiet) if cfg.negative_passages else None
     task = ReaderTask(tokenizer, questions, dev_questions, cfg, train_files=[str(f) for f in cfg.train_files],
                       negatives=negatives)
