@@ -36,11 +36,12 @@ class FakeIndex:
 
 
 class FakePipeline:
-    """Answers every question with '1,947미터' from PASSAGE; records each ask_batch call (questions, k)."""
+    """Answers every question with '1,947미터' from PASSAGE. Records each retrieval batch (questions, k) in
+    `calls` and each reading batch's questions in `reads`; `delay` and `fail` are the reading's."""
 
-    def __init__(self, delay: float = 0.0, fail: Exception | None = None, mode: str = "sparse"):
-        self.delay, self.fail, self.mode = delay, fail, mode
-        self.index, self.calls, self._lock = FakeIndex(), [], threading.Lock()
+    def __init__(self, delay: float = 0.0, fail: Exception | None = None, mode: str = "sparse", windows: int = 1):
+        self.delay, self.fail, self.mode, self.windows = delay, fail, mode, windows
+        self.index, self.calls, self.reads, self._lock = FakeIndex(), [], [], threading.Lock()
         self.reader_settings, self.sentence_level = {"readers": ["fake"]}, False
 
     @property
@@ -55,16 +56,28 @@ class FakePipeline:
     def retrieve_batch(self, questions, k=None, filters=None):
         return [[Hit(PASSAGE, 3.5, 1, "sparse")][:k] for _ in questions]
 
-    def ask_batch(self, questions, k=None, filters=None):
+    def passages_for(self, questions, k=None, filters=None):
         with self._lock:
             self.calls.append((list(questions), k))
+        return self.retrieve_batch(questions, k, filters), {"retrieve": 0.001}
+
+    def count_windows(self, question, hits):
+        return self.windows
+
+    def answers_from(self, questions, hits, timings=None):
+        with self._lock:
+            self.reads.append(list(questions))
         time.sleep(self.delay)
         if self.fail:
             raise self.fail
         s, e = PASSAGE.text.index("1,947"), PASSAGE.text.index("이다")
         spans = [Answer(PASSAGE.text[s:e], "p1", s, e, 9.0, 0.9), Answer("제주도", "p1", 5, 8, 4.0, 0.1)]
-        return [QAResult(q, list(spans), self.retrieve_batch([q], k)[0], {"retrieve": 0.001, "read": 0.002})
-                for q in questions]
+        return [QAResult(q, list(spans), list(h), {**(t or {}), "read": 0.002})
+                for q, h, t in zip(questions, hits, timings or [None] * len(questions))]
+
+    def ask_batch(self, questions, k=None, filters=None):
+        hits, timings = self.passages_for(questions, k, filters)
+        return self.answers_from(questions, hits, [timings] * len(questions))
 
 
 def free_port() -> int:

@@ -285,21 +285,48 @@ class Pipeline:
         out: list[QAResult] = []
         for b in range(0, len(questions), batch_size):
             qs = questions[b:b + batch_size]
-            with collect() as stages:       # the retrievers, the reranker and the reader mark their stages
-                t0 = time.perf_counter()
-                hits = self.candidates(qs, k, filters)
-                t1 = time.perf_counter()
-                with stage("rerank") if self.reranker is not None else nullcontext():
-                    hits = self.rerank_hits(qs, hits, k)
-                tr = time.perf_counter()
-                spans = self.read(qs, hits)
-                t2 = time.perf_counter()
-            share = {"retrieve": (t1 - t0) / len(qs), "read": (t2 - tr) / len(qs),
-                     **{s: v / len(qs) for s, v in ordered(stages).items()}}
-            out += [QAResult(q, s, h, dict(share), self.config.reader.min_probability) for q, s, h in zip(qs, spans, hits)]
+            hits, timings = self.passages_for(qs, k, filters)
+            out += self.answers_from(qs, hits, [timings] * len(qs))
             if progress:
                 progress(len(qs))
         return out
+
+    def passages_for(self, questions: Sequence[str], k: int | None = None,
+                     filters=None) -> tuple[list[list[Hit]], dict[str, float]]:
+        """The first half of `ask_batch`: each question's passages to read (retrieved, and reranked when the
+        pipeline has a reranker), and each question's share of the seconds its stages took."""
+        with collect() as stages:           # the retrievers and the reranker mark their stages
+            t0 = time.perf_counter()
+            hits = self.candidates(questions, k, filters)
+            seconds = time.perf_counter() - t0
+            with stage("rerank") if self.reranker is not None else nullcontext():
+                hits = self.rerank_hits(questions, hits, k)
+        n = max(len(questions), 1)
+        return hits, {"retrieve": seconds / n, **{s: v / n for s, v in stages.items()}}
+
+    def answers_from(self, questions: Sequence[str], hits: Sequence[list[Hit]],
+                     timings: Sequence[dict[str, float]] | None = None) -> list[QAResult]:
+        """The second half of `ask_batch`: the questions read over the passages `passages_for` found, as
+        results; `timings[i]` (question i's seconds in `passages_for`) are kept beside the reading's."""
+        with collect() as stages:           # the reader marks its stages
+            t0 = time.perf_counter()
+            spans = self.read(questions, hits)
+            seconds = time.perf_counter() - t0
+        n = max(len(questions), 1)
+        read = {s: v / n for s, v in stages.items()}
+        out = []
+        for i, (q, s, h) in enumerate(zip(questions, spans, hits)):
+            first = dict(timings[i]) if timings is not None else {}
+            share = {**({"retrieve": first.pop("retrieve")} if "retrieve" in first else {}), "read": seconds / n,
+                     **ordered({**first, **read})}
+            out.append(QAResult(q, s, list(h), share, self.config.reader.min_probability))
+        return out
+
+    def count_windows(self, question: str, hits: Sequence[Hit]) -> int:
+        """How many windows the reader reads for `question` over `hits` (the cost of reading them); one per
+        passage for a reader that does not say."""
+        count = getattr(self.reader, "count_windows", None)
+        return count(question, list(hits)) if count is not None else len(hits)
 
     def ask(self, question: str, k: int | None = None, filters=None) -> QAResult:
         """Answer one question: retrieve k passages (default: the pipeline's k) within `filters`, rerank them if
@@ -310,9 +337,4 @@ class Pipeline:
         """Answers to `question` from exactly the passages given (closed domain: nothing retrieved or
         reranked), best first; their scores weigh in as retrieved scores do (`retrieval_weight`)."""
         question = check_queries([question])[0]
-        with collect() as stages:
-            t0 = time.perf_counter()
-            spans = self.read([question], [list(hits)])[0] if hits else []
-            seconds = time.perf_counter() - t0
-        return QAResult(question, spans, list(hits), {"read": seconds, **ordered(stages)},
-                        self.config.reader.min_probability)
+        return self.answers_from([question], [list(hits)])[0]

@@ -24,6 +24,8 @@ def serve(
     cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed by CORS (repeatable; default: none)."),
     batching: bool = typer.Option(True, "--batching/--no-batching", help="Micro-batch concurrent /v1/ask requests."),
     max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Questions per batch at most."),
+    max_batch_windows: int = typer.Option(64, "--max-batch-windows", min=1, help="Reader windows per reading batch: "
+                                          "questions are read together until their windows reach it."),
     max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", min=0, help="How long a batch waits for more questions."),
     workers: int = typer.Option(2, "--workers", min=1, help="Batches (or retrievals) run at once."),
     max_question_chars: int = typer.Option(1000, "--max-question-chars", min=1, help="Longer questions are refused (422)."),
@@ -45,5 +47,5 @@ def serve(
         pipeline = pipeline.with_overrides(index_dir=index_dir)
     run(ServeConfig(indexes=index, pipeline=pipeline, host=host, port=port, api_key=api_key, no_auth=no_auth,
                     cors_origins=list(cors_origin or []), batching=batching, max_batch_size=max_batch_size,
-                    max_wait_ms=max_wait_ms, workers=workers, max_question_chars=max_question_chars,
+                    max_batch_windows=max_batch_windows, max_wait_ms=max_wait_ms, workers=workers, max_question_chars=max_question_chars,
                     timeout_s=timeout, max_queue=max_queue))

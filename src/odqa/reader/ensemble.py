@@ -164,6 +164,11 @@ class VotingReader:
         self.name = "+".join(getattr(m, "name", "?") for m in self.members)
         self.sentence_level = all(getattr(m, "sentence_level", False) for m in self.members)
 
+    def count_windows(self, question: str, hits: list) -> int:
+        """The windows every member reads (each reads them all)."""
+        return sum(m.count_windows(question, hits) if hasattr(m, "count_windows") else len(hits)
+                   for m in self.members)
+
     def read_batch(self, questions: list[str], hits: list, quiet: bool = True) -> list:
         from odqa.types import Answer
         per_member = [m.read_batch(questions, hits, quiet=quiet) for m in self.members]

@@ -146,6 +146,18 @@ class Reader:
     def read(self, question: str, hits: list[Hit]) -> list[Answer]:
         return self.read_batch([question], [hits])[0]
 
+    def count_windows(self, question: str, hits: list[Hit]) -> int:
+        """How many windows `read_batch` reads for `question` over `hits` (the passages cut as it cuts them)."""
+        if not hits:
+            return 0
+        from odqa.reader.features import make_windows
+        texts = [normalize(h.passage.text) for h in hits]
+        w = self.window
+        with self._tokenize:
+            win = make_windows(self.tokenizer, [normalize(question)] * len(texts), texts, w.max_length, w.stride,
+                               w.max_query_length)
+        return len(win.input_ids)
+
 
 def _is_hf_qa_folder(folder: Path) -> bool:
     from odqa.reader.hf_qa import is_hf_qa_folder

@@ -23,7 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from odqa.api import __version__
 from odqa.server.auth import api_key_check
-from odqa.server.batching import MicroBatcher, Overloaded
+from odqa.server.answering import AskStages
+from odqa.server.batching import Overloaded
 from odqa.server.errors import ApiError, install_handlers
 from odqa.server.metrics import ServerMetrics
 from odqa.server.middleware import BodyLimit, CatchAll, Metrics
@@ -41,21 +42,12 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
     RetrieveRequest, AskRequest = request_models(config.max_question_chars, config.max_k, config.max_top)
     pool: dict[str, ThreadPoolExecutor] = {}
 
-    def ask_group(key, questions):                     # runs in a worker thread
-        name, mode, k, filters = key
-        p = served.pipelines[name].in_mode(mode)
-        t0 = time.perf_counter()
-        results = p.ask_batch(questions, k=k, filters=None if filters is None else list(filters))
-        metrics.stage.labels("ask_batch").observe(time.perf_counter() - t0)
-        return [(r, p) for r in results]
-
-    batcher = MicroBatcher(ask_group, config.max_batch_size, config.max_wait_ms, config.workers,
-                           enabled=config.batching, on_batch=metrics.batch_size.observe,
-                           max_pending=config.max_queue, deadline_s=config.timeout_s)
+    stages = AskStages(served, config, metrics)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        pool["workers"] = batcher.executor = ThreadPoolExecutor(config.workers, thread_name_prefix="odqa-serve")
+        pool["workers"] = ThreadPoolExecutor(config.workers, thread_name_prefix="odqa-serve")
+        stages.set_executor(pool["workers"])
         served.start()
         yield
         pool.pop("workers").shutdown(wait=True)
@@ -80,7 +72,7 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         k, top, t0 = req.k or config.k, req.top or config.top, time.perf_counter()
         name, _ = served.get(req.index)
         filters = None if req.filters is None else tuple(req.filters)     # questions batch with their own filters
-        (r, p), size, queued = await in_time(batcher.submit((name, req.mode or config.mode, k, filters), req.question))
+        (r, p), size, queued = await in_time(stages.answer(name, req.mode or config.mode, k, filters, req.question))
         timings = {"queue": queued, **r.timings, "total": time.perf_counter() - t0}
         return AskResponse.of(r, name, p.mode, top, p.reader_settings["readers"], p.sentence_level, size, timings)
 
@@ -138,5 +130,5 @@ def create_app(pipelines: Source, config: ServeConfig) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(Metrics, metrics=metrics, known_paths={r.path for r in app.routes})
-    app.state.served, app.state.batcher, app.state.metrics = served, batcher, metrics
+    app.state.served, app.state.stages, app.state.metrics = served, stages, metrics
     return app

@@ -38,7 +38,8 @@ class ServeConfig(Section):
     top: int = Field(3, ge=1)                       # answers returned when a request does not say
     max_top: int = Field(20, ge=1)
     batching: bool = True                           # gather concurrent /v1/ask requests into one ask_batch
-    max_batch_size: int = Field(16, ge=1)
+    max_batch_size: int = Field(16, ge=1)           # questions per retrieval batch, and per reading batch at most
+    max_batch_windows: int = Field(64, ge=1)        # reader windows per reading batch (a longer question reads alone)
     max_wait_ms: float = Field(10.0, ge=0)          # how long the first request of a batch waits for others
     workers: int = Field(2, ge=1)                   # threads running batches (and retrievals) at once
     max_question_chars: int = Field(1000, ge=1)
