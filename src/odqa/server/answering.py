@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 
 from odqa.server.batching import MARGIN, MicroBatcher, Overloaded
+from odqa.server.memory import MemoryTrimmer
 
 
 class AskStages:
     def __init__(self, served, config, metrics, executor=None):
         self.served, self.config, self.metrics = served, config, metrics
         self.windows_per_question = 1.0             # moving average, for the questions not yet retrieved
+        self.trim = MemoryTrimmer()                  # a reading batch's freed activations back to the system
         self.finder = MicroBatcher(self._find, config.max_batch_size, config.max_wait_ms, config.workers,
                                    executor=executor, enabled=config.batching)
         self.reader = MicroBatcher(self._read, config.max_batch_size, config.max_wait_ms, config.workers,
@@ -48,6 +50,7 @@ class AskStages:
         t0 = time.perf_counter()
         results = p.answers_from([q for q, _, _ in items], [h for _, h, _ in items], [t for _, _, t in items])
         self.metrics.stage.labels("read_batch").observe(time.perf_counter() - t0)
+        self.trim()
         return [(r, p) for r in results]
 
     @property
