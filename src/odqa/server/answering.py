@@ -11,7 +11,9 @@ others, one over short ones with more.
 Admission, before any work: a request is refused (`Overloaded`) when `max_queue` requests are already in either
 stage, or when its estimated wait is past the deadline: the retrieval backlog, plus the reading backlog (the
 windows queued for reading, and the windows expected of the questions still being retrieved, at the moving
-average of windows per question), at the seconds per window of the reading batches so far.
+average of windows per question), at the seconds per window of the reading batches so far. Once its passages
+are known it is checked again, with its own windows and the seconds it has left: a request that would now be
+read past its deadline is refused then (503), not left to time out (504).
 """
 
 from __future__ import annotations
@@ -74,7 +76,10 @@ class AskStages:
         """(result, pipeline), the size of the reading batch it was read in, and the seconds it queued in both
         stages; `Overloaded` at once when it cannot be answered in time."""
         self.admit()
+        t0 = time.perf_counter()
         (hits, timings, windows), _, queued = await self.finder.submit((name, mode, k, filters), question)
-        self.windows_per_question = 0.9 * self.windows_per_question + 0.1 * max(windows, 1)
-        (r, p), size, queued_read = await self.reader.submit((name, mode), (question, hits, timings), max(windows, 1))
+        cost = max(windows, 1)
+        self.windows_per_question = 0.9 * self.windows_per_question + 0.1 * cost
+        self.reader.admit(cost, deadline_s=self.config.timeout_s - (time.perf_counter() - t0))
+        (r, p), size, queued_read = await self.reader.submit((name, mode), (question, hits, timings), cost)
         return (r, p), size, queued + queued_read

@@ -105,14 +105,16 @@ class MicroBatcher:
             return 0.0
         return (self.pending_cost + cost) * self.unit_seconds / self.concurrency
 
-    def admit(self, cost: float = 1.0, ahead_s: float = 0.0) -> None:
+    def admit(self, cost: float = 1.0, ahead_s: float = 0.0, deadline_s: float | None = None) -> None:
         """Raise `Overloaded` when an item of `cost` cannot be taken now; `ahead_s`: seconds of work it will
-        also wait for elsewhere (a later stage's backlog)."""
+        also wait for elsewhere (a later stage's backlog); `deadline_s`: the seconds it has left, when not the
+        batcher's own `deadline_s`."""
         wait = self.expected_wait(cost) + ahead_s
+        deadline = self.deadline_s if deadline_s is None else deadline_s
         if self.max_pending is not None and self.pending >= self.max_pending:
             raise Overloaded(self.pending, max(wait, self.unit_seconds or 1.0))
-        if self.deadline_s is not None and wait * MARGIN > self.deadline_s:
-            raise Overloaded(self.pending, wait - self.deadline_s)
+        if deadline is not None and wait * MARGIN > deadline:
+            raise Overloaded(self.pending, max(wait - deadline, wait * MARGIN - deadline))
 
     def _answered(self, cost: float) -> None:
         self.pending -= 1
