@@ -7,6 +7,7 @@ def test_a_checksum_is_remembered_across_processes_for_the_same_bytes_only(tmp_p
     from odqa import checksums
 
     monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(checksums, "REMEMBER_MIN_BYTES", 100)
     f = tmp_path / "weights.bin"
     f.write_bytes(b"a" * 1000)
     first = checksums.file_digest(f)
@@ -22,6 +23,7 @@ def test_a_checksum_is_remembered_across_processes_for_the_same_bytes_only(tmp_p
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     monkeypatch.undo()
     monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(checksums, "REMEMBER_MIN_BYTES", 100)
     checksums._digest.cache_clear()
     assert checksums.file_digest(f) != first            # the change time moved: hashed again
 
@@ -32,6 +34,7 @@ def test_an_unwritable_memo_still_gives_the_checksum(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("ODQA_CACHE", str(blocker))
+    monkeypatch.setattr(checksums, "REMEMBER_MIN_BYTES", 1)
     f = tmp_path / "data.bin"
     f.write_bytes(b"xyz")
     checksums._digest.cache_clear()
@@ -42,6 +45,7 @@ def test_reread_hashes_the_bytes_even_when_a_checksum_is_remembered(tmp_path, mo
     from odqa import checksums
 
     monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(checksums, "REMEMBER_MIN_BYTES", 1)
     f = tmp_path / "postings.npy"
     f.write_bytes(b"1234")
     checksums.file_digest(f)
@@ -52,3 +56,14 @@ def test_reread_hashes_the_bytes_even_when_a_checksum_is_remembered(tmp_path, mo
     rec = {"algorithm": checksums.ALGORITHM, "files": {"postings.npy": {"size": 4, "hash": "0" * 32}}}
     assert checksums.problems(tmp_path, rec) and reads == []          # the remembered checksum decides
     assert checksums.problems(tmp_path, rec, reread=True) and reads == [str(f.absolute())]
+
+
+def test_small_files_are_hashed_each_time_without_a_memo_file(tmp_path, monkeypatch):
+    from odqa import checksums
+
+    monkeypatch.setenv("ODQA_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "aliases.json"
+    f.write_text("{}")
+    checksums._digest.cache_clear()
+    checksums.file_digest(f)
+    assert not (tmp_path / "cache" / checksums.DIGESTS).exists()

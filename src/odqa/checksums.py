@@ -4,8 +4,8 @@ A record is `{"algorithm": "xxh3_128", "files": {"relative/path": {"size": bytes
 Checking a file compares its size first (one `stat`, always cheap), then its checksum. xxh3-128 (the
 `xxhash` package) hashes at memory speed; without it, hashlib's blake2b.
 
-A file is hashed once, not once per process: a checksum is remembered in memory and under
-`<odqa cache>/digests/` with the file's identity (path, device, inode, size, modification and change
+A file is hashed once, not once per process: a checksum is remembered in memory and, for files of 1 MiB or more,
+under `<odqa cache>/digests/` with the file's identity (path, device, inode, size, modification and change
 times, in nanoseconds). Any write to the file, a rename or `touch` changes the change time, which no
 user command can set back, so a remembered checksum is used only for the very bytes it was computed
 from; anything else is hashed again. The memo is an optimisation: when it cannot be read or written
@@ -44,6 +44,7 @@ def _hasher(algorithm: str):
 
 
 DIGESTS = "digests"
+REMEMBER_MIN_BYTES = 1 << 20    # smaller files hash in well under a millisecond: not worth a memo file each
 
 
 def _hash_file(path: str, algorithm: str) -> str:
@@ -56,6 +57,8 @@ def _hash_file(path: str, algorithm: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _digest(path: str, identity: tuple, algorithm: str) -> str:
+    if identity[2] < REMEMBER_MIN_BYTES:
+        return _hash_file(path, algorithm)
     memo = _memo_file(path, algorithm)
     want = {"path": path, "identity": list(identity), "algorithm": algorithm}
     try:
@@ -95,8 +98,9 @@ def file_digest(path: Path, algorithm: str = ALGORITHM, reread: bool = False) ->
     identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if reread:
         digest = _hash_file(str(path), algorithm)
-        _remember(_memo_file(str(path), algorithm),
-                  {"path": str(path), "identity": list(identity), "algorithm": algorithm, "hash": digest})
+        if st.st_size >= REMEMBER_MIN_BYTES:
+            _remember(_memo_file(str(path), algorithm),
+                      {"path": str(path), "identity": list(identity), "algorithm": algorithm, "hash": digest})
         return digest
     return _digest(str(path), identity, algorithm)
 
