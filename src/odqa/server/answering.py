@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from odqa.server.batching import MARGIN, MicroBatcher, Overloaded
+from odqa.server.batching import MicroBatcher, Overloaded
 from odqa.server.memory import MemoryTrimmer
 
 
@@ -59,18 +59,19 @@ class AskStages:
     def pending(self) -> int:
         return self.finder.pending + self.reader.pending
 
+    def _read_backlog_s(self) -> float:
+        """Seconds of reading ahead of a new request: the windows queued, and those expected of the questions
+        still being retrieved (its own included)."""
+        return self.reader.expected_wait((self.finder.pending + 1) * self.windows_per_question)
+
     def expected_wait(self) -> float:
         """Seconds a new request would wait for the work already taken (0 until a batch has been read)."""
-        ahead = self.reader.pending_cost + (self.finder.pending + 1) * self.windows_per_question
-        read_s = ahead * (self.reader.unit_seconds or 0.0) / self.config.workers
-        return self.finder.expected_wait() + read_s
+        return self.finder.expected_wait() + self._read_backlog_s()
 
     def admit(self) -> None:
-        wait = self.expected_wait()
         if self.pending >= self.config.max_queue:
-            raise Overloaded(self.pending, max(wait, 1.0))
-        if wait * MARGIN > self.config.timeout_s:
-            raise Overloaded(self.pending, wait - self.config.timeout_s)
+            raise Overloaded(self.pending, max(self.expected_wait(), 1.0))
+        self.finder.admit(ahead_s=self._read_backlog_s(), deadline_s=self.config.timeout_s)
 
     async def answer(self, name: str, mode: str, k: int, filters, question: str):
         """(result, pipeline), the size of the reading batch it was read in, and the seconds it queued in both
