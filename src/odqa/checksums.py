@@ -59,16 +59,25 @@ def _hash_file(path: str, algorithm: str) -> str:
 def _digest(path: str, identity: tuple, algorithm: str) -> str:
     if identity[2] < REMEMBER_MIN_BYTES:
         return _hash_file(path, algorithm)
-    memo = _memo_file(path, algorithm)
-    want = {"path": path, "identity": list(identity), "algorithm": algorithm}
     try:
-        seen = json.loads(memo.read_text(encoding="utf-8"))
+        seen = json.loads(_memo_file(path, algorithm).read_text(encoding="utf-8"))
+        want = _memo_entry(path, identity, algorithm)
         if {k: seen.get(k) for k in want} == want and isinstance(seen.get("hash"), str):
             return seen["hash"]
     except (OSError, ValueError, AttributeError):
         pass
+    return _hash_and_remember(path, identity, algorithm)
+
+
+def _memo_entry(path: str, identity: tuple, algorithm: str) -> dict:
+    return {"path": path, "identity": list(identity), "algorithm": algorithm}
+
+
+def _hash_and_remember(path: str, identity: tuple, algorithm: str) -> str:
+    """The file's checksum, read now and remembered (files of REMEMBER_MIN_BYTES or more)."""
     digest = _hash_file(path, algorithm)
-    _remember(memo, {**want, "hash": digest})
+    if identity[2] >= REMEMBER_MIN_BYTES:
+        _remember(_memo_file(path, algorithm), {**_memo_entry(path, identity, algorithm), "hash": digest})
     return digest
 
 
@@ -97,11 +106,7 @@ def file_digest(path: Path, algorithm: str = ALGORITHM, reread: bool = False) ->
     st = path.stat()
     identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if reread:
-        digest = _hash_file(str(path), algorithm)
-        if st.st_size >= REMEMBER_MIN_BYTES:
-            _remember(_memo_file(str(path), algorithm),
-                      {"path": str(path), "identity": list(identity), "algorithm": algorithm, "hash": digest})
-        return digest
+        return _hash_and_remember(str(path), identity, algorithm)
     return _digest(str(path), identity, algorithm)
 
 

@@ -113,10 +113,16 @@ def open_checkpoint(folder: str | Path, kind: str, hf: bool = True) -> tuple[Any
     tokenizer is a `TokenizerFile` (no transformers import) when the folder has a tokenizer.json."""
     folder = Path(folder)
     meta = checked_meta(folder, kind)
+    return checked_tokenizer(folder, meta, hf), meta
+
+
+def checked_tokenizer(folder: Path, meta: dict[str, Any], hf: bool = True) -> Any:
+    """The tokenizer of checkpoint `folder` (meta from `checked_meta`), checked against the one its head was
+    trained with."""
     tokenizer, loader = _load_tokenizer(folder, hf)
     if meta.get("tokenizer"):
         got = known_fingerprint(folder, tokenizer, loader)
         if got != meta["tokenizer"]:
             raise ModelError(f"{folder}: tokenizer does not match the one the head was trained with "
                              f"({got} != {meta['tokenizer']})")
-    return tokenizer, meta
+    return tokenizer

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from odqa.errors import ModelError
-from odqa.modeling.checkpoint_files import HEAD_JSON, checked_meta, open_checkpoint
+from odqa.modeling.checkpoint_files import HEAD_JSON, checked_meta, checked_tokenizer
 from odqa.reader.inference import WindowSettings, predict_spans
 from odqa.reader.postprocess import PostProcessor, Step, default_postprocessor
 from odqa.text.normalize import Normalized, normalize, normalize_with_map
@@ -80,10 +80,10 @@ class Reader:
                 from concurrent.futures import ThreadPoolExecutor
 
                 from odqa.reader.onnx_reader import OnnxSpanModel
-                checked_meta(self.folder, "span")     # nothing is exported from a damaged checkpoint
+                self.meta = checked_meta(self.folder, "span")     # nothing is exported from a damaged checkpoint
                 with ThreadPoolExecutor(1) as pool:   # ONNX Runtime opens its session without the GIL,
                     opening = pool.submit(OnnxSpanModel, self.folder, runtime)    # beside the tokenizer's load
-                    self.tokenizer, self.meta = open_checkpoint(self.folder, "span", hf=False)
+                    self.tokenizer = checked_tokenizer(self.folder, self.meta, hf=False)
                     self.model = opening.result()
                 # the export took token types when transformers' tokenizer gave them: read with the same fields
                 self.tokenizer.model_input_names = [n for n in ("input_ids", "token_type_ids", "attention_mask")
